@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r'''
+options:
+  backend:
+    description:
+      - The storage backend, as a dict with C(name) (the backend's id, which scopes volume and snapshot
+        names), C(driver) and that driver's options.
+      - Set it once for a play with C(module_defaults) and the group C(group/blockstore.storage.storage).
+      - "Driver C(file): C(path) (required, absolute directory on the host the module runs on, created if
+        missing), C(format) (V(raw) default, or V(qcow2)), C(reflink) (V(auto) default, V(always), V(never))."
+      - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
+        changes, naming the option and the allowed values.
+      - Options that the driver declares secret are masked in results and logs.
+    type: raw
+    required: true
+'''

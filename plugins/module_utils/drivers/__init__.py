@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Driver registry: `backend.driver` names a class here, imported only when used."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from ..errors import InvalidParameter
+from .base import Driver
+
+
+# Imports are plain statements inside functions: lazy (a task loads only its own
+# driver) yet visible to AnsiballZ, which ships only module_utils it can see.
+def _file() -> type[Driver]:
+    from .file import FileDriver
+    return FileDriver
+
+
+# name -> loader; a new driver is one line here plus its module.
+DRIVERS: dict[str, Callable[[], type[Driver]]] = {
+    "file": _file,
+}
+
+
+def driver_class(name: object) -> type[Driver]:
+    if name not in DRIVERS:
+        raise InvalidParameter(f"backend.driver: {name!r} is not a known driver; "
+                               f"known: {', '.join(sorted(DRIVERS))}", "backend.driver")
+    return DRIVERS[name]()
+
+
+def build_driver(backend: object) -> Driver:
+    """A driver bound to one backend, from the task's `backend` dict."""
+    if isinstance(backend, str) and backend.lstrip().startswith("{"):
+        # Ad-hoc commands pass k=v arguments: backend='{"name": ...}' arrives as text.
+        try:
+            backend = json.loads(backend)
+        except ValueError as exc:
+            raise InvalidParameter(f"backend: not valid JSON ({exc})", "backend") from None
+    if not isinstance(backend, dict):
+        raise InvalidParameter(f"backend: must be a dict with name, driver and the driver's options, "
+                               f"got {type(backend).__name__}", "backend")
+    options = dict(backend)
+    name = options.pop("name", None)
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameter("backend.name: required, a non-empty string naming the backend", "backend.name")
+    driver = options.pop("driver", None)
+    if driver is None:
+        raise InvalidParameter(f"backend.driver: required; known: {', '.join(sorted(DRIVERS))}", "backend.driver")
+    return driver_class(driver).from_options(name, options)

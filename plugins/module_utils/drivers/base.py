@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The driver interface: the few storage operations the object model needs.
+
+A driver is described by class attributes (name, options, capabilities) and
+implements the operations; it never sees the state store. `driver_data`
+returned by an operation is kept with the record and handed back later.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+from ..config import Opt, validate_options
+from ..objects import Snapshot, Volume
+
+
+class Driver:
+    name: ClassVar[str] = ""
+    options: ClassVar[Sequence[Opt]] = ()
+    # Facts shown by storage_backend_info and used in docs.
+    capabilities: ClassVar[dict] = {}
+
+    def __init__(self, backend_name: str, conf: dict) -> None:
+        self.backend_name = backend_name
+        self.conf = conf
+
+    @classmethod
+    def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
+        return cls(backend_name, validate_options(cls.options, given, where, cls.name))
+
+    # Called before any storage work of a task: checks tools and reachability.
+    def check_setup(self) -> None:
+        """Raise a BlockstoreError when the backend cannot be used from this host."""
+
+    # volumes ------------------------------------------------------------
+    def create_volume(self, volume: Volume) -> dict:
+        raise NotImplementedError
+
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        raise NotImplementedError
+
+    def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
+        """Return (new volume's driver_data, source volume's driver_data)."""
+        raise NotImplementedError
+
+    def extend_volume(self, volume: Volume, new_size: int) -> dict:
+        raise NotImplementedError
+
+    def delete_volume(self, volume: Volume) -> None:
+        raise NotImplementedError
+
+    def volume_exists(self, volume: Volume) -> bool:
+        raise NotImplementedError
+
+    # snapshots ----------------------------------------------------------
+    def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
+        """Return (snapshot's driver_data, volume's driver_data)."""
+        raise NotImplementedError
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        raise NotImplementedError
+
+    def snapshot_exists(self, snapshot: Snapshot) -> bool:
+        raise NotImplementedError
+
+    # backend ------------------------------------------------------------
+    def get_stats(self) -> dict:
+        raise NotImplementedError
+
+    def list_volume_ids(self) -> list[str]:
+        """Ids of the volumes that exist on the backend (for drift detection)."""
+        raise NotImplementedError

@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The object model: Volume, Snapshot (Connection arrives with attachments), their
+status machine, and RecordSet, the view of stored records a task works on.
+
+Records are plain JSON-able dicts with a 'kind' and an 'id'; the dataclasses here
+give them names and defaults. Storage objects are named by id, never by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import uuid
+from typing import Any, Iterable
+
+from .errors import Ambiguous, InvalidParameter, NotFound
+
+VOLUME = "volume"
+SNAPSHOT = "snapshot"
+CONNECTION = "connection"
+KINDS = (VOLUME, SNAPSHOT, CONNECTION)
+
+# Cinder's status machine. Transient statuses are written before a long driver
+# call, so a crash leaves a visible record that the next run converges.
+CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING = (
+    "creating", "available", "extending", "in-use", "deleting", "error", "error_deleting")
+VOLUME_STATUSES = (CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING)
+SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING)
+TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING)
+
+MAX_NAME_LENGTH = 255
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
+def check_name(name: object, option: str = "name") -> str:
+    """Names are labels only (objects are named by id), but keep them printable."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameter(f"{option}: must be a non-empty string, got {name!r}", option)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidParameter(f"{option}: longer than {MAX_NAME_LENGTH} characters", option)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidParameter(f"{option}: {name!r} contains control characters", option)
+    if is_uuid(name):
+        raise InvalidParameter(
+            f"{option}: {name!r} looks like an id; a name must not be a UUID, so that lookups stay unambiguous", option)
+    return name
+
+
+@dataclasses.dataclass
+class Volume:
+    id: str
+    name: str
+    backend: str
+    size: int
+    status: str = CREATING
+    description: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
+    source_volume_id: str | None = None
+    source_snapshot_id: str | None = None
+    multiattach: bool = False
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+    # Driver-private facts (file format, backing file...) kept with the record.
+    driver_data: dict = dataclasses.field(default_factory=dict)
+    kind: str = VOLUME
+
+    # Fields a user sees in results and diffs; the rest is bookkeeping.
+    PUBLIC = ("id", "name", "backend", "size", "status", "description", "metadata",
+              "source_volume_id", "source_snapshot_id", "multiattach", "created_at", "updated_at")
+
+
+@dataclasses.dataclass
+class Snapshot:
+    id: str
+    name: str
+    backend: str
+    volume_id: str
+    volume_size: int
+    status: str = CREATING
+    description: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+    driver_data: dict = dataclasses.field(default_factory=dict)
+    kind: str = SNAPSHOT
+
+    PUBLIC = ("id", "name", "backend", "volume_id", "volume_size", "status", "description",
+              "metadata", "created_at", "updated_at")
+
+
+OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot}
+
+
+def from_record(record: dict) -> Volume | Snapshot:
+    cls = OBJECT_CLASSES[record["kind"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: copy.deepcopy(v) for k, v in record.items() if k in names})
+
+
+def to_record(obj: Volume | Snapshot) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def public_view(obj: Volume | Snapshot | None) -> dict | None:
+    if obj is None:
+        return None
+    return {name: copy.deepcopy(getattr(obj, name)) for name in obj.PUBLIC}
+
+
+class RecordSet:
+    """The records one task works on, with the changes it makes.
+
+    The action plugin fills it from the controller-side store; the module changes
+    it and sends back `changes()`, which the action plugin writes to the store.
+    """
+
+    def __init__(self, backend: str, records: Iterable[dict] = ()) -> None:
+        self.backend = backend
+        self._records: dict[str, dict] = {}
+        self._upserts: dict[str, dict] = {}
+        self._deletes: dict[str, str] = {}
+        for record in records:
+            if record.get("backend") == backend:
+                self._records[record["id"]] = record
+
+    # lookups -------------------------------------------------------------
+    def all(self, kind: str) -> list[Volume | Snapshot]:
+        return [from_record(r) for r in self._records.values() if r["kind"] == kind]
+
+    def get(self, kind: str, object_id: str) -> Volume | Snapshot | None:
+        record = self._records.get(object_id)
+        return from_record(record) if record and record["kind"] == kind else None
+
+    def find(self, kind: str, **filters: Any) -> list[Volume | Snapshot]:
+        return [o for o in self.all(kind)
+                if all(v is None or getattr(o, k) == v for k, v in filters.items())]
+
+    def lookup(self, kind: str, ref: str, option: str, required: bool = True) -> Volume | Snapshot | None:
+        """Find by id or by name; several matches by name is an error asking for the id."""
+        if is_uuid(ref):
+            found = self.get(kind, ref.lower())
+            matches = [found] if found else []
+        else:
+            matches = self.find(kind, name=ref)
+        if len(matches) > 1:
+            ids = ", ".join(sorted(m.id for m in matches))
+            raise Ambiguous(f"{option}: several {kind}s are named {ref!r} on backend "
+                            f"{self.backend!r} ({ids}); give the id instead", option)
+        if not matches:
+            if required:
+                raise NotFound(f"{option}: no {kind} {ref!r} on backend {self.backend!r}", option)
+            return None
+        return matches[0]
+
+    # changes -------------------------------------------------------------
+    def put(self, obj: Volume | Snapshot) -> None:
+        record = to_record(obj)
+        self._records[obj.id] = record
+        self._upserts[obj.id] = record
+        self._deletes.pop(obj.id, None)
+
+    def remove(self, obj: Volume | Snapshot) -> None:
+        self._records.pop(obj.id, None)
+        self._upserts.pop(obj.id, None)
+        self._deletes[obj.id] = obj.kind
+
+    def changes(self) -> dict:
+        return {"upserts": list(self._upserts.values()),
+                "deletes": [{"kind": k, "id": i} for i, k in self._deletes.items()]}

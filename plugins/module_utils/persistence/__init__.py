@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pick and open a state store from the `persistence` option.
+
+Only the chosen store's module is imported: SQLAlchemy costs about 200 ms and
+most tasks never need it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidParameter
+from .base import Store
+
+STORAGES = ("file", "db", "memory")
+DEFAULT_STATE_PATH = "~/.ansible/blockstore/state.json"
+ENV_PATH = "BLOCKSTORE_STATE_PATH"
+ENV_URL = "BLOCKSTORE_STATE_URL"
+
+
+def normalize(persistence: dict | None) -> dict:
+    """Fill defaults and env fallbacks; reject unknown keys and bad values."""
+    options = dict(persistence or {})
+    allowed = ("storage", "path", "connection")
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InvalidParameter(f"persistence: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+                               "persistence")
+    storage = options.get("storage") or ("db" if options.get("connection") or (
+        not options.get("path") and os.environ.get(ENV_URL) and not os.environ.get(ENV_PATH)) else "file")
+    if storage not in STORAGES:
+        raise InvalidParameter(f"persistence.storage: {storage!r} is not one of {', '.join(STORAGES)}",
+                               "persistence.storage")
+    options["storage"] = storage
+    if storage == "file":
+        path = options.get("path") or os.environ.get(ENV_PATH) or DEFAULT_STATE_PATH
+        if not isinstance(path, str) or not path.strip():
+            raise InvalidParameter("persistence.path: must be a file path", "persistence.path")
+        options["path"] = os.path.abspath(os.path.expanduser(path))
+    elif storage == "db":
+        url = options.get("connection") or os.environ.get(ENV_URL)
+        if not isinstance(url, str) or "://" not in url:
+            raise InvalidParameter(
+                "persistence.connection: a SQLAlchemy URL is required for storage 'db' "
+                "(sqlite:///path or postgresql+psycopg://user:password@host/db), "
+                f"or set {ENV_URL}", "persistence.connection")
+        options["connection"] = url
+    return options
+
+
+def open_store(persistence: dict | None) -> Store:
+    options = normalize(persistence)
+    if options["storage"] == "file":
+        from .jsonfile import JsonFileStore
+        return JsonFileStore(options["path"])
+    if options["storage"] == "db":
+        from .db import DbStore
+        return DbStore(options["connection"])
+    from .memory import MemoryStore
+    return MemoryStore()

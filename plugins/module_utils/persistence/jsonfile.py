@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""State in one JSON file on the controller.
+
+Writes: under a short lock on `<path>.lock` (never renamed), re-read the file,
+merge this task's changes, write a temp file, fsync, rename over, fsync the
+directory. Readers need no lock: rename makes every version whole. A file that
+does not parse is never overwritten. Mode 0600: records may carry secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Iterable, Iterator
+
+from .. import serialization
+from ..errors import StateStoreError
+from .base import FileLocks, Store, matches
+
+
+class JsonFileStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self._resource_locks = FileLocks(self.path + ".locks")
+        self._file_lock = FileLocks(os.path.dirname(self.path))
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise StateStoreError(f"persistence.path: cannot read state file {self.path}: {reason}") from None
+        return serialization.loads(text, where=f"state file {self.path}")
+
+    def find(self, backend: str, kind: str | None = None, **filters: str | None) -> list[dict]:
+        return [r for r in self._read().values() if matches(r, backend, kind, filters)]
+
+    def all_records(self) -> list[dict]:
+        return list(self._read().values())
+
+    def apply(self, upserts: Iterable[dict] = (), deletes: Iterable[dict] = ()) -> None:
+        upserts, deletes = list(upserts), list(deletes)
+        if not upserts and not deletes:
+            return
+        with self._file_lock.hold(os.path.basename(self.path) + ".lock"):
+            records = self._read()
+            for record in upserts:
+                records[record["id"]] = record
+            for gone in deletes:
+                records.pop(gone["id"], None)
+            self._write(serialization.dumps(records))
+
+    def _write(self, text: str) -> None:
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)  # created 0600
+        except OSError as exc:
+            raise StateStoreError(f"persistence.path: cannot write in {directory}: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StateStoreError(f"persistence.path: cannot write state file {self.path}: {exc.strerror}") from None
+
+    @contextlib.contextmanager
+    def locked(self, keys: Iterable[str]) -> Iterator[None]:
+        with self._resource_locks.locked(keys):
+            yield

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bridge from AnsibleModule to the core: the one module_utils file importing Ansible.
+
+Modules declare ARGUMENT_SPEC and call run_module(). Records arrive from the
+action plugin in `_blockstore_records`; the changed records go back in
+`_blockstore_changes`, which the action plugin removes from the result. Run
+without the action plugin, the module opens the store named by `persistence`.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+
+from .config import secret_names
+from .drivers import build_driver, driver_class
+from .errors import BlockstoreError
+from .objects import RecordSet
+from .persistence import STORAGES, open_store
+from .queries import Query
+from .resources import Resource
+from .transaction import perform, run_task
+
+INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids")
+COMMON_SPEC = {
+    "backend": {"type": "raw", "required": True},
+    "persistence": {"type": "dict", "options": {
+        "storage": {"type": "str", "choices": list(STORAGES)},
+        "path": {"type": "path"},
+        "connection": {"type": "str", "no_log": True},
+    }},
+    "_blockstore_records": {"type": "list", "elements": "dict"},
+    "_blockstore_ids": {"type": "list", "elements": "str"},
+}
+
+
+def full_spec(argument_spec: dict) -> dict:
+    return {**COMMON_SPEC, **argument_spec}
+
+
+def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
+    """Secret driver options are known only once the driver is: mask them by value."""
+    if not isinstance(backend, dict):
+        return
+    try:
+        names = secret_names(driver_class(backend.get("driver")).options)
+    except BlockstoreError:
+        return
+    module.no_log_values.update(str(backend[n]) for n in names if backend.get(n) not in (None, ""))
+
+
+def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> None:
+    module = AnsibleModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
+    hide_backend_secrets(module, module.params["backend"])
+    params = dict(module.params)
+    records = params.pop("_blockstore_records")
+    new_ids = params.pop("_blockstore_ids") or []
+    changes = None
+    try:
+        driver = build_driver(params["backend"])
+        if issubclass(handler, Query):
+            if records is None:
+                store = open_store(params["persistence"])
+                records = handler.select(store, driver.backend_name, params)
+            result = {"changed": False, **handler.run(RecordSet(driver.backend_name, records), params, driver)}
+        elif records is None:
+            result = run_task(open_store(params["persistence"]), handler, driver.backend_name, params,
+                              module.check_mode, lambda recs, ids: perform(handler, driver, params, recs, ids,
+                                                                           module.check_mode))
+        else:
+            result, changes = perform(handler, driver, params, records, new_ids, module.check_mode)
+    except BlockstoreError as exc:
+        # Records were sent, so the action plugin waits for changes: "none" (not
+        # a missing key, which means the module died) puts back what it pre-wrote.
+        failed_changes = getattr(exc, "changes", None)
+        if failed_changes is None and records is not None:
+            failed_changes = {"upserts": [], "deletes": []}
+        module.fail_json(msg=str(exc), option=exc.option, _blockstore_changes=failed_changes)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(_blockstore_changes=changes, **result)

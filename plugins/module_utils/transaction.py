@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One task against the state store: select, lock, plan, write pending, run, merge.
+
+The storage work (`perform`) runs where Ansible runs the module; everything else
+runs where the store is (the controller, through the action plugin, or in the
+module itself when no action plugin is involved). Both paths use `run_task`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .drivers.base import Driver
+from .errors import BlockstoreError, StateStoreError
+from .objects import RecordSet
+from .persistence.base import Store
+from .resources import Resource, lock_keys
+
+# An executor takes (records, new ids) and returns (result, changes); changes is
+# None when the outcome is unknown (the module process died).
+Executor = Callable[[list, list], "tuple[dict, dict | None]"]
+MAX_LOCK_ROUNDS = 10
+
+
+def perform(resource_cls: type[Resource], driver: Driver, params: dict, records: list[dict],
+            new_ids: list[str], check_mode: bool) -> tuple[dict, dict]:
+    """Plan and (unless check mode) apply; the module side of a task.
+
+    A BlockstoreError raised here carries `.changes`: what was stored despite the
+    failure (undo results, error_deleting), so the store ends up truthful.
+    """
+    resource = resource_cls(RecordSet(driver.backend_name, records), params, new_ids)
+    try:
+        plan = resource.plan()
+        if plan.changed and not check_mode:
+            driver.check_setup()
+            resource.execute(plan, driver)
+    except BlockstoreError as exc:
+        exc.changes = resource.records.changes()
+        raise
+    return resource.result(plan, resource_cls.kind), resource.records.changes()
+
+
+def run_task(store: Store, resource_cls: type[Resource], backend: str, params: dict, check_mode: bool,
+             execute: Executor) -> dict:
+    """Run one task under locks on every object it touches, named by name or by id."""
+    names = resource_cls.referenced_names(params)
+    keys = lock_keys(backend, resource_cls.select(store, backend, params), names)
+    for _ in range(MAX_LOCK_ROUNDS):
+        with store.locked(keys):
+            # Re-read under the lock: another task may have created or renamed.
+            records = resource_cls.select(store, backend, params)
+            needed = lock_keys(backend, records, names)
+            if needed <= keys:
+                return _run_locked(store, resource_cls, backend, params, records, check_mode, execute)
+        keys |= needed
+    raise StateStoreError("persistence: the objects of this task kept changing while it waited for their "
+                          "locks; try again")
+
+
+def _run_locked(store: Store, resource_cls: type[Resource], backend: str, params: dict, records: list[dict],
+                check_mode: bool, execute: Executor) -> dict:
+    # The same plan the module will make: validates everything before any write,
+    # and names the records to write in their transient status first.
+    plan = resource_cls(RecordSet(backend, records), params).plan()
+    pending = [] if check_mode else plan.pending()
+    new_ids = plan.new_ids()
+    if pending:
+        store.apply(upserts=pending)
+    try:
+        result, changes = execute(records, new_ids)
+    except BlockstoreError as exc:
+        _merge(store, records, pending, getattr(exc, "changes", None))
+        raise
+    _merge(store, records, pending, changes)
+    return result
+
+
+def _merge(store: Store, records: list[dict], pending: list[dict], changes: dict | None) -> None:
+    """Store the module's changes; put back pending records it did not touch.
+
+    With no changes (the module died) pending records stay, visible in their
+    transient status, and the next run of the task converges them.
+    """
+    if changes is None:
+        return
+    upserts = list(changes.get("upserts", []))
+    deletes = list(changes.get("deletes", []))
+    touched = {r["id"] for r in upserts} | {d["id"] for d in deletes}
+    originals = {r["id"]: r for r in records}
+    for record in pending:
+        if record["id"] in touched:
+            continue
+        if record["id"] in originals:
+            upserts.append(originals[record["id"]])
+        else:
+            deletes.append({"kind": record["kind"], "id": record["id"]})
+    if upserts or deletes:
+        store.apply(upserts=upserts, deletes=deletes)

@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Volume sizes: integers are GiB, strings carry a unit and must come to whole GiB."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidParameter
+
+GiB = 1024 ** 3
+# 1 PiB: far beyond any file or pool here, small enough that arithmetic and
+# qemu-img never overflow. A larger request is almost surely a unit mistake.
+MAX_SIZE_GIB = 1024 * 1024
+
+_MULTIPLIERS = {
+    "": GiB, "M": 1024 ** 2, "G": GiB, "T": 1024 ** 4,
+    "MIB": 1024 ** 2, "GIB": GiB, "TIB": 1024 ** 4,
+    "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+ALLOWED = "an integer number of GiB, or a string with a unit M, G, T, MiB, GiB, TiB, MB, GB or TB"
+
+
+def parse_size(value: object, option: str = "size") -> int:
+    """Return a size in whole GiB, or raise InvalidParameter naming the option."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidParameter(f"{option}: {value!r} is not a size; give {ALLOWED}", option)
+    if isinstance(value, int):
+        gib = value
+    elif isinstance(value, float) and value.is_integer():
+        gib = int(value)
+    elif isinstance(value, str):
+        gib = _parse_text(value, option)
+    else:
+        raise InvalidParameter(f"{option}: {value!r} is not a size; give {ALLOWED}", option)
+    if gib < 1:
+        raise InvalidParameter(f"{option}: {value!r} is below the smallest size, 1 GiB", option)
+    if gib > MAX_SIZE_GIB:
+        raise InvalidParameter(f"{option}: {value!r} is above the largest size, {MAX_SIZE_GIB} GiB (1 PiB)", option)
+    return gib
+
+
+def _parse_text(text: str, option: str) -> int:
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _MULTIPLIERS:
+        raise InvalidParameter(f"{option}: {text!r} is not a size; give {ALLOWED}", option)
+    number = match.group(1)
+    # Exact arithmetic: '1.5G' must not become 1 through float rounding.
+    whole, _, frac = number.partition(".")
+    scale = 10 ** len(frac)
+    total_bytes_scaled = int(whole + frac) * _MULTIPLIERS[unit]
+    if total_bytes_scaled % (scale * GiB):
+        raise InvalidParameter(
+            f"{option}: {text!r} is {total_bytes_scaled / scale:.0f} bytes, not a whole number of GiB; "
+            "volumes are sized in whole GiB (for example 20, '20G' or '20GiB')", option)
+    return total_bytes_scaled // (scale * GiB)

@@ -1,0 +1,66 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: storage_snapshot_info
+short_description: List snapshots of block storage volumes
+version_added: 0.1.0
+description:
+  - Returns the snapshots of a backend as kept in the state store, optionally filtered.
+author: blockstore.storage developers (@blockstore)
+extends_documentation_fragment:
+  - blockstore.storage.backend
+  - blockstore.storage.persistence
+  - blockstore.storage.attributes.INFO
+options:
+  volume:
+    description: Only snapshots of this volume (name or id).
+    type: str
+  name:
+    description: Only the snapshot with this name.
+    type: str
+  id:
+    description: Only the snapshot with this id.
+    type: str
+seealso:
+  - module: blockstore.storage.storage_snapshot
+'''
+
+EXAMPLES = r'''
+- name: Snapshots of one volume
+  blockstore.storage.storage_snapshot_info:
+    volume: data1
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+'''
+
+RETURN = r'''
+snapshots:
+  description:
+    - The matching snapshots, sorted by name.
+    - Same fields as RV(blockstore.storage.storage_snapshot#module:snapshot).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import SnapshotInfo
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+
+ARGUMENT_SPEC = {
+    "volume": {"type": "str"},
+    "name": {"type": "str"},
+    "id": {"type": "str"},
+}
+HANDLER = SnapshotInfo
+
+
+def main() -> None:
+    run_module(HANDLER, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: storage_volume
+short_description: Create, extend, rename, copy and delete block storage volumes
+version_added: 0.1.0
+description:
+  - Manages a volume on a storage backend, as in cinderlib's object model. A volume is created empty,
+    from a snapshot, or as a clone of another volume.
+  - Volumes only grow; a smaller O(size) fails and changes nothing.
+  - State is kept on the Ansible controller (see O(persistence)); the storage work runs on the target host.
+author: blockstore.storage developers (@blockstore)
+extends_documentation_fragment:
+  - blockstore.storage.backend
+  - blockstore.storage.persistence
+  - blockstore.storage.attributes
+options:
+  name:
+    description:
+      - The volume's name, unique on its backend. Names are labels; storage objects are named by id.
+      - With O(id) too, renames the volume.
+    type: str
+  id:
+    description:
+      - The volume's id (a UUID). Identifies the volume when names are ambiguous; with O(name) and no such
+        volume, creates the volume with this id.
+    type: str
+  state:
+    description: Whether the volume exists.
+    type: str
+    choices: [present, absent]
+    default: present
+  size:
+    description:
+      - The size. An integer is GiB; a string takes a unit M, G, T (binary), MiB, GiB, TiB, MB, GB or TB and
+        must come to a whole number of GiB.
+      - Required to create an empty volume; defaults to the source's size with O(source).
+      - A larger size than the volume has extends it; a smaller one is an error.
+    type: raw
+  source:
+    description:
+      - What a new volume is made from; used only when the volume is created, ignored afterwards.
+    type: dict
+    suboptions:
+      snapshot:
+        description: Name or id of a snapshot on the same backend.
+        type: str
+      volume:
+        description: Name or id of a volume on the same backend to clone.
+        type: str
+  description:
+    description: Free text kept with the volume.
+    type: str
+  metadata:
+    description: Key/value pairs kept with the volume; replaces the whole dict when given.
+    type: dict
+  cascade:
+    description:
+      - With O(state=absent), delete the volume's snapshots with it. Without it, deleting a volume that has
+        snapshots fails and changes nothing.
+    type: bool
+    default: false
+notes:
+  - "File driver, V(raw): snapshots and clones are full copies, by reflink where the filesystem can (XFS
+    made with reflink=1, btrfs), else sparse copies."
+  - "File driver, V(qcow2): snapshots and clones are backing-file overlays made in constant time."
+seealso:
+  - module: blockstore.storage.storage_snapshot
+  - module: blockstore.storage.storage_volume_info
+'''
+
+EXAMPLES = r'''
+- name: A 10 GiB volume on a qcow2 file backend
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 10
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Extend it to 20 GiB
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 20GiB
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+
+- name: A volume from a snapshot
+  blockstore.storage.storage_volume:
+    name: data1-copy
+    source: {snapshot: before-upgrade}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+
+- name: Delete a volume and its snapshots
+  blockstore.storage.storage_volume:
+    name: data1
+    state: absent
+    cascade: true
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+'''
+
+RETURN = r'''
+volume:
+  description: The volume after the task; after a delete, the deleted volume with status C(deleted).
+  returned: success, except when deleting a volume that did not exist
+  type: dict
+  contains:
+    id: {description: The volume's id., type: str, returned: always}
+    name: {description: The volume's name., type: str, returned: always}
+    size: {description: Size in GiB., type: int, returned: always}
+    status: {description: "creating, available, extending, in-use, deleting, error, error_deleting or deleted.",
+             type: str, returned: always}
+    backend: {description: Backend name., type: str, returned: always}
+    description: {description: Free text., type: str, returned: always}
+    metadata: {description: Key/value pairs., type: dict, returned: always}
+    multiattach: {description: Whether several hosts may attach the volume at once., type: bool, returned: always}
+    source_volume_id: {description: Volume it was cloned from., type: str, returned: always}
+    source_snapshot_id: {description: Snapshot it was made from., type: str, returned: always}
+    snapshot_ids: {description: Ids of its snapshots., type: list, elements: str, returned: always}
+    created_at: {description: ISO 8601 time of creation., type: str, returned: always}
+    updated_at: {description: ISO 8601 time of the last change., type: str, returned: always}
+actions:
+  description: What the task did, or in check mode would do, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create volume 'data1' of 10 GiB"]
+'''
+
+from ansible_collections.blockstore.storage.plugins.module_utils.resources import VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "id": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "size": {"type": "raw"},
+    "source": {"type": "dict", "options": {"snapshot": {"type": "str"}, "volume": {"type": "str"}},
+               "mutually_exclusive": [["snapshot", "volume"]]},
+    "description": {"type": "str"},
+    "metadata": {"type": "dict"},
+    "cascade": {"type": "bool", "default": False},
+}
+HANDLER = VolumeResource
+
+
+def main() -> None:
+    run_module(HANDLER, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

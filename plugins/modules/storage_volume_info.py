@@ -1,0 +1,74 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: storage_volume_info
+short_description: List block storage volumes
+version_added: 0.1.0
+description:
+  - Returns the volumes of a backend as kept in the state store, optionally filtered.
+author: blockstore.storage developers (@blockstore)
+extends_documentation_fragment:
+  - blockstore.storage.backend
+  - blockstore.storage.persistence
+  - blockstore.storage.attributes.INFO
+options:
+  name:
+    description: Only the volume with this name.
+    type: str
+  id:
+    description: Only the volume with this id.
+    type: str
+  status:
+    description: Only volumes in this status.
+    type: str
+    choices: [creating, available, extending, in-use, deleting, error, error_deleting]
+seealso:
+  - module: blockstore.storage.storage_volume
+'''
+
+EXAMPLES = r'''
+- name: Show one volume
+  blockstore.storage.storage_volume_info:
+    name: data1
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+  register: info
+
+- name: All volumes left in an error status
+  blockstore.storage.storage_volume_info:
+    status: error
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+'''
+
+RETURN = r'''
+volumes:
+  description:
+    - The matching volumes, sorted by name.
+    - Same fields as RV(blockstore.storage.storage_volume#module:volume).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "id": {"type": "str"},
+    "status": {"type": "str", "choices": ["creating", "available", "extending", "in-use", "deleting", "error",
+                                          "error_deleting"]},
+}
+HANDLER = VolumeInfo
+
+
+def main() -> None:
+    run_module(HANDLER, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of every blockstore module: the state bridge.
+
+Validates the task's arguments with the module's own argument spec, opens the
+store (env fallbacks read on the controller), and runs the core's transaction
+with the module as its executor: records go to the module, changes come back
+and are written here. The store's connection never leaves the controller.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import Query
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import full_spec
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
+
+COLLECTION = "blockstore.storage"
+
+
+def _failure(msg: str, option: str | None = None) -> dict:
+    result = {"failed": True, "changed": False, "msg": msg}
+    if option:
+        result["option"] = option
+    return result
+
+
+def run_action(action, task_vars: dict) -> dict:
+    task = action._task
+    module_name = task.resolved_action or task.action
+    short_name = module_name.rsplit(".", 1)[-1]
+    args = dict(task.args)
+    internal = sorted(k for k in args if k.startswith("_blockstore"))
+    if internal:
+        return _failure(f"{', '.join(internal)}: internal to {COLLECTION} and cannot be set in a task")
+
+    module = importlib.import_module(f"ansible_collections.blockstore.storage.plugins.modules.{short_name}")
+    validated = ArgumentSpecValidator(full_spec(module.ARGUMENT_SPEC)).validate(args)
+    if validated.error_messages:
+        return _failure("; ".join(validated.error_messages))
+    params = validated.validated_parameters
+    check_mode = bool(action._play_context.check_mode)
+    # The store's URL may hold a password: it stays here, the module gets records.
+    module_args = {k: v for k, v in args.items() if k != "persistence"}
+
+    def execute(records: list, new_ids: list) -> tuple[dict, dict | None]:
+        result = action._execute_module(
+            module_name=module_name, task_vars=task_vars,
+            module_args={**module_args, "_blockstore_records": records, "_blockstore_ids": new_ids})
+        return result, result.pop("_blockstore_changes", None)
+
+    store = None
+    try:
+        driver = build_driver(params["backend"])  # fails on bad options before any write
+        store = open_store(params.get("persistence"))
+        if issubclass(module.HANDLER, Query):
+            result, _ = execute(module.HANDLER.select(store, driver.backend_name, params), [])
+        else:
+            result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute)
+    except BlockstoreError as exc:
+        return _failure(str(exc), exc.option)
+    finally:
+        if store is not None:
+            store.close()
+    if not task.diff:
+        result.pop("diff", None)
+    return result

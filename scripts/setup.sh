@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for blockstore.storage, then run the quick-start demo.
+#
+#   bash scripts/setup.sh            # as root (apt packages)
+#
+# Installs: apt packages the modules and tests use; a venv (.venv) on Python >= 3.12
+# with ansible-core 2.21.x and the dev tools; the collection itself, built and
+# installed into ~/.ansible/collections as a user would. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
+log() { printf '\n== %s\n' "$*"; }
+
+APT_PACKAGES=(
+  qemu-utils            # qemu-img, qemu-io: qcow2 images and the tests' data checks
+  xfsprogs btrfs-progs  # reflink-capable filesystems on loop devices (tests, benchmarks)
+  postgresql            # a throwaway server for the db store tests (tests/utils/postgres.sh)
+  rsync                 # the test script syncs the checkout into a collections tree
+  e2fsprogs util-linux  # mkfs.ext4, losetup
+)
+log "apt packages: ${APT_PACKAGES[*]}"
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+log "Python >= 3.12 for ansible-core 2.21"
+PY=""
+for candidate in "${BLOCKSTORE_PYTHON:-}" python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python3.12 \
+                 /root/.pyenv/versions/3.13.0/bin/python3.13; do
+  [ -n "$candidate" ] || continue
+  if command -v "$candidate" >/dev/null 2>&1 && \
+     "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
+    PY=$(command -v "$candidate"); break
+  fi
+done
+[ -n "$PY" ] || { echo "setup: no Python >= 3.12 found; set BLOCKSTORE_PYTHON to one" >&2; exit 1; }
+echo "using $PY"
+
+log "venv $VENV"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+
+for extra in scripts/setup-*.sh; do
+  [ -e "$extra" ] || continue
+  log "feature set-up $extra"
+  BLOCKSTORE_VENV="$VENV" bash "$extra"
+done
+
+log "build and install the collection into ~/.ansible/collections"
+build_dir=$(mktemp -d)
+"$VENV/bin/ansible-galaxy" collection build --force --output-path "$build_dir" "$REPO" >/dev/null
+"$VENV/bin/ansible-galaxy" collection install --force "$build_dir"/blockstore-storage-*.tar.gz >/dev/null
+rm -rf "$build_dir"
+
+log "quick-start demo (examples/quickstart.yml)"
+ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+  "$VENV/bin/ansible-playbook" examples/quickstart.yml -e "ansible_python_interpreter=$VENV/bin/python"
+log "set-up done: activate with '. $VENV/bin/activate'"

@@ -1,0 +1,30 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Make `ansible_collections.blockstore.storage` importable when pytest runs from a checkout.
+
+ansible-test units already runs inside a collections tree; plain pytest does not,
+so a temporary tree whose blockstore/storage links to this checkout is put on sys.path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _collection_importable() -> bool:
+    try:
+        return importlib.util.find_spec("ansible_collections.blockstore.storage") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+if not _collection_importable():
+    _root = tempfile.mkdtemp(prefix="blockstore-collections-")
+    os.makedirs(os.path.join(_root, "ansible_collections", "blockstore"))
+    os.symlink(REPO, os.path.join(_root, "ansible_collections", "blockstore", "storage"))
+    sys.path.insert(0, _root)

@@ -48,6 +48,17 @@ log "venv $VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
 
+# ansible-test bootstraps pip in its venvs with a script from a host outside PyPI:
+# put an equivalent that uses ensurepip + PyPI where it looks for its cached copy.
+pip_pin=$("$VENV/bin/python" - <<'PY'
+import re, ansible_test, pathlib
+text = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+print(re.search(r"pip='([0-9.]+)'", text).group(1))
+PY
+)
+mkdir -p ~/.ansible/test/cache
+cp tests/utils/get_pip_offline.py ~/.ansible/test/cache/"get_pip_${pip_pin//./_}.py"
+
 for extra in scripts/setup-*.sh; do
   [ -e "$extra" ] || continue
   log "feature set-up $extra"

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The object model: Volume, Snapshot (Connection arrives with attachments), their
-status machine, and RecordSet, the view of stored records a task works on.
+"""The object model: Volume, Snapshot, Connection, their status machine, and
+RecordSet, the view of stored records a task works on.
 
 Records are plain JSON-able dicts with a 'kind' and an 'id'; the dataclasses here
 give them names and defaults. Storage objects are named by id, never by name.
@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import datetime
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
 
 from .errors import Ambiguous, InvalidParameter, NotFound
 
@@ -30,6 +30,11 @@ CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING = (
 VOLUME_STATUSES = (CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING)
 SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING)
 TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING)
+# A connection exports a volume to one host ("connected"); an attachment is a
+# connection whose host also made a local block device of it ("attached").
+CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING = (
+    "connecting", "connected", "attaching", "attached", "detaching")
+CONNECTION_STATUSES = (CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING, ERROR)
 
 MAX_NAME_LENGTH = 255
 
@@ -105,20 +110,50 @@ class Snapshot:
               "metadata", "created_at", "updated_at")
 
 
-OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot}
+@dataclasses.dataclass
+class Connection:
+    """A volume exported to one host, as cinderlib's Connection.
+
+    `connector` is the host's connector properties (as os-brick gathers them);
+    `connection_info` is what the driver's initialize_connection returned, in
+    os-brick's shape ({"driver_volume_type": ..., "data": {...}}); `device` is
+    the local attachment on that host ({"path": "/dev/loop3", "type": "block",
+    ...}) or None while only connected.
+    """
+
+    id: str
+    backend: str
+    volume_id: str
+    host: str
+    connector: dict = dataclasses.field(default_factory=dict)
+    connection_info: dict = dataclasses.field(default_factory=dict)
+    mode: str = "rw"
+    status: str = CONNECTING
+    device: dict | None = None
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+    driver_data: dict = dataclasses.field(default_factory=dict)
+    kind: str = CONNECTION
+
+    PUBLIC = ("id", "backend", "volume_id", "host", "connector", "connection_info", "mode", "status", "device",
+              "created_at", "updated_at")
 
 
-def from_record(record: dict) -> Volume | Snapshot:
+OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot, CONNECTION: Connection}
+StorageObject = Union[Volume, Snapshot, Connection]
+
+
+def from_record(record: dict) -> StorageObject:
     cls = OBJECT_CLASSES[record["kind"]]
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: copy.deepcopy(v) for k, v in record.items() if k in names})
 
 
-def to_record(obj: Volume | Snapshot) -> dict:
+def to_record(obj: StorageObject) -> dict:
     return dataclasses.asdict(obj)
 
 
-def public_view(obj: Volume | Snapshot | None) -> dict | None:
+def public_view(obj: StorageObject | None) -> dict | None:
     if obj is None:
         return None
     return {name: copy.deepcopy(getattr(obj, name)) for name in obj.PUBLIC}
@@ -141,14 +176,14 @@ class RecordSet:
                 self._records[record["id"]] = record
 
     # lookups -------------------------------------------------------------
-    def all(self, kind: str) -> list[Volume | Snapshot]:
+    def all(self, kind: str) -> list[StorageObject]:
         return [from_record(r) for r in self._records.values() if r["kind"] == kind]
 
-    def get(self, kind: str, object_id: str) -> Volume | Snapshot | None:
+    def get(self, kind: str, object_id: str) -> StorageObject | None:
         record = self._records.get(object_id)
         return from_record(record) if record and record["kind"] == kind else None
 
-    def find(self, kind: str, **filters: Any) -> list[Volume | Snapshot]:
+    def find(self, kind: str, **filters: Any) -> list[StorageObject]:
         return [o for o in self.all(kind)
                 if all(v is None or getattr(o, k) == v for k, v in filters.items())]
 
@@ -170,13 +205,13 @@ class RecordSet:
         return matches[0]
 
     # changes -------------------------------------------------------------
-    def put(self, obj: Volume | Snapshot) -> None:
+    def put(self, obj: StorageObject) -> None:
         record = to_record(obj)
         self._records[obj.id] = record
         self._upserts[obj.id] = record
         self._deletes.pop(obj.id, None)
 
-    def remove(self, obj: Volume | Snapshot) -> None:
+    def remove(self, obj: StorageObject) -> None:
         self._records.pop(obj.id, None)
         self._upserts.pop(obj.id, None)
         self._deletes[obj.id] = obj.kind

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 from ..config import Opt, validate_options
-from ..objects import Snapshot, Volume
+from ..objects import Connection, Snapshot, Volume
 
 
 class Driver:
@@ -63,6 +63,21 @@ class Driver:
         raise NotImplementedError
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
+        raise NotImplementedError
+
+    # connections --------------------------------------------------------
+    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
+        """Export `volume` to the host described by `connection.connector`.
+
+        Returns the connection info in os-brick's shape:
+        {"driver_volume_type": "local" | "iscsi" | "rbd", "data": {...}}.
+        Secrets in it (CHAP password, keys) are listed by `secret_fields`.
+        Idempotent: called again for the same connection it returns the same export.
+        """
+        raise NotImplementedError
+
+    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
+        """Remove the export made for `connection`; a missing export is not an error."""
         raise NotImplementedError
 
     # backend ------------------------------------------------------------

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set-up for the Ceph RBD driver and its tests (run by scripts/setup.sh; idempotent).
+#
+#   - Debian's Ceph packages: a monitor, an OSD and a manager for the one-node test
+#     cluster (tests/utils/ceph.sh), the ceph/rbd CLIs, the rados/rbd Python bindings,
+#     and qemu's rbd block driver (qemu-io data checks on rbd: URIs).
+#   - .venv-rbd: the module interpreter for rbd tasks. Debian builds the Ceph bindings
+#     for its own /usr/bin/python3.11 only (under 3.12 they fail with
+#     "undefined symbol: _PyUnicode_Ready"), so this venv is made from that Python with
+#     --system-site-packages and gets the collection's module-side requirements.
+#     The controller keeps running .venv (Python >= 3.12, ansible-core).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+RBD_VENV=${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}
+SYSTEM_PYTHON=/usr/bin/python3.11
+
+APT_PACKAGES=(
+  ceph-mon ceph-osd     # the test cluster's daemons
+  ceph-mgr              # capacity stats: the monitors' df/pool stats come from the manager's reports
+  ceph-common           # ceph and rbd command-line tools
+  python3-rados python3-rbd  # the bindings the driver imports (Debian's python3.11 only)
+  qemu-block-extra      # qemu-io/qemu-img rbd: URIs for the tests' data checks
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Another set-up may hold the lock; the list is updated only if a package is not found.
+  if ! apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null; then
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+# The packages start nothing we want: the test cluster runs its own daemons from a temp dir.
+
+[ -x "$SYSTEM_PYTHON" ] || { echo "setup-ceph: $SYSTEM_PYTHON (Debian's python3.11) is missing" >&2; exit 1; }
+if [ ! -x "$RBD_VENV/bin/python" ]; then
+  echo "creating $RBD_VENV from $SYSTEM_PYTHON (--system-site-packages, for the rados/rbd bindings)"
+  "$SYSTEM_PYTHON" -m venv --system-site-packages "$RBD_VENV"
+fi
+# Reinstall only when the requirements changed since the last run.
+stamp="$RBD_VENV/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" >"$stamp"
+fi
+"$RBD_VENV/bin/python" -c 'import rados, rbd' || {
+  echo "setup-ceph: $RBD_VENV/bin/python cannot import the Ceph bindings (python3-rados, python3-rbd)" >&2
+  exit 1
+}
+echo "Ceph $(ceph --version | cut -d' ' -f3); rbd module interpreter: $RBD_VENV/bin/python"

@@ -24,13 +24,15 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
+import string
 import struct
 import subprocess
 
 from ..config import Opt
-from ..errors import DriverError, InvalidParameter, MissingDependency
-from ..objects import Snapshot, Volume
+from ..errors import Conflict, DriverError, InvalidParameter, MissingDependency
+from ..objects import Connection, Snapshot, Volume
 from ..units import GiB
 from .base import Driver
 
@@ -67,6 +69,15 @@ class FileDriver(Driver):
             help="Image format of new volumes. raw: sparse files; qcow2: snapshots and clones as overlays."),
         Opt("reflink", default="auto", choices=("auto", "always", "never"),
             help="raw copies by reflink: auto uses it where the filesystem can, always fails where it cannot."),
+        Opt("target", default="local", choices=("local", "iscsi"),
+            help="How volumes are exported. local: the file path, attached on this host; iscsi: the userspace "
+                 "target tgt on this host, with CHAP per connection (raw volumes only)."),
+        Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
+        Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
+        Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
+            help="Prefix of target names; a volume's target is <prefix>volume-<id>."),
+        Opt("tgt_control_port", "int", default=0, min=0,
+            help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
     )
     capabilities = {
         "formats": ["raw", "qcow2"],
@@ -78,6 +89,8 @@ class FileDriver(Driver):
             "qcow2": "allowed: merged into its only dependent image, or kept hidden until its last dependent "
                      "volume is deleted"},
         "multiattach": True,
+        "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
+                             "iscsi": "tgt target per volume, initiator ACL and CHAP per connection; raw only"},
     }
 
     def __init__(self, backend_name: str, conf: dict) -> None:
@@ -86,6 +99,9 @@ class FileDriver(Driver):
             raise InvalidParameter(f"backend.path: {conf['path']!r} must be an absolute directory path",
                                    "backend.path")
         self.path = os.path.normpath(conf["path"])
+        if conf["target"] == "iscsi" and conf["format"] == "qcow2":
+            raise InvalidParameter("backend.target: iscsi exports raw files only (tgt serves a file's bytes as "
+                                   "they are); use format raw, or target local for qcow2", "backend.target")
 
     # set-up -------------------------------------------------------------
     def check_setup(self) -> None:
@@ -221,10 +237,12 @@ class FileDriver(Driver):
 
     def extend_volume(self, volume: Volume, new_size: int) -> dict:
         path = self.volume_path(volume)
-        if self._format(volume) == "qcow2":
-            self._run("resize", "-q", "-f", "qcow2", path, f"{new_size}G")
-        else:
+        if self._format(volume) != "qcow2":
             self._truncate(path, new_size)
+        elif _qcow2_header(path)[1] < new_size * GiB:  # an attached image may be grown by its daemon already
+            self._run("resize", "-q", "-f", "qcow2", path, f"{new_size}G")
+        if self.conf["target"] == "iscsi" and self._format(volume) == "raw":
+            self._tgt().refresh(self._iqn(volume), path)
         return volume.driver_data
 
     def delete_volume(self, volume: Volume) -> None:
@@ -310,6 +328,55 @@ class FileDriver(Driver):
             self._unlink(self._file(name))
             self._unlink(self._file(name + HIDDEN_MARK))
             name = backing
+
+    # connections --------------------------------------------------------
+    def _tgt(self):
+        from .tgt import Tgt
+        return Tgt(self.conf["tgt_control_port"])
+
+    def _iqn(self, volume: Volume) -> str:
+        return f"{self.conf['iscsi_target_prefix']}volume-{volume.id}"
+
+    @staticmethod
+    def chap_user(connection: Connection) -> str:
+        return "bs" + connection.id.replace("-", "")
+
+    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
+        path = self.volume_path(volume)
+        if not os.path.exists(path):
+            raise DriverError(f"file driver: volume image {path} is missing")
+        fmt = self._format(volume)
+        if self.conf["target"] == "local":
+            return {"driver_volume_type": "local",
+                    "data": {"device_path": path, "format": fmt, "volume_id": volume.id,
+                             "access_mode": connection.mode}}
+        if fmt != "raw":
+            raise Conflict(f"backend.target: volume {volume.name!r} is {fmt}; the iscsi target exports raw "
+                           "volumes only", "backend.target")
+        initiator = connection.connector.get("initiator")
+        if not initiator:
+            raise InvalidParameter("connector.initiator: an iscsi export needs the host's initiator IQN "
+                                   "(storage_host_info returns it)", "connector.initiator")
+        old = connection.connection_info.get("data") or {}
+        user = self.chap_user(connection)
+        # Same connection, same secret: a re-export (tgtd restarted) keeps working credentials.
+        password = old.get("auth_password") if old.get("auth_username") == user else None
+        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        tgt = self._tgt()
+        target = tgt.ensure_target(self._iqn(volume), path)
+        tgt.allow(target, initiator, user, password)
+        return {"driver_volume_type": "iscsi",
+                "data": {"target_discovered": False,
+                         "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
+                         "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
+                         "auth_method": "CHAP", "auth_username": user, "auth_password": password,
+                         "access_mode": connection.mode, "encrypted": False, "discard": False}}
+
+    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
+        if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":
+            return
+        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection),
+                           keep_initiator=False)
 
     # backend ------------------------------------------------------------
     def _virtual_size(self, name: str) -> int:

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""os-brick, imported here only and only when used (about 0.4-0.6 s).
+
+As root, privsep runs in-process (`set_client_mode(False)`): no sudo and no
+privsep-helper on the PATH are needed. Not root, os-brick's default applies
+(sudo privsep-helper), as in any OpenStack service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from ..errors import DriverError, MissingDependency
+
+_loaded: dict = {}
+
+
+def load():
+    """The os_brick.initiator.connector module, ready to run as this user."""
+    if "connector" not in _loaded:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # eventlet's deprecation notice on import
+            try:
+                from os_brick import privileged
+                from os_brick.initiator import connector
+            except ImportError as exc:
+                raise MissingDependency(f"os-brick is needed on this host for connector properties and kernel "
+                                        f"attachments (pip install os-brick): {exc}", "os-brick") from None
+        for name in ("os_brick", "oslo_privsep", "oslo.privsep.daemon"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        if os.geteuid() == 0:
+            privileged.default.set_client_mode(False)
+        _loaded["connector"] = connector
+    return _loaded["connector"]
+
+
+def properties(ip: str, multipath: bool = False) -> dict:
+    connector = load()
+    return connector.get_connector_properties(None, ip, multipath, False)
+
+
+def _initiator(protocol: str):
+    return load().InitiatorConnector.factory(protocol.upper(), None, use_multipath=False,
+                                             device_scan_attempts=3)
+
+
+def connect(protocol: str, data: dict) -> dict:
+    try:
+        return dict(_initiator(protocol).connect_volume(data))
+    except Exception as exc:  # os-brick raises many unrelated types; report, never swallow
+        raise DriverError(f"attach: os-brick could not connect the {protocol} volume: {exc}") from None
+
+
+def disconnect(protocol: str, data: dict, device_info: dict) -> None:
+    try:
+        _initiator(protocol).disconnect_volume(data, device_info, force=True, ignore_errors=True)
+    except Exception as exc:
+        raise DriverError(f"detach: os-brick could not disconnect the {protocol} volume: {exc}") from None
+
+
+def extend(protocol: str, data: dict) -> None:
+    try:
+        _initiator(protocol).extend_volume(data)
+    except Exception as exc:
+        raise DriverError(f"attach: os-brick could not resize the {protocol} device: {exc}") from None

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Loop devices (losetup): a file, or a FUSE export of an image, as a real block device."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+from ..errors import DriverError, MissingDependency
+
+_LOOP = re.compile(r"^/dev/loop(\d+)$")
+
+
+def _losetup(*args: str) -> str:
+    path = shutil.which("losetup") or ("/usr/sbin/losetup" if os.path.exists("/usr/sbin/losetup") else None)
+    if not path:
+        raise MissingDependency("attach: losetup is missing on this host (package util-linux)", "losetup")
+    proc = subprocess.run([path, *args], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise DriverError(f"attach: losetup {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout.strip()
+
+
+def _sys_dir(device: str) -> str | None:
+    match = _LOOP.match(device or "")
+    return f"/sys/block/loop{match.group(1)}" if match else None
+
+
+def backing_file(device: str) -> str | None:
+    """The file a loop device is bound to, or None when it is free or no loop device."""
+    sys_dir = _sys_dir(device)
+    if sys_dir is None:
+        return None
+    try:
+        with open(os.path.join(sys_dir, "loop", "backing_file"), encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def bound_to(device: str, path: str) -> bool:
+    backing = backing_file(device)
+    return backing is not None and os.path.normpath(backing.replace(" (deleted)", "")) == os.path.normpath(path)
+
+
+def attach(path: str, read_only: bool) -> str:
+    args = ["--find", "--show"] + (["--read-only"] if read_only else []) + [path]
+    device = _losetup(*args)
+    if not _LOOP.match(device):
+        raise DriverError(f"attach: losetup gave no loop device for {path} ({device!r})")
+    return device
+
+
+def detach(device: str, path: str) -> None:
+    """Free the loop device if it is still bound to `path`; anything else is left alone."""
+    if bound_to(device, path):
+        _losetup("--detach", device)
+
+
+def refresh(device: str) -> None:
+    """Make the loop device take the current size of its file."""
+    _losetup("--set-capacity", device)
+
+
+def size(device: str) -> int:
+    sys_dir = _sys_dir(device)
+    with open(os.path.join(sys_dir, "size"), encoding="ascii") as handle:
+        return int(handle.read()) * 512
+
+
+def users(device: str) -> list[str]:
+    """What keeps the device busy: mount points and holders (device-mapper, md...)."""
+    found = []
+    try:
+        real = os.path.realpath(device)
+        with open("/proc/self/mounts", encoding="utf-8") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) > 1 and os.path.realpath(fields[0]) == real:
+                    found.append(fields[1].replace("\\040", " "))
+    except OSError:
+        pass
+    sys_dir = _sys_dir(device)
+    if sys_dir:
+        try:
+            found += [f"holder {h}" for h in os.listdir(os.path.join(sys_dir, "holders"))]
+        except OSError:
+            pass
+    return found

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The userspace iSCSI target tgt, driven with tgtadm.
+
+One target per volume (named `<prefix>volume-<id>`), LUN 1 backed by the
+volume's file, an initiator-name ACL entry per connection and one CHAP account
+per connection (`bs<connection id hex>`). Targets are found by name, never by a
+remembered tid (tgtd forgets tids when it restarts). Picking a free tid and
+creating the target happen under an flock, so parallel forks never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+from typing import Iterator
+
+from ..errors import DriverError, MissingDependency
+
+LUN = 1
+LOCK_DIR = "/run/blockstore"
+_TARGET = re.compile(r"^Target (\d+): (\S+)$")
+
+
+class Tgt:
+    def __init__(self, control_port: int) -> None:
+        self.control_port = control_port
+
+    def _tgtadm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        path = shutil.which("tgtadm") or ("/usr/sbin/tgtadm" if os.path.exists("/usr/sbin/tgtadm") else None)
+        if not path:
+            raise MissingDependency("backend.target: iscsi needs tgt (tgtd and tgtadm) on the backend host "
+                                    "(Debian/Ubuntu package tgt, RHEL scsi-target-utils)", "tgt")
+        command = [path, "-C", str(self.control_port), "--lld", "iscsi", *args]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if check and proc.returncode:
+            reason = (proc.stderr or proc.stdout).strip()
+            if "tgt daemon" in reason or "not connected" in reason:
+                reason += (f" (is tgtd running with control port {self.control_port}? start it with "
+                           f"'tgtd -C {self.control_port} --iscsi portal=IP:PORT')")
+            shown = [a for a in args if a != "--password"]
+            raise DriverError(f"file driver: tgtadm {' '.join(shown[:4])} failed: {reason}")
+        return proc
+
+    def check(self) -> None:
+        self._tgtadm("--mode", "target", "--op", "show")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)
+        fd = os.open(os.path.join(LOCK_DIR, f"tgt-{self.control_port}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # reading ------------------------------------------------------------
+    def targets(self) -> dict[str, dict]:
+        """{iqn: {"tid", "acl": [...], "accounts": [...], "backing": [...]}} from `target show`."""
+        text = self._tgtadm("--mode", "target", "--op", "show").stdout
+        found: dict[str, dict] = {}
+        current, section = None, None
+        for raw in text.splitlines():
+            line = raw.strip()
+            match = _TARGET.match(raw)
+            if match:
+                current = {"tid": int(match.group(1)), "acl": [], "accounts": [], "backing": []}
+                found[match.group(2)] = current
+                section = None
+            elif current is None:
+                continue
+            elif line in ("Account information:", "ACL information:"):
+                section = "accounts" if line.startswith("Account") else "acl"
+            elif line.startswith("Backing store path:"):
+                path = line.split(":", 1)[1].strip()
+                if path and path != "None":
+                    current["backing"].append(path)
+            elif section and raw.startswith("        ") and line:
+                current[section].append(line.replace(" (outgoing)", ""))
+            elif not raw.startswith("        "):
+                section = None
+        return found
+
+    def accounts(self) -> list[str]:
+        text = self._tgtadm("--mode", "account", "--op", "show").stdout
+        return [line.strip() for line in text.splitlines()[1:] if line.strip()]
+
+    # changing -----------------------------------------------------------
+    def ensure_target(self, iqn: str, backing: str) -> dict:
+        """The target serving `backing` as LUN 1, created if missing."""
+        with self._locked():
+            targets = self.targets()
+            if iqn not in targets:
+                used = {t["tid"] for t in targets.values()}
+                tid = next(i for i in range(1, len(used) + 2) if i not in used)
+                self._tgtadm("--mode", "target", "--op", "new", "--tid", str(tid), "--targetname", iqn)
+                targets[iqn] = {"tid": tid, "acl": [], "accounts": [], "backing": []}
+            target = targets[iqn]
+            if backing not in target["backing"]:
+                try:
+                    self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", str(target["tid"]),
+                                 "--lun", str(LUN), "--backing-store", backing)
+                except DriverError:
+                    if not target["backing"]:
+                        self._tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", str(target["tid"]),
+                                     check=False)
+                    raise
+                target["backing"].append(backing)
+            return target
+
+    def allow(self, target: dict, initiator: str, user: str, password: str) -> None:
+        if initiator not in target["acl"]:
+            self._tgtadm("--mode", "target", "--op", "bind", "--tid", str(target["tid"]),
+                         "--initiator-name", initiator)
+        if user not in self.accounts():
+            self._tgtadm("--mode", "account", "--op", "new", "--user", user, "--password", password)
+        if user not in target["accounts"]:
+            self._tgtadm("--mode", "account", "--op", "bind", "--tid", str(target["tid"]), "--user", user)
+
+    def revoke(self, iqn: str, initiator: str | None, user: str | None, keep_initiator: bool) -> None:
+        """Remove one connection's ACL entry and account; the last one removes the target."""
+        with self._locked():
+            target = self.targets().get(iqn)
+            if user and user in self.accounts():
+                if target and user in target["accounts"]:
+                    self._tgtadm("--mode", "account", "--op", "unbind", "--tid", str(target["tid"]), "--user", user,
+                                 check=False)
+                self._tgtadm("--mode", "account", "--op", "delete", "--user", user, check=False)
+            if target is None:
+                return
+            if initiator and not keep_initiator and initiator in target["acl"]:
+                self._tgtadm("--mode", "target", "--op", "unbind", "--tid", str(target["tid"]),
+                             "--initiator-name", initiator, check=False)
+            target = self.targets().get(iqn)
+            if target and not target["accounts"]:
+                self._tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", str(target["tid"]))
+
+    def refresh(self, iqn: str, backing: str) -> None:
+        """tgt reads the size of a LUN's file once: re-add the LUN so initiators see the new size."""
+        with self._locked():
+            target = self.targets().get(iqn)
+            if target is None or backing not in target["backing"]:
+                return
+            self._tgtadm("--mode", "logicalunit", "--op", "delete", "--tid", str(target["tid"]), "--lun", str(LUN))
+            self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", str(target["tid"]), "--lun", str(LUN),
+                         "--backing-store", backing)

@@ -128,6 +128,8 @@ class Resource:
         self.records = records
         self.params = params
         self._new_ids = list(new_ids or [])
+        # Until execute() runs (check mode), the result shows the plan's simulation.
+        self.executed = False
 
     def _next_id(self) -> str:
         return self._new_ids.pop(0) if self._new_ids else new_id()
@@ -199,6 +201,7 @@ class Resource:
 
     # execution ----------------------------------------------------------
     def execute(self, plan: Plan, driver: Driver) -> None:
+        self.executed = True
         for step in plan.steps:
             if step.action == "update":
                 step.target.updated_at = now()
@@ -274,7 +277,7 @@ class Resource:
         if plan.after is None:
             shown = dict(plan.before or {}, status="deleted") if plan.before else None
         else:
-            current = self.records.get(self.kind, plan.after["id"])
+            current = self.records.get(self.kind, plan.after["id"]) if self.executed else None
             shown = self.view(current) if current is not None else plan.after
         return {
             "changed": plan.changed,

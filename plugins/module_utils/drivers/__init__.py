@@ -19,9 +19,15 @@ def _file() -> type[Driver]:
     return FileDriver
 
 
+def _rbd() -> type[Driver]:
+    from .rbd import RbdDriver
+    return RbdDriver
+
+
 # name -> loader; a new driver is one line here plus its module.
 DRIVERS: dict[str, Callable[[], type[Driver]]] = {
     "file": _file,
+    "rbd": _rbd,
 }
 
 

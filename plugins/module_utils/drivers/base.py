@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 from ..config import Opt, validate_options
+from ..errors import DriverError
 from ..objects import Connection, Snapshot, Volume
 
 
@@ -53,6 +54,12 @@ class Driver:
 
     def volume_exists(self, volume: Volume) -> bool:
         raise NotImplementedError
+
+    def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        """Optional: make `volume` hold the data of its `snapshot` again, keeping the volume's
+        size (volumes only grow). Returns the volume's driver_data."""
+        raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
+                          "create a new volume from the snapshot instead", "snapshot")
 
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:

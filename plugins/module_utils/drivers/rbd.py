@@ -1,0 +1,645 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `rbd` driver: volumes as Ceph RBD images, through librbd's Python bindings.
+
+Options carry the names Cinder's RBD driver gives them, so a cinder.conf backend
+section carries over. Images are named by id, never by a user's name:
+
+  volume-<id>                    a volume
+  volume-<id>@snapshot-<id>      a snapshot: an RBD snapshot of its volume's image
+  volume-<src>@clone-base-<id>   private snapshot of the source of clone <id>
+  volume-<id>.deleted            a deleted volume kept hidden while clones still use it
+
+Volumes from snapshots and clones of volumes are copy-on-write clones of a
+protected snapshot. A clone is flattened (made independent of its parent) when
+`rbd_flatten_volume_from_snapshot` asks for it (volumes from snapshots) or when
+its chain of parents would pass `rbd_max_clone_depth`; with depth 0 every copy
+is a full copy. Deleting a snapshot that volumes were made from flattens those
+volumes first. Deleting a volume whose clones still use it hides the image;
+the hidden image and its private snapshots go with the last clone. So parents
+and children can be deleted in any order and the pool ends up clean.
+
+`rados` and `rbd` are imported only inside the methods that talk to the
+cluster: the controller builds this driver only to validate options, and the
+bindings exist only for the Python that the distribution built them for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from ..config import Opt
+from ..errors import DriverError, InvalidParameter, MissingDependency
+from ..objects import Connection, Snapshot, Volume, is_uuid
+from ..units import GiB
+from .base import Driver
+
+HIDDEN_SUFFIX = ".deleted"
+USER_SNAP_PREFIX = "snapshot-"
+CLONE_BASE_PREFIX = "clone-base-"
+# librados' own limit when rados_connect_timeout is negative (client_mount_timeout).
+LIBRADOS_MOUNT_TIMEOUT = 300
+BINDINGS_HELP = (
+    "the Ceph Python bindings (modules rados and rbd) on the host the module runs on: Debian/Ubuntu "
+    "packages python3-rados and python3-rbd (RHEL/CentOS: python3-rados and python3-rbd from the Ceph "
+    "repositories). There is no pip package; the bindings load only in the Python the distribution built "
+    "them for (Debian 12: /usr/bin/python3.11), so point ansible_python_interpreter at that Python or at a "
+    "venv made from it with --system-site-packages")
+
+
+class RbdDriver(Driver):
+    name = "rbd"
+    options = (
+        Opt("rbd_pool", default="rbd", help="The RADOS pool where volumes are stored."),
+        Opt("rbd_ceph_conf", "path",
+            help="Path to the Ceph configuration file on the host the module runs on. Default: librados' "
+                 "search (/etc/ceph/<rbd_cluster_name>.conf, ~/.ceph/config, ./ceph.conf)."),
+        Opt("rbd_user",
+            help="The RADOS client name (without 'client.') for cephx authentication. Default: librados' "
+                 "default, admin."),
+        Opt("rbd_keyring_conf", "path",
+            help="Path to the keyring file holding rbd_user's key. Default: the keyring setting of "
+                 "rbd_ceph_conf, else /etc/ceph/<cluster>.client.<user>.keyring."),
+        Opt("rbd_cluster_name", default="ceph", help="The name of the Ceph cluster."),
+        Opt("rbd_secret_uuid",
+            help="UUID of the libvirt secret holding rbd_user's key, passed to consumers in the connection info."),
+        Opt("rbd_flatten_volume_from_snapshot", "bool", default=False,
+            help="Flatten volumes made from snapshots, so that they do not depend on the snapshot."),
+        Opt("rbd_max_clone_depth", "int", default=5, min=0,
+            help="Longest chain of copy-on-write clones behind a volume; a new volume that would pass it is "
+                 "flattened. 0 disables cloning: volumes from snapshots and clones are full copies."),
+        Opt("rados_connect_timeout", "int", default=-1,
+            help="Seconds to wait for the cluster when connecting (and for each monitor and OSD operation). "
+                 f"Negative: librados' default ({LIBRADOS_MOUNT_TIMEOUT} s to connect)."),
+    )
+    capabilities = {
+        "formats": ["raw"],
+        "thin_provisioning": True,
+        "snapshot": "RBD snapshot of the volume's image (constant time)",
+        "clone": "copy-on-write clone of a protected snapshot; flattened past rbd_max_clone_depth, "
+                 "full copy when rbd_max_clone_depth is 0",
+        "volume_from_snapshot": "copy-on-write clone of the snapshot; flattened when "
+                                "rbd_flatten_volume_from_snapshot is true or past rbd_max_clone_depth",
+        "snapshot_delete_with_dependents": "allowed: the volumes made from the snapshot are flattened first "
+                                           "(a full copy of their data), then the snapshot is deleted",
+        "volume_delete_with_clones": "allowed: the image is hidden (volume-<id>.deleted) until its last clone "
+                                     "is deleted or flattened",
+        "revert_to_snapshot": True,
+        "connection": "rbd (os-brick's RBD connector; qemu/librbd userspace clients)",
+        "capacity_stats": "from the cluster's df report, which the monitors get from ceph-mgr: without a "
+                          "running ceph-mgr total and free read 'unknown'",
+        "multiattach": False,
+    }
+
+    def __init__(self, backend_name: str, conf: dict) -> None:
+        super().__init__(backend_name, conf)
+        for option in ("rbd_ceph_conf", "rbd_keyring_conf"):
+            path = conf[option]
+            if path is not None and not os.path.isabs(path):
+                raise InvalidParameter(f"backend.{option}: {path!r} must be an absolute path", f"backend.{option}")
+        secret_uuid = conf["rbd_secret_uuid"]
+        if secret_uuid is not None and not is_uuid(secret_uuid.lower()):
+            raise InvalidParameter(f"backend.rbd_secret_uuid: {secret_uuid!r} is not a UUID (the libvirt secret's "
+                                   "uuid, like 457eb676-33da-42ec-9a8c-9293d545c337)", "backend.rbd_secret_uuid")
+        self.pool = conf["rbd_pool"]
+        self._cluster: Any = None
+        self._ioctx: Any = None
+        self._rados: Any = None
+        self._rbd: Any = None
+
+    # bindings and connection --------------------------------------------
+    def _bindings(self) -> tuple[Any, Any]:
+        if self._rbd is None:
+            try:
+                import rados
+                import rbd
+            except ImportError as exc:
+                python = f"{sys.executable} (Python {sys.version_info[0]}.{sys.version_info[1]})"
+                raise MissingDependency(f"backend.driver: rbd needs {BINDINGS_HELP}. This module ran under "
+                                        f"{python}, where importing them failed: {exc}", "rados") from None
+            self._rados, self._rbd = rados, rbd
+        return self._rados, self._rbd
+
+    def _errors(self) -> tuple[type[Exception], ...]:
+        """The bindings' error classes; loading them first also means a missing binding
+        is reported as such, before any except clause needs them."""
+        rados, rbd = self._bindings()
+        return rbd.Error, rados.Error
+
+    def _user_text(self) -> str:
+        return f"client.{self.conf['rbd_user'] or 'admin'}"
+
+    def _timeout_text(self) -> str:
+        timeout = self.conf["rados_connect_timeout"]
+        if timeout < 0:
+            return f"librados' default of {LIBRADOS_MOUNT_TIMEOUT} s (rados_connect_timeout is {timeout})"
+        return f"rados_connect_timeout ({timeout} s)"
+
+    def _check_files(self) -> None:
+        for option, what in (("rbd_ceph_conf", "Ceph configuration file"), ("rbd_keyring_conf", "keyring")):
+            path = self.conf[option]
+            if path is not None and not os.access(path, os.R_OK):
+                problem = "cannot be read" if os.path.exists(path) else "does not exist"
+                raise DriverError(f"backend.{option}: the {what} {path} {problem} on this host", f"backend.{option}")
+
+    def _connect(self) -> tuple[Any, Any]:
+        """The cluster handle and the pool's I/O context, opened once per driver."""
+        if self._ioctx is not None:
+            return self._cluster, self._ioctx
+        rados, _ = self._bindings()
+        self._check_files()
+        conf = self.conf
+        cluster = rados.Rados(rados_id=conf["rbd_user"], clustername=conf["rbd_cluster_name"],
+                              conffile=conf["rbd_ceph_conf"] or "")
+        try:
+            if conf["rbd_keyring_conf"]:
+                cluster.conf_set("keyring", conf["rbd_keyring_conf"])
+            if conf["rados_connect_timeout"] >= 0:
+                for setting in ("client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"):
+                    cluster.conf_set(setting, str(conf["rados_connect_timeout"]))
+        except rados.Error as exc:
+            raise DriverError(f"rbd driver: cannot configure librados: {exc}") from None
+        try:
+            cluster.connect()
+        except rados.Error as exc:
+            self._shutdown(cluster)
+            raise self._connect_error(cluster, exc) from None
+        try:
+            ioctx = cluster.open_ioctx(self.pool)
+        except rados.ObjectNotFound:
+            pools = ", ".join(sorted(cluster.list_pools())) or "none"
+            self._shutdown(cluster)
+            raise DriverError(f"backend.rbd_pool: the Ceph cluster has no pool {self.pool!r} (pools: {pools})",
+                              "backend.rbd_pool") from None
+        except rados.Error as exc:
+            self._shutdown(cluster)
+            raise DriverError(f"backend.rbd_pool: cannot open pool {self.pool!r}: {exc}", "backend.rbd_pool") from None
+        self._cluster, self._ioctx = cluster, ioctx
+        return cluster, ioctx
+
+    def _connect_error(self, cluster: Any, exc: Exception) -> DriverError:
+        rados = self._rados
+        conf_path = self.conf["rbd_ceph_conf"]
+        where = conf_path or f"librados' default search for {self.conf['rbd_cluster_name']}.conf"
+        keyring = self.conf["rbd_keyring_conf"] or "the keyring named in the configuration file, else " \
+            f"/etc/ceph/{self.conf['rbd_cluster_name']}.{self._user_text()}.keyring"
+        if "conf_read_file" in str(exc):
+            return DriverError(f"backend.rbd_ceph_conf: no Ceph configuration file found ({where}); set "
+                               "rbd_ceph_conf to its path", "backend.rbd_ceph_conf")
+        if isinstance(exc, rados.TimedOut):
+            try:
+                monitors = cluster.conf_get("mon_host") or "none configured"
+            except rados.Error:
+                monitors = "unknown"
+            return DriverError(f"backend: the Ceph cluster did not answer within {self._timeout_text()}; "
+                               f"monitors {monitors} (from {where}). Check that they run and are reachable "
+                               "from this host", "backend.rados_connect_timeout")
+        if isinstance(exc, rados.PermissionDeniedError):
+            return DriverError(f"backend.rbd_user: the Ceph cluster refused {self._user_text()} (authentication "
+                               f"failed with the key from {keyring}); check rbd_user and rbd_keyring_conf",
+                               "backend.rbd_keyring_conf")
+        if isinstance(exc, rados.ObjectNotFound):
+            return DriverError(f"backend.rbd_keyring_conf: no key for {self._user_text()} found in {keyring}; "
+                               "check rbd_user and rbd_keyring_conf", "backend.rbd_keyring_conf")
+        return DriverError(f"backend: cannot connect to the Ceph cluster as {self._user_text()} "
+                           f"(configuration {where}): {exc}")
+
+    @staticmethod
+    def _shutdown(cluster: Any) -> None:
+        try:
+            cluster.shutdown()
+        except Exception:  # best effort on a handle that already failed
+            pass
+
+    def close(self) -> None:
+        """Close the pool context and the cluster connection (also done at process exit)."""
+        if self._ioctx is not None:
+            self._ioctx.close()
+            self._shutdown(self._cluster)
+        self._cluster = self._ioctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown may have torn down the bindings
+            pass
+
+    # set-up -------------------------------------------------------------
+    def check_setup(self) -> None:
+        _, ioctx = self._connect()
+        rbd = self._rbd
+        try:
+            rbd.RBD().list(ioctx)
+        except rbd.PermissionError:
+            raise DriverError(f"backend.rbd_user: {self._user_text()} may not use pool {self.pool!r}; give it "
+                              f"osd 'profile rbd pool={self.pool}' (and mon 'profile rbd')",
+                              "backend.rbd_user") from None
+        except rbd.Error as exc:
+            raise DriverError(f"backend.rbd_pool: cannot list images in pool {self.pool!r}: {exc}",
+                              "backend.rbd_pool") from None
+
+    # names and small helpers ----------------------------------------------
+    @staticmethod
+    def volume_image(volume_id: str) -> str:
+        return f"volume-{volume_id}"
+
+    @staticmethod
+    def snapshot_name(snapshot: Snapshot) -> str:
+        return f"{USER_SNAP_PREFIX}{snapshot.id}"
+
+    def _fail(self, what: str, exc: Exception) -> DriverError:
+        return DriverError(f"rbd driver: {what} in pool {self.pool!r} failed: {exc}")
+
+    def _image(self, name: str, snapshot: str | None = None, read_only: bool = False) -> Any:
+        _, ioctx = self._connect()
+        return self._rbd.Image(ioctx, name, snapshot=snapshot, read_only=read_only)
+
+    def _names(self) -> list[str]:
+        _, ioctx = self._connect()
+        return self._rbd.RBD().list(ioctx)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            with self._image(name, read_only=True):
+                return True
+        except self._rbd.ImageNotFound:
+            return False
+
+    def _find_volume_image(self, volume_id: str) -> str | None:
+        """The image of a volume, under its own name or hidden."""
+        for name in (self.volume_image(volume_id), self.volume_image(volume_id) + HIDDEN_SUFFIX):
+            if self._exists(name):
+                return name
+        return None
+
+    def _source_image(self, volume_id: str) -> str:
+        name = self._find_volume_image(volume_id)
+        if name is None:
+            raise DriverError(f"rbd driver: the image {self.pool}/{self.volume_image(volume_id)} is missing from "
+                              "the pool")
+        return name
+
+    @staticmethod
+    def _snap_names(image: Any) -> list[str]:
+        return [s["name"] for s in image.list_snaps()]
+
+    def _children(self, image: Any, snap: str) -> list[tuple[str, str]]:
+        """(pool, image) of the clones of image@snap."""
+        image.set_snap(snap)
+        try:
+            return [(c["pool"], c["image"]) for c in image.list_children2()]
+        finally:
+            image.set_snap(None)
+
+    def _parent(self, image: Any) -> tuple[str, str, str] | None:
+        try:
+            pool, name, snap = image.parent_info()
+        except self._rbd.ImageNotFound:
+            return None
+        return pool, name, snap
+
+    def _depth(self, name: str) -> int:
+        """How many parents stand behind an image."""
+        depth = 0
+        parent = (self.pool, name, "")
+        while parent is not None and parent[0] == self.pool:
+            with self._image(parent[1], read_only=True) as image:
+                parent = self._parent(image)
+            if parent is not None:
+                depth += 1
+        return depth
+
+    def _resize_to(self, name: str, size_gib: int) -> None:
+        with self._image(name) as image:
+            if image.size() < size_gib * GiB:
+                image.resize(size_gib * GiB)
+
+    def _protect(self, image: Any, snap: str) -> None:
+        if not image.is_protected_snap(snap):
+            image.protect_snap(snap)
+
+    def _flatten(self, pool: str, name: str) -> None:
+        cluster, ioctx = self._connect()
+        child_ioctx = ioctx if pool == self.pool else cluster.open_ioctx(pool)
+        try:
+            with self._rbd.Image(child_ioctx, name) as image:
+                image.flatten()
+        finally:
+            if child_ioctx is not ioctx:
+                child_ioctx.close()
+
+    def _remove_leftover(self, name: str) -> None:
+        """A volume image left by an interrupted create holds nothing a user wrote."""
+        if self._exists(name):
+            self._remove_or_hide(name)
+
+    # garbage collection --------------------------------------------------
+    def _remove_or_hide(self, name: str) -> None:
+        """Remove an image with its unused snapshots; hide it if clones still use one."""
+        with self._image(name) as image:
+            parent = self._parent(image)
+            in_use = False
+            for snap in self._snap_names(image):
+                if self._children(image, snap):
+                    in_use = True
+                    continue
+                if image.is_protected_snap(snap):
+                    image.unprotect_snap(snap)
+                image.remove_snap(snap)
+        _, ioctx = self._connect()
+        if in_use:
+            if not name.endswith(HIDDEN_SUFFIX):
+                self._rbd.RBD().rename(ioctx, name, name + HIDDEN_SUFFIX)
+            return
+        self._rbd.RBD().remove(ioctx, name)
+        if parent is not None:
+            self._collect(*parent)
+
+    def _collect(self, pool: str, name: str, snap: str) -> None:
+        """After a clone of name@snap went away or was flattened: drop what nobody needs.
+
+        A private clone-base snapshot goes with its last clone; a user's snapshot
+        stays but is unprotected; a hidden image goes with its last snapshot, and
+        then its own parent is looked at.
+        """
+        if pool != self.pool:
+            return  # never touch another pool's images
+        try:
+            image = self._image(name)
+        except self._rbd.ImageNotFound:
+            return
+        with image:
+            if snap not in self._snap_names(image) or self._children(image, snap):
+                return
+            hidden = name.endswith(HIDDEN_SUFFIX)
+            if image.is_protected_snap(snap):
+                image.unprotect_snap(snap)
+            if hidden or snap.startswith(CLONE_BASE_PREFIX):
+                image.remove_snap(snap)
+            if not hidden or self._snap_names(image):
+                return
+        self._remove_or_hide(name)
+
+    # volumes ------------------------------------------------------------
+    def _driver_data(self, name: str) -> dict:
+        return {"pool": self.pool, "image": name}
+
+    def create_volume(self, volume: Volume) -> dict:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        try:
+            self._remove_leftover(name)
+            _, ioctx = self._connect()
+            self._rbd.RBD().create(ioctx, name, volume.size * GiB, old_format=False)
+        except errors as exc:
+            raise self._fail(f"creating image {name} of {volume.size} GiB", exc) from None
+        return self._driver_data(name)
+
+    def _copy(self, source: str, snap: str, dest: str) -> None:
+        """A full, independent copy of source@snap (rbd_max_clone_depth 0)."""
+        _, ioctx = self._connect()
+        with self._image(source, snapshot=snap, read_only=True) as image:
+            image.copy(ioctx, dest)
+
+    def _clone(self, source: str, snap: str, dest: str, flatten: bool) -> None:
+        _, ioctx = self._connect()
+        with self._image(source) as image:
+            self._protect(image, snap)
+        self._rbd.RBD().clone(ioctx, source, snap, ioctx, dest)
+        if flatten or self._depth(dest) > self.conf["rbd_max_clone_depth"]:
+            self._flatten(self.pool, dest)
+            self._collect(self.pool, source, snap)
+
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        snap = self.snapshot_name(snapshot)
+        try:
+            source = self._source_image(snapshot.volume_id)
+            self._remove_leftover(name)
+            if self.conf["rbd_max_clone_depth"] == 0:
+                self._copy(source, snap, name)
+            else:
+                self._clone(source, snap, name, self.conf["rbd_flatten_volume_from_snapshot"])
+            self._resize_to(name, volume.size)
+        except errors as exc:
+            source_text = f"{self.volume_image(snapshot.volume_id)}@{snap}"
+            raise self._fail(f"creating image {name} from {source_text}", exc) from None
+        return self._driver_data(name)
+
+    def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        base = f"{CLONE_BASE_PREFIX}{volume.id}"
+        try:
+            source_name = self._source_image(source.id)
+            self._remove_leftover(name)
+            with self._image(source_name) as image:
+                if base not in self._snap_names(image):
+                    image.create_snap(base)
+            if self.conf["rbd_max_clone_depth"] == 0:
+                self._copy(source_name, base, name)
+                self._collect(self.pool, source_name, base)
+            else:
+                self._clone(source_name, base, name, flatten=False)
+            self._resize_to(name, volume.size)
+        except errors as exc:
+            raise self._fail(f"cloning volume image {self.volume_image(source.id)} to {name}", exc) from None
+        return self._driver_data(name), source.driver_data
+
+    def extend_volume(self, volume: Volume, new_size: int) -> dict:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        try:
+            self._resize_to(name, new_size)
+        except self._rbd.ImageNotFound:
+            raise DriverError(f"rbd driver: the image {self.pool}/{name} is missing from the pool") from None
+        except errors as exc:
+            raise self._fail(f"extending image {name} to {new_size} GiB", exc) from None
+        return volume.driver_data or self._driver_data(name)
+
+    def delete_volume(self, volume: Volume) -> None:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        try:
+            if self._exists(name):
+                self._remove_or_hide(name)
+            if volume.source_volume_id:
+                # A clone interrupted before its image existed left its base snapshot behind.
+                source = self._find_volume_image(volume.source_volume_id)
+                if source is not None:
+                    self._collect(self.pool, source, f"{CLONE_BASE_PREFIX}{volume.id}")
+        except errors as exc:
+            raise self._fail(f"deleting image {name}", exc) from None
+
+    def volume_exists(self, volume: Volume) -> bool:
+        self._errors()
+        return self._exists(self.volume_image(volume.id))
+
+    def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        snap = self.snapshot_name(snapshot)
+        try:
+            with self._image(name) as image:
+                image.rollback_to_snap(snap)
+                # A rollback also restores the snapshot's size; volumes only grow.
+                if image.size() < volume.size * GiB:
+                    image.resize(volume.size * GiB)
+        except errors as exc:
+            raise self._fail(f"reverting image {name} to snapshot {snap}", exc) from None
+        return volume.driver_data
+
+    # snapshots ----------------------------------------------------------
+    def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        snap = self.snapshot_name(snapshot)
+        try:
+            with self._image(name) as image:
+                if snap not in self._snap_names(image):
+                    image.create_snap(snap)
+        except errors as exc:
+            raise self._fail(f"creating snapshot {name}@{snap}", exc) from None
+        return {"pool": self.pool, "image": name, "snapshot": snap}, volume.driver_data
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        errors = self._errors()
+        snap = self.snapshot_name(snapshot)
+        try:
+            name = self._find_volume_image(snapshot.volume_id)
+            if name is None:
+                return
+            with self._image(name) as image:
+                if snap not in self._snap_names(image):
+                    return
+                children = self._children(image, snap)
+            # Volumes made from the snapshot must outlive it: make them independent.
+            for pool, child in children:
+                self._flatten(pool, child)
+            with self._image(name) as image:
+                if image.is_protected_snap(snap):
+                    image.unprotect_snap(snap)
+                image.remove_snap(snap)
+            if name.endswith(HIDDEN_SUFFIX):
+                self._remove_or_hide(name)
+        except errors as exc:
+            raise self._fail(f"deleting snapshot {snap} of {self.volume_image(snapshot.volume_id)}", exc) from None
+
+    def snapshot_exists(self, snapshot: Snapshot) -> bool:
+        self._errors()
+        try:
+            with self._image(self.volume_image(snapshot.volume_id), read_only=True) as image:
+                return self.snapshot_name(snapshot) in self._snap_names(image)
+        except self._rbd.ImageNotFound:
+            return False
+
+    # connections --------------------------------------------------------
+    def _monitors(self) -> tuple[list[str], list[str]]:
+        """Monitor hosts and ports from the cluster's monitor map (msgr v1 address preferred:
+        older kernel clients speak only v1)."""
+        cluster, _ = self._connect()
+        ret, out, err = cluster.mon_command(json.dumps({"prefix": "mon dump", "format": "json"}), b"")
+        if ret:
+            raise DriverError(f"rbd driver: cannot read the monitor map ({err or ret})")
+        hosts, ports = [], []
+        for mon in json.loads(out)["mons"]:
+            addrs = {a["type"]: a["addr"] for a in mon.get("public_addrs", {}).get("addrvec", [])}
+            addr = addrs.get("v1") or addrs.get("v2") or mon["addr"].split("/")[0]
+            host, port = addr.rsplit(":", 1)
+            hosts.append(host.strip("[]"))
+            ports.append(port)
+        return hosts, ports
+
+    def _auth_enabled(self) -> bool:
+        cluster, _ = self._connect()
+        return "cephx" in (cluster.conf_get("auth_client_required") or "")
+
+    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
+        errors = self._errors()
+        name = self.volume_image(volume.id)
+        try:
+            if not self._exists(name):
+                raise DriverError(f"rbd driver: the image {self.pool}/{name} is missing from the pool")
+            hosts, ports = self._monitors()
+            auth_enabled = self._auth_enabled()
+        except errors as exc:
+            raise self._fail(f"exporting image {name}", exc) from None
+        user = self.conf["rbd_user"] or "admin"
+        return {"driver_volume_type": "rbd", "data": {
+            "name": f"{self.pool}/{name}",
+            "hosts": hosts,
+            "ports": ports,
+            "cluster_name": self.conf["rbd_cluster_name"],
+            "auth_enabled": auth_enabled,
+            "auth_username": user,
+            "secret_type": "ceph",
+            "secret_uuid": self.conf["rbd_secret_uuid"],
+            "volume_id": volume.id,
+            "discard": True,
+            "access_mode": connection.mode,
+            # For userspace clients (qemu rbd:, librbd) on a host set up like the module's:
+            # paths only, never the key itself.
+            "ceph_conf": self.conf["rbd_ceph_conf"],
+            "keyring_path": self.conf["rbd_keyring_conf"],
+        }}
+
+    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
+        """Nothing to undo: an rbd export is only information about the image."""
+
+    # backend ------------------------------------------------------------
+    def _df(self) -> tuple[Any, Any, int]:
+        """(total, free) in GiB from the cluster's df report, or 'unknown', and the pool's quota."""
+        cluster, _ = self._connect()
+        ret, out, _err = cluster.mon_command(json.dumps({"prefix": "df", "format": "json"}), b"")
+        if ret:
+            return "unknown", "unknown", 0
+        pools = [p for p in json.loads(out).get("pools", []) if p.get("name") == self.pool]
+        if not pools:  # no ceph-mgr has reported yet
+            return "unknown", "unknown", 0
+        stats = pools[0]["stats"]
+        ret, out, _err = cluster.mon_command(
+            json.dumps({"prefix": "osd pool get-quota", "pool": self.pool, "format": "json"}), b"")
+        quota = json.loads(out).get("quota_max_bytes", 0) if not ret else 0
+        free = stats["max_avail"]
+        if quota:
+            free = max(min(quota - stats["bytes_used"], free), 0)
+        total = free + stats["bytes_used"]
+        return round(total / GiB, 2), round(free / GiB, 2), quota
+
+    def list_volume_ids(self) -> list[str]:
+        errors = self._errors()
+        try:
+            names = self._names()
+        except errors as exc:
+            raise self._fail("listing images", exc) from None
+        return sorted(n[len("volume-"):] for n in names
+                      if n.startswith("volume-") and not n.endswith(HIDDEN_SUFFIX))
+
+    def get_stats(self) -> dict:
+        self.check_setup()
+        ids = self.list_volume_ids()
+        provisioned = 0
+        for volume_id in ids:
+            try:
+                with self._image(self.volume_image(volume_id), read_only=True) as image:
+                    provisioned += image.size()
+            except self._rbd.ImageNotFound:
+                continue  # deleted meanwhile
+        total, free, quota = self._df()
+        cluster, _ = self._connect()
+        return {
+            "driver": self.name,
+            "total_capacity_gb": total,
+            "free_capacity_gb": free,
+            "provisioned_capacity_gb": round(provisioned / GiB, 2),
+            "volume_count": len(ids),
+            "pools": [{"name": self.pool, "total_capacity_gb": total, "free_capacity_gb": free,
+                       "quota_gb": round(quota / GiB, 2) if quota else None,
+                       "cluster_fsid": cluster.get_fsid(), "cluster_name": self.conf["rbd_cluster_name"]}],
+        }
+

@@ -134,6 +134,9 @@ class Resource:
     def _next_id(self) -> str:
         return self._new_ids.pop(0) if self._new_ids else new_id()
 
+    def prepare(self, sealer: object) -> None:
+        """Called where the module runs, before plan(): host facts and the key to sealed secrets."""
+
     # selection (controller side) ------------------------------------------
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:

@@ -20,9 +20,10 @@ from .objects import RecordSet
 from .persistence import STORAGES, open_store
 from .queries import Query
 from .resources import Resource
+from .sealing import Sealer
 from .transaction import perform, run_task
 
-INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids")
+INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key")
 COMMON_SPEC = {
     "backend": {"type": "raw", "required": True},
     "persistence": {"type": "dict", "options": {
@@ -32,6 +33,8 @@ COMMON_SPEC = {
     }},
     "_blockstore_records": {"type": "list", "elements": "dict"},
     "_blockstore_ids": {"type": "list", "elements": "str"},
+    # The key to sealed secrets, for handlers that must seal or unseal (sealing.py).
+    "_blockstore_key": {"type": "str", "no_log": True},
 }
 
 
@@ -56,8 +59,11 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
     params = dict(module.params)
     records = params.pop("_blockstore_records")
     new_ids = params.pop("_blockstore_ids") or []
+    key = params.pop("_blockstore_key")
     changes = None
     try:
+        if not getattr(handler, "needs_backend", True):
+            module.exit_json(changed=False, **handler.run(None, params, None))
         driver = build_driver(params["backend"])
         if issubclass(handler, Query):
             if records is None:
@@ -65,11 +71,13 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
                 records = handler.select(store, driver.backend_name, params)
             result = {"changed": False, **handler.run(RecordSet(driver.backend_name, records), params, driver)}
         elif records is None:
-            result = run_task(open_store(params["persistence"]), handler, driver.backend_name, params,
-                              module.check_mode, lambda recs, ids: perform(handler, driver, params, recs, ids,
-                                                                           module.check_mode))
+            store = open_store(params["persistence"])
+            result = run_task(store, handler, driver.backend_name, params, module.check_mode,
+                              lambda recs, ids: perform(handler, driver, params, recs, ids, module.check_mode,
+                                                        sealer=store.sealer))
         else:
-            result, changes = perform(handler, driver, params, records, new_ids, module.check_mode)
+            sealer = Sealer(key=key) if key else None
+            result, changes = perform(handler, driver, params, records, new_ids, module.check_mode, sealer=sealer)
     except BlockstoreError as exc:
         # Records were sent, so the action plugin waits for changes: "none" (not
         # a missing key, which means the module died) puts back what it pre-wrote.

@@ -17,6 +17,7 @@ from .errors import BlockstoreError, StateStoreError
 from .objects import RecordSet
 from .persistence.base import Store
 from .resources import Resource, lock_keys
+from .sealing import Sealer, sealer_of
 
 # An executor takes (records, new ids) and returns (result, changes); changes is
 # None when the outcome is unknown (the module process died).
@@ -25,7 +26,7 @@ MAX_LOCK_ROUNDS = 10
 
 
 def perform(resource_cls: type[Resource], driver: Driver, params: dict, records: list[dict],
-            new_ids: list[str], check_mode: bool) -> tuple[dict, dict]:
+            new_ids: list[str], check_mode: bool, sealer: Sealer | None = None) -> tuple[dict, dict]:
     """Plan and (unless check mode) apply; the module side of a task.
 
     A BlockstoreError raised here carries `.changes`: what was stored despite the
@@ -33,6 +34,7 @@ def perform(resource_cls: type[Resource], driver: Driver, params: dict, records:
     """
     resource = resource_cls(RecordSet(driver.backend_name, records), params, new_ids)
     try:
+        resource.prepare(sealer)
         plan = resource.plan()
         if plan.changed and not check_mode:
             driver.check_setup()
@@ -68,7 +70,7 @@ def _run_locked(store: Store, resource_cls: type[Resource], backend: str, params
     pending = [] if check_mode else plan.pending()
     new_ids = plan.new_ids()
     if pending:
-        store.apply(upserts=pending)
+        store.apply(upserts=[sealer_of(store).seal_tree(r) for r in pending])
     try:
         result, changes = execute(records, new_ids)
     except BlockstoreError as exc:
@@ -98,4 +100,6 @@ def _merge(store: Store, records: list[dict], pending: list[dict], changes: dict
         else:
             deletes.append({"kind": record["kind"], "id": record["id"]})
     if upserts or deletes:
-        store.apply(upserts=upserts, deletes=deletes)
+        # Modules seal what they make; this is the one gate every store's writes pass.
+        sealer = sealer_of(store)
+        store.apply(upserts=[sealer.seal_tree(r) for r in upserts], deletes=deletes)

@@ -19,6 +19,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import B
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import Query
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import full_spec
+from ansible_collections.blockstore.storage.plugins.module_utils.sealing import sealer_of
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 
 COLLECTION = "blockstore.storage"
@@ -28,6 +29,16 @@ def _failure(msg: str, option: str | None = None) -> dict:
     result = {"failed": True, "changed": False, "msg": msg}
     if option:
         result["option"] = option
+    return result
+
+
+def _strip_internal(result: dict) -> dict:
+    """The records and the key sent to the module are no business of the task's output (-vvv shows
+    invocation.module_args): only the user's own arguments are echoed."""
+    module_args = (result.get("invocation") or {}).get("module_args")
+    if isinstance(module_args, dict):
+        for key in [k for k in module_args if k.startswith("_blockstore")]:
+            del module_args[key]
     return result
 
 
@@ -50,11 +61,18 @@ def run_action(action, task_vars: dict) -> dict:
     module_args = {k: v for k, v in args.items() if k != "persistence"}
 
     def execute(records: list, new_ids: list) -> tuple[dict, dict | None]:
-        result = action._execute_module(
-            module_name=module_name, task_vars=task_vars,
-            module_args={**module_args, "_blockstore_records": records, "_blockstore_ids": new_ids})
-        return result, result.pop("_blockstore_changes", None)
+        internal = {"_blockstore_records": records, "_blockstore_ids": new_ids}
+        if getattr(module.HANDLER, "needs_key", False):
+            internal["_blockstore_key"] = sealer_of(store).key()
+        result = action._execute_module(module_name=module_name, task_vars=task_vars,
+                                        module_args={**module_args, **internal})
+        return _strip_internal(result), result.pop("_blockstore_changes", None)
 
+    if not getattr(module.HANDLER, "needs_backend", True):
+        result = _strip_internal(action._execute_module(module_name=module_name, task_vars=task_vars,
+                                                        module_args=module_args))
+        result.pop("diff", None)
+        return result
     store = None
     try:
         driver = build_driver(params["backend"])  # fails on bad options before any write

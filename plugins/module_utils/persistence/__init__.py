@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidParameter
+from ..sealing import Sealer
 from .base import Store
 
 STORAGES = ("file", "db", "memory")
@@ -54,9 +55,13 @@ def open_store(persistence: dict | None) -> Store:
     options = normalize(persistence)
     if options["storage"] == "file":
         from .jsonfile import JsonFileStore
-        return JsonFileStore(options["path"])
-    if options["storage"] == "db":
+        store = JsonFileStore(options["path"])
+    elif options["storage"] == "db":
         from .db import DbStore
-        return DbStore(options["connection"])
-    from .memory import MemoryStore
-    return MemoryStore()
+        store = DbStore(options["connection"])
+    else:
+        from .memory import MemoryStore
+        store = MemoryStore()
+    # Secret fields are sealed with this store's key before they are written (sealing.py).
+    store.sealer = Sealer.for_persistence(options)
+    return store

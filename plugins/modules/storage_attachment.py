@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: storage_attachment
+short_description: Connect a volume to a host and attach it there as a block device
+version_added: 0.1.0
+description:
+  - Exports a volume to a host (a I(connection), as in cinderlib) and, with O(state=attached), makes it a local
+    block device on the host the task runs on (an I(attachment)).
+  - "File driver, C(target: local): raw files become loop devices; qcow2 images are opened by
+    qemu-storage-daemon, exported as a file over FUSE, then made a loop device."
+  - "File driver, C(target: iscsi): the volume is exported by the userspace target tgt with an initiator ACL
+    and CHAP credentials generated for each connection. The host attaches it with os-brick where the kernel
+    has iSCSI, else through qemu-storage-daemon (C(iscsi://) with CHAP) and FUSE."
+  - The volume's status is C(in-use) while any connection exists and C(available) after the last one goes.
+    A second host may connect only to a volume made with O(blockstore.storage.storage_volume#module:multiattach=true).
+  - A failed attach leaves nothing behind; the error says which step failed.
+  - Daemons started for an attachment are recorded (pid, socket, mount point) and stopped on detach.
+  - State is kept on the Ansible controller (see O(persistence)); the device is made on the target host.
+author: blockstore.storage developers (@blockstore)
+extends_documentation_fragment:
+  - blockstore.storage.backend
+  - blockstore.storage.persistence
+  - blockstore.storage.attributes
+options:
+  volume:
+    description: Name or id of the volume.
+    type: str
+    required: true
+  state:
+    description:
+      - V(attached) a connection for the host the task runs on, and a local block device.
+        Attaching again after the device vanished (a reboot, a killed daemon) makes it again;
+        after the volume grew, the device is grown.
+      - V(connected) a connection for the host O(connector) describes (default this host), without a
+        device; returns the connection info a consumer (libvirt, qemu, another host) needs. A device this
+        host made before is removed and the connection kept.
+      - V(detached) no device and no connection for that host. Idempotent; cleans up after a device
+        that vanished. Fails, changing nothing, while the device is mounted.
+    type: str
+    choices: [attached, connected, detached]
+    default: attached
+  connector:
+    description:
+      - The host to connect, as RV(blockstore.storage.storage_host_info#module:connector) returns it (at
+        least C(host); C(initiator) for iSCSI). Defaults to the host the task runs on.
+      - With O(state=attached) it must describe the host the task runs on.
+    type: dict
+  mode:
+    description: Read-write or read-only access. Changing the mode of an existing connection needs a detach.
+    type: str
+    choices: [rw, ro]
+    default: rw
+  method:
+    description:
+      - How the host makes the device. V(auto) uses the kernel (os-brick) where it has the protocol, else the
+        userspace path; V(kernel) only the kernel; V(userspace) only qemu-storage-daemon with FUSE and a loop
+        device (works in containers and without iscsi_tcp or rbd kernel modules).
+    type: str
+    choices: [auto, kernel, userspace]
+    default: auto
+notes:
+  - Needs on the host that attaches, as root, C(losetup); for qcow2, iSCSI or RBD through userspace,
+    qemu-storage-daemon (Debian C(qemu-system-common) and C(qemu-block-extra)) and FUSE (C(fuse3)); for the
+    kernel path and for the connector properties, the Python package C(os-brick) (its privileged calls run
+    in-process when root, so no sudo is needed).
+  - For an iSCSI export the backend host runs C(tgtd); see the backend's C(tgt_control_port), C(iscsi_ip_address)
+    and C(iscsi_port).
+  - CHAP passwords are sealed in the state store, sent to the module sealed, and shown as C(********).
+seealso:
+  - module: blockstore.storage.storage_host_info
+  - module: blockstore.storage.storage_volume
+'''
+
+EXAMPLES = r'''
+- name: Attach a volume here and put a filesystem on it
+  blockstore.storage.storage_attachment:
+    volume: data1
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+  register: att
+
+- name: Make the filesystem
+  community.general.filesystem:
+    dev: "{{ att.attachment.device.path }}"
+    fstype: ext4
+
+- name: Export a volume over iSCSI to another host
+  blockstore.storage.storage_attachment:
+    volume: shared1
+    state: connected
+    connector: "{{ hostvars['db2'].host_info.connector }}"
+    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 192.0.2.10}
+
+- name: Detach and disconnect
+  blockstore.storage.storage_attachment:
+    volume: data1
+    state: detached
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+'''
+
+RETURN = r'''
+attachment:
+  description:
+    - The connection after the task; after a detach, the removed one with status C(detached).
+    - Secret fields (C(auth_password) and others) of C(connection_info) are C(********).
+  returned: success, except when detaching a volume that had no connection for the host
+  type: dict
+  contains:
+    id: {description: The connection's id., type: str, returned: always}
+    volume_id: {description: The volume's id., type: str, returned: always}
+    volume_name: {description: The volume's name., type: str, returned: always}
+    host: {description: The host it is connected to., type: str, returned: always}
+    mode: {description: rw or ro., type: str, returned: always}
+    status: {description: "connected, attached, or detached.", type: str, returned: always}
+    connector: {description: The host's connector properties., type: dict, returned: always}
+    connection_info:
+      description: The driver's export, in os-brick's shape (C(driver_volume_type) and C(data)).
+      type: dict
+      returned: always
+      sample: {driver_volume_type: iscsi, data: {target_portal: "127.0.0.1:3260", target_lun: 1,
+               target_iqn: "iqn.2010-10.org.blockstore:volume-...", auth_method: CHAP,
+               auth_username: bs0123..., auth_password: "********"}}
+    device:
+      description: The local block device, or null while only connected.
+      type: dict
+      returned: always
+      contains:
+        path: {description: The device, for example C(/dev/loop3)., type: str}
+        type: {description: C(block)., type: str}
+        method: {description: "How it was made: loop, userspace or kernel.", type: str}
+actions:
+  description: What the task did, or in check mode would do, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["connect volume 'data1' to host1", "attach volume 'data1' on host1", "volume 'data1': status in-use"]
+'''
+
+from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+
+ARGUMENT_SPEC = {
+    "volume": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["attached", "connected", "detached"], "default": "attached"},
+    "connector": {"type": "dict"},
+    "mode": {"type": "str", "choices": ["rw", "ro"], "default": "rw"},
+    "method": {"type": "str", "choices": ["auto", "kernel", "userspace"], "default": "auto"},
+}
+HANDLER = AttachmentResource
+
+
+def main() -> None:
+    run_module(HANDLER, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()

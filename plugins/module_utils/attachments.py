@@ -362,3 +362,57 @@ class HostInfo:
     @classmethod
     def run(cls, records: object, params: dict, driver: object) -> dict:
         return {"connector": connectors.host_properties()}
+
+
+# Used by storage_volume (resources.py) ---------------------------------------
+def plan_force_disconnect(volume: Volume, connections: list[Connection], force: bool, on_host: bool) -> list[Step]:
+    """Steps that remove a volume's connections before it is deleted, or a clear refusal."""
+    described = ", ".join(sorted(f"{c.host} (attached as {c.device.get('path')})" if c.device else c.host
+                                 for c in connections))
+    if not force:
+        raise Conflict(f"volume {volume.name!r} is connected to {described}; detach it first (storage_attachment "
+                       "state: detached) or set force: true to detach and delete it", "force")
+    here = connectors.this_host() if on_host else None
+    steps = []
+    for conn in connections:
+        if conn.device and conn.host == here and connectors.present(conn.device):
+            users = connectors.users(conn.device)
+            if users:
+                raise Conflict(f"force: volume {volume.name!r} is attached here as {conn.device.get('path')}, "
+                               f"which is in use ({', '.join(users)}); unmount it first", "force")
+        if conn.device and conn.host != here:
+            what = f"disconnect volume {volume.name!r} from {conn.host} (its device there goes stale)"
+        elif conn.device:
+            what = f"detach {conn.device.get('path')} and disconnect volume {volume.name!r} from {conn.host}"
+        else:
+            what = f"disconnect volume {volume.name!r} from {conn.host}"
+        steps.append(Step("delete_connection", conn, volume, message=what))
+    return steps
+
+
+def force_disconnect(driver: Driver, volume: Volume, conn: Connection) -> None:
+    """Detach a connection's device if it is on this host, then remove the export."""
+    if conn.device and conn.host == connectors.this_host():
+        connectors.detach(conn.device, conn.connection_info)
+    driver.terminate_connection(volume, conn)
+
+
+def extend_attached(driver: Driver, volume: Volume, connections: list[Connection]) -> dict:
+    """Extend a volume and make its devices on this host show the new size.
+
+    A daemon that holds a qcow2 image open must grow it itself (qemu-img would
+    find the image locked); everything else grows on the backend first, then the
+    device re-reads its size. Devices on other hosts grow at their next
+    `state: attached` run there.
+    """
+    here = connectors.this_host()
+    local = [c for c in connections if c.device and c.host == here and connectors.present(c.device)]
+    size = volume.size * GiB
+    for conn in local:
+        if connectors.owns_image(conn.device):
+            connectors.grow(conn.device, conn.connection_info, size)
+    driver_data = driver.extend_volume(volume, volume.size)
+    for conn in local:
+        if not connectors.owns_image(conn.device):
+            connectors.grow(conn.device, conn.connection_info, size)
+    return driver_data

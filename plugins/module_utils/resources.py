@@ -25,6 +25,7 @@ from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter, NotFound
 from .objects import (
     AVAILABLE,
+    CONNECTION,
     CREATING,
     DELETING,
     ERROR,
@@ -51,7 +52,7 @@ TRANSIENT = {"create": CREATING, "create_from_snapshot": CREATING, "clone": CREA
              "create_snapshot": CREATING, "extend": EXTENDING, "delete": DELETING,
              "delete_snapshot": DELETING}
 CREATES = ("create", "create_from_snapshot", "clone", "create_snapshot")
-DELETES = ("delete", "delete_snapshot")
+DELETES = ("delete", "delete_snapshot", "delete_connection")
 
 
 @dataclasses.dataclass
@@ -109,6 +110,18 @@ def _check_metadata(params: dict) -> None:
         raise InvalidParameter("metadata: must be a dict with string keys", "metadata")
 
 
+def refuse_live_qcow2(records: RecordSet, volume: Volume, what: str, option: str) -> None:
+    """A qcow2 image held open by qemu-storage-daemon would keep taking writes in the frozen file."""
+    if volume.driver_data.get("format") != "qcow2":
+        return
+    for conn in records.find(CONNECTION, volume_id=volume.id):
+        device = conn.device or {}
+        if device.get("method") == "userspace" and device.get("protocol") == "local":
+            raise Conflict(f"{option}: {volume.name!r} is a qcow2 image attached on {conn.host} as "
+                           f"{device.get('path')}; detach it before taking a {what} of it (its daemon holds "
+                           "the image open)", option)
+
+
 def lock_keys(backend: str, records: list[dict], names: dict[str, list[str]]) -> set[str]:
     """Keys that serialize tasks on the same objects, whether named by name or by id."""
     keys = {f"{backend}:{kind}:name:{name}" for kind, values in names.items() for name in values if name}
@@ -130,12 +143,14 @@ class Resource:
         self._new_ids = list(new_ids or [])
         # Until execute() runs (check mode), the result shows the plan's simulation.
         self.executed = False
+        self.on_host = False  # True where the module runs (prepare()); host facts can be read there
 
     def _next_id(self) -> str:
         return self._new_ids.pop(0) if self._new_ids else new_id()
 
     def prepare(self, sealer: object) -> None:
         """Called where the module runs, before plan(): host facts and the key to sealed secrets."""
+        self.on_host = True
 
     # selection (controller side) ------------------------------------------
     @classmethod
@@ -237,7 +252,7 @@ class Resource:
             else:
                 self.records.remove(step.target)
         elif step.action in DELETES:
-            step.target.status = ERROR_DELETING
+            step.target.status = ERROR if step.target.kind == CONNECTION else ERROR_DELETING
             self.records.put(step.target)
         elif before is not None:
             self.records.put(before)
@@ -258,11 +273,20 @@ class Resource:
             self.records.put(step.source)
 
     def _do_extend(self, step: Step, driver: Driver) -> None:
-        step.target.driver_data = driver.extend_volume(step.target, step.target.size)
+        connections = self.records.find(CONNECTION, volume_id=step.target.id)
+        if connections:
+            from .attachments import extend_attached  # attached devices on this host grow too
+            step.target.driver_data = extend_attached(driver, step.target, connections)
+        else:
+            step.target.driver_data = driver.extend_volume(step.target, step.target.size)
         step.target.status = IN_USE if step.target.status == IN_USE else AVAILABLE
 
     def _do_delete(self, step: Step, driver: Driver) -> None:
         driver.delete_volume(step.target)
+
+    def _do_delete_connection(self, step: Step, driver: Driver) -> None:
+        from .attachments import force_disconnect
+        force_disconnect(driver, step.source, step.target)
 
     def _do_create_snapshot(self, step: Step, driver: Driver) -> None:
         step.target.driver_data, volume_data = driver.create_snapshot(step.target, step.source)
@@ -309,6 +333,7 @@ class VolumeResource(Resource):
             found += store.find(backend, VOLUME, id=snap["volume_id"])
         for record in [r for r in found if r["kind"] == VOLUME]:
             found += store.find(backend, SNAPSHOT, volume_id=record["id"])
+            found += store.find(backend, CONNECTION, volume_id=record["id"])
             for source_id, kind in ((record.get("source_snapshot_id"), SNAPSHOT),
                                     (record.get("source_volume_id"), VOLUME)):
                 if source_id and record.get("status") == CREATING:  # a resumed create needs its source
@@ -339,7 +364,13 @@ class VolumeResource(Resource):
             names = ", ".join(sorted(repr(s.name) for s in snapshots))
             raise Conflict(f"volume {existing.name!r} has snapshots {names}; delete them first or set "
                            "cascade: true to delete them with the volume", "cascade")
-        steps = [Step("delete_snapshot", s, message=f"delete snapshot {s.name!r} ({s.id})") for s in snapshots]
+        connections = self.records.find(CONNECTION, volume_id=existing.id)
+        if connections:
+            from .attachments import plan_force_disconnect
+            steps = plan_force_disconnect(existing, connections, bool(self.params.get("force")), self.on_host)
+        else:
+            steps = []
+        steps += [Step("delete_snapshot", s, message=f"delete snapshot {s.name!r} ({s.id})") for s in snapshots]
         steps.append(Step("delete", existing, message=f"delete volume {existing.name!r} ({existing.id})"))
         return Plan(steps, self.view(existing), None)
 
@@ -354,6 +385,8 @@ class VolumeResource(Resource):
         if not isinstance(ref, str) or not ref:
             raise InvalidParameter(f"source.{kind}: must be a name or an id", f"source.{kind}")
         obj = self.records.lookup(kind, ref, f"source.{kind}")
+        if kind == VOLUME:
+            refuse_live_qcow2(self.records, obj, "clone", f"source.{kind}")
         allowed = (AVAILABLE,) if kind == SNAPSHOT else (AVAILABLE, IN_USE)
         if obj.status not in allowed:
             raise Conflict(f"source.{kind}: {kind} {obj.name!r} is {obj.status}; it must be "
@@ -419,6 +452,14 @@ class VolumeResource(Resource):
             if holder is not None:
                 raise Conflict(f"name: {name!r} already names volume {holder.id}", "name")
         changes = self._plan_updates(existing, target, name)
+        multiattach = self.params.get("multiattach")
+        if multiattach is not None and bool(multiattach) != existing.multiattach:
+            hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id)})
+            if not multiattach and len(hosts) > 1:
+                raise Conflict(f"multiattach: volume {existing.name!r} is connected to {', '.join(hosts)}; "
+                               "disconnect all but one host first", "multiattach")
+            target.multiattach = bool(multiattach)
+            changes.append(f"set multiattach {str(target.multiattach).lower()}")
         if changes:
             steps.append(Step("update", target, message=f"volume {existing.name!r}: {', '.join(changes)}"))
         if not steps:
@@ -439,6 +480,7 @@ class SnapshotResource(Resource):
             store, backend, SNAPSHOT, params.get("name"))
         found += [v for s in found for v in store.find(backend, VOLUME, id=s["volume_id"])]
         found += cls._by_ref(store, backend, VOLUME, params.get("volume"))
+        found += [c for v in found if v["kind"] == VOLUME for c in store.find(backend, CONNECTION, volume_id=v["id"])]
         return list({r["id"]: r for r in found}.values())
 
     def plan(self) -> Plan:
@@ -460,6 +502,7 @@ class SnapshotResource(Resource):
         if volume_ref is None:
             raise InvalidParameter(f"volume: required to create snapshot {name!r}", "volume")
         volume = self.records.lookup(VOLUME, volume_ref, "volume")
+        refuse_live_qcow2(self.records, volume, "snapshot", "volume")
         if volume.status not in (AVAILABLE, IN_USE):
             raise Conflict(f"volume: {volume.name!r} is {volume.status}; it must be available or in-use "
                            "to take a snapshot", "volume")

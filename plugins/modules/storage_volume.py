@@ -59,6 +59,20 @@ options:
   metadata:
     description: Key/value pairs kept with the volume; replaces the whole dict when given.
     type: dict
+  multiattach:
+    description:
+      - Whether several hosts may connect the volume at once (see M(blockstore.storage.storage_attachment)).
+        Defaults to V(false) for a new volume; unchanged when not given.
+      - Turning it off while several hosts are connected fails.
+    type: bool
+  force:
+    description:
+      - With O(state=absent), detach and disconnect the volume from every host first. Without it, deleting a
+        volume that has connections fails and changes nothing.
+      - A device on the host the task runs on is detached (a mounted one is refused); a device on another host
+        loses its export and goes stale.
+    type: bool
+    default: false
   cascade:
     description:
       - With O(state=absent), delete the volume's snapshots with it. Without it, deleting a volume that has
@@ -69,6 +83,8 @@ notes:
   - "File driver, V(raw): snapshots and clones are full copies, by reflink where the filesystem can (XFS
     made with reflink=1, btrfs), else sparse copies."
   - "File driver, V(qcow2): snapshots and clones are backing-file overlays made in constant time."
+  - Extending an attached volume grows its device on the host the task runs on (loop devices, qemu-storage-daemon
+    exports); devices on other hosts grow at their next M(blockstore.storage.storage_attachment) run.
 seealso:
   - module: blockstore.storage.storage_snapshot
   - module: blockstore.storage.storage_volume_info
@@ -143,6 +159,8 @@ ARGUMENT_SPEC = {
     "description": {"type": "str"},
     "metadata": {"type": "dict"},
     "cascade": {"type": "bool", "default": False},
+    "multiattach": {"type": "bool"},
+    "force": {"type": "bool", "default": False},
 }
 HANDLER = VolumeResource
 

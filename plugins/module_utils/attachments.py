@@ -330,7 +330,8 @@ class AttachmentResource(Resource):
 
     def _do_detach_device(self, step: Step) -> None:
         conn = step.target
-        connectors.detach(conn.device, self._clear(conn).connection_info)
+        current = self.records.get(CONNECTION, conn.id) or conn  # the plan's target already shows no device
+        connectors.detach(current.device, self._clear(current).connection_info)
         conn.device, conn.status = None, CONNECTED
         self._store(conn)
 

@@ -50,6 +50,6 @@ class DriverError(BlockstoreError):
 class MissingDependency(BlockstoreError):
     """An optional Python library or system command is missing."""
 
-    def __init__(self, msg: str, library: str) -> None:
-        super().__init__(msg)
+    def __init__(self, msg: str, library: str, option: str | None = None) -> None:
+        super().__init__(msg, option)
         self.library = library

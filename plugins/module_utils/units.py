@@ -19,7 +19,9 @@ _MULTIPLIERS = {
     "MIB": 1024 ** 2, "GIB": GiB, "TIB": 1024 ** 4,
     "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# ASCII digits only, and few enough for int() (Python refuses > 4,300 digits): any
+# size with more than 30 digits is far above MAX_SIZE_GIB anyway.
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([A-Za-z]*)\s*$")
 ALLOWED = "an integer number of GiB, or a string with a unit M, G, T, MiB, GiB, TiB, MB, GB or TB"
 
 

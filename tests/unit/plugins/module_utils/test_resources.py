@@ -1,0 +1,236 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan-then-apply for volumes and snapshots, on the real file driver in a temp directory.
+
+Each task runs as a module without the action plugin does: run_task() on a store,
+with perform() as the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    Conflict,
+    InvalidParameter,
+    NotFound,
+)
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
+from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+from ansible_collections.blockstore.storage.plugins.module_utils.units import GiB
+
+FORMATS = ["raw", "qcow2"]
+
+
+class Lab:
+    """One file backend in a temp directory and a store: runs tasks as modules do."""
+
+    def __init__(self, path: str, fmt: str, store) -> None:
+        self.path = path
+        self.format = fmt
+        self.store = store
+        self.driver = build_driver({"name": "lab", "driver": "file", "path": path, "format": fmt})
+
+    def run(self, handler, check_mode: bool = False, **params) -> dict:
+        def execute(records: list, new_ids: list):
+            return perform(handler, self.driver, params, records, new_ids, check_mode)
+        return run_task(self.store, handler, "lab", params, check_mode, execute)
+
+    def volume(self, **params) -> dict:
+        return self.run(VolumeResource, **params)
+
+    def snapshot(self, **params) -> dict:
+        return self.run(SnapshotResource, **params)
+
+    def record(self, kind: str, name: str) -> dict | None:
+        found = self.store.find("lab", kind, name=name)
+        assert len(found) <= 1
+        return found[0] if found else None
+
+    def files(self) -> list[str]:
+        if not os.path.isdir(self.path):
+            return []
+        return sorted(n for n in os.listdir(self.path) if not n.endswith(".tmp"))
+
+    def size_gib(self, volume_id: str) -> int:
+        path = os.path.join(self.path, f"volume-{volume_id}")
+        if self.format == "qcow2":
+            info = subprocess.run(["qemu-img", "info", "--output=json", "-U", path], capture_output=True, text=True,
+                                  check=True)
+            return json.loads(info.stdout)["virtual-size"] // GiB
+        return os.path.getsize(path) // GiB
+
+    def snapshot_of_state(self) -> tuple:
+        """Everything a user could see: the records and the backend's files with their sizes."""
+        files = {n: os.path.getsize(os.path.join(self.path, n)) for n in self.files()}
+        return sorted(json.dumps(r, sort_keys=True) for r in self.store.all_records()), files
+
+
+@pytest.fixture(params=FORMATS)
+def lab(request, tmp_path) -> Lab:
+    if request.param == "qcow2" and not shutil.which("qemu-img"):
+        pytest.skip("qemu-img is not installed (Debian package qemu-utils)")
+    return Lab(str(tmp_path / "lab"), request.param, MemoryStore())
+
+
+def test_create_then_rerun_changes_nothing(lab):
+    result = lab.volume(name="data1", size=1, description="first", metadata={"team": "a"})
+    assert result["changed"] is True
+    volume = result["volume"]
+    assert volume["name"] == "data1" and volume["size"] == 1 and volume["status"] == "available"
+    assert volume["backend"] == "lab" and volume["description"] == "first" and volume["metadata"] == {"team": "a"}
+    assert lab.files() == [f"volume-{volume['id']}"]
+    assert lab.size_gib(volume["id"]) == 1
+    assert lab.record("volume", "data1")["status"] == "available"
+
+    before = lab.snapshot_of_state()
+    again = lab.volume(name="data1", size=1, description="first", metadata={"team": "a"})
+    assert again["changed"] is False
+    assert again["actions"] == []
+    assert again["volume"]["id"] == volume["id"]
+    assert lab.snapshot_of_state() == before
+
+
+def test_extend_with_units_then_rerun(lab):
+    volume = lab.volume(name="data1", size=1)["volume"]
+    result = lab.volume(name="data1", size="2GiB")
+    assert result["changed"] is True
+    assert result["volume"]["size"] == 2
+    assert result["diff"]["before"]["size"] == 1 and result["diff"]["after"]["size"] == 2
+    assert lab.size_gib(volume["id"]) == 2
+    assert lab.volume(name="data1", size=2)["changed"] is False
+    assert lab.volume(name="data1")["changed"] is False  # no size: keep it
+
+
+def test_shrink_is_refused_and_changes_nothing(lab):
+    volume = lab.volume(name="data1", size=2)["volume"]
+    before = lab.snapshot_of_state()
+    with pytest.raises(Conflict) as error:
+        lab.volume(name="data1", size="1G")
+    assert error.value.option == "size"
+    assert "only grow" in str(error.value)
+    assert lab.snapshot_of_state() == before
+    assert lab.size_gib(volume["id"]) == 2
+
+
+def test_rename_by_id_keeps_the_volume_and_its_file(lab):
+    volume = lab.volume(name="old", size=1)["volume"]
+    result = lab.volume(id=volume["id"], name="new")
+    assert result["changed"] is True
+    assert result["volume"]["id"] == volume["id"] and result["volume"]["name"] == "new"
+    assert lab.record("volume", "old") is None
+    assert lab.record("volume", "new")["id"] == volume["id"]
+    assert lab.files() == [f"volume-{volume['id']}"]
+    assert lab.volume(id=volume["id"], name="new")["changed"] is False
+
+
+def test_rename_onto_a_taken_name_is_refused(lab):
+    first = lab.volume(name="first", size=1)["volume"]
+    lab.volume(name="second", size=1)
+    before = lab.snapshot_of_state()
+    with pytest.raises(Conflict, match="'second' already names volume"):
+        lab.volume(id=first["id"], name="second")
+    assert lab.snapshot_of_state() == before
+
+
+def test_snapshot_and_volume_from_it(lab):
+    volume = lab.volume(name="data1", size=1)["volume"]
+    snap = lab.snapshot(volume="data1", name="before-upgrade")
+    assert snap["changed"] is True
+    assert snap["snapshot"]["volume_id"] == volume["id"] and snap["snapshot"]["status"] == "available"
+    assert lab.snapshot(volume="data1", name="before-upgrade")["changed"] is False
+    copy = lab.volume(name="copy", source={"snapshot": "before-upgrade"})["volume"]
+    assert copy["source_snapshot_id"] == snap["snapshot"]["id"] and copy["size"] == 1
+    clone = lab.volume(name="clone", size=2, source={"volume": volume["id"]})["volume"]
+    assert clone["source_volume_id"] == volume["id"] and lab.size_gib(clone["id"]) == 2
+    shown = lab.volume(name="data1")["volume"]
+    assert shown["snapshot_ids"] == [snap["snapshot"]["id"]]
+
+
+def test_deleting_a_volume_with_snapshots_needs_cascade(lab):
+    volume = lab.volume(name="data1", size=1)["volume"]
+    lab.snapshot(volume="data1", name="s1")
+    lab.snapshot(volume="data1", name="s2")
+    before = lab.snapshot_of_state()
+    with pytest.raises(Conflict) as error:
+        lab.volume(name="data1", state="absent")
+    assert error.value.option == "cascade"
+    assert "'s1', 's2'" in str(error.value) and "cascade: true" in str(error.value)
+    assert lab.snapshot_of_state() == before
+
+    result = lab.volume(name="data1", state="absent", cascade=True)
+    assert result["changed"] is True
+    assert result["volume"]["id"] == volume["id"] and result["volume"]["status"] == "deleted"
+    assert lab.store.all_records() == []
+    assert [n for n in lab.files() if n.startswith(("volume-", "snapshot-", "clone-base-"))] == []
+    assert lab.volume(name="data1", state="absent")["changed"] is False
+
+
+def test_check_mode_says_what_would_change_and_changes_nothing(lab):
+    result = lab.volume(check_mode=True, name="data1", size=1)
+    assert result["changed"] is True
+    assert result["volume"]["name"] == "data1" and result["volume"]["size"] == 1
+    assert lab.store.all_records() == [] and lab.files() == []
+
+    lab.volume(name="data1", size=1)
+    lab.snapshot(volume="data1", name="s1")
+    before = lab.snapshot_of_state()
+    for handler, params in [
+        (VolumeResource, {"name": "data1", "size": 3}),
+        (VolumeResource, {"name": "data1", "description": "new"}),
+        (VolumeResource, {"name": "data1", "state": "absent", "cascade": True}),
+        (VolumeResource, {"name": "copy", "source": {"snapshot": "s1"}}),
+        (SnapshotResource, {"volume": "data1", "name": "s2"}),
+        (SnapshotResource, {"name": "s1", "state": "absent"}),
+    ]:
+        result = lab.run(handler, check_mode=True, **params)
+        assert result["changed"] is True, params
+        assert result["actions"], params
+        assert lab.snapshot_of_state() == before, params
+    shown = lab.run(VolumeResource, check_mode=True, name="data1", size=3)["volume"]
+    assert shown["size"] == 3  # the volume as it would be
+
+
+@pytest.mark.parametrize("params, error_type, option", [
+    ({"name": "v", "size": 1, "source": {"snapshot": "ghost"}}, NotFound, "source.snapshot"),
+    ({"name": "v", "source": {"volume": "ghost"}}, NotFound, "source.volume"),
+    ({"name": "v", "size": 1, "source": {"snapshot": "a", "volume": "b"}}, InvalidParameter, "source"),
+    ({"name": "v", "size": "1.5G"}, InvalidParameter, "size"),
+    ({"name": "v"}, InvalidParameter, "size"),
+    ({"size": 1}, InvalidParameter, "name"),
+    ({"name": "v", "size": 1, "state": "gone"}, InvalidParameter, "state"),
+    ({"name": "v", "size": 1, "metadata": ["x"]}, InvalidParameter, "metadata"),
+    ({"id": "not-a-uuid", "size": 1}, InvalidParameter, "id"),
+    ({"id": "6f1c2b9e-3f1a-4c55-9e55-0c1d2e3f4a5b", "size": 1}, NotFound, "id"),
+])
+def test_bad_input_is_refused_and_changes_nothing(lab, params, error_type, option):
+    lab.volume(name="existing", size=1)
+    before = lab.snapshot_of_state()
+    with pytest.raises(error_type) as error:
+        lab.volume(**params)
+    assert error.value.option == option
+    assert lab.snapshot_of_state() == before
+
+
+def test_snapshot_of_a_missing_volume_is_refused(lab):
+    with pytest.raises(NotFound) as error:
+        lab.snapshot(volume="ghost", name="s1")
+    assert error.value.option == "volume"
+    assert lab.store.all_records() == [] and lab.files() == []
+
+
+def test_the_state_file_store_gives_the_same_results(tmp_path):
+    lab = Lab(str(tmp_path / "lab"), "raw", JsonFileStore(str(tmp_path / "state.json")))
+    volume = lab.volume(name="data1", size=1)["volume"]
+    assert lab.volume(name="data1", size=1)["changed"] is False
+    lab.volume(name="data1", size=2)
+    assert lab.record("volume", "data1")["size"] == 2
+    reopened = JsonFileStore(str(tmp_path / "state.json"))
+    assert reopened.find("lab", "volume", id=volume["id"])[0]["size"] == 2

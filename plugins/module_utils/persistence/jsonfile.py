@@ -48,6 +48,9 @@ class JsonFileStore(Store):
         upserts, deletes = list(upserts), list(deletes)
         if not upserts and not deletes:
             return
+        # A record the file's reader would refuse must not get in: it would make the whole file unreadable.
+        for record in upserts:
+            serialization.check_record(record, "apply: record")
         with self._file_lock.hold(os.path.basename(self.path) + ".lock"):
             records = self._read()
             for record in upserts:

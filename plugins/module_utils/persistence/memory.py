@@ -14,6 +14,7 @@ import copy
 import threading
 from typing import Iterable, Iterator
 
+from .. import serialization
 from .base import Store, matches
 
 
@@ -27,6 +28,9 @@ class MemoryStore(Store):
             return [copy.deepcopy(r) for r in self._records.values() if matches(r, backend, kind, filters)]
 
     def apply(self, upserts: Iterable[dict] = (), deletes: Iterable[dict] = ()) -> None:
+        upserts = list(upserts)
+        for record in upserts:  # refused as the file and db stores refuse them
+            serialization.check_record(record, "apply: record")
         with self._lock:
             for record in upserts:
                 self._records[record["id"]] = copy.deepcopy(record)

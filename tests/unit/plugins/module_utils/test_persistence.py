@@ -210,6 +210,17 @@ def test_upsert_and_delete_of_the_same_record_deletes_it(store):
     assert store.all_records() == []
 
 
+def test_records_that_would_corrupt_the_store_are_refused_before_writing(store):
+    kept = volume("kept")
+    store.apply(upserts=[kept])
+    for bad, message in [({"kind": "volume", "id": str(uuid.uuid4())}, "lacks backend"),
+                         (volume(kind="pool"), "unknown record kind"),
+                         ("not a record", "must be a JSON object")]:
+        with pytest.raises(StateStoreError, match=message):
+            store.apply(upserts=[volume("good"), bad])
+    assert store.all_records() == [kept]
+
+
 def test_names_may_repeat_find_returns_them_all(store):
     # Names are unique per backend by the planner's rules; an imported or hand-edited
     # store may still hold two, and lookups must see both to ask for the id.
@@ -491,16 +502,6 @@ def test_postgresql_database_from_a_newer_schema_is_refused_and_left_untouched(p
     reopened = DbStore(pg_url)
     assert reopened.all_records() == [record]
     reopened.close()
-
-
-def test_records_that_would_corrupt_the_store_are_refused_before_writing(tmp_path):
-    store = DbStore(f"sqlite:///{tmp_path}/state.db")
-    with pytest.raises(StateStoreError, match="lacks backend"):
-        store.apply(upserts=[{"kind": "volume", "id": str(uuid.uuid4())}])
-    with pytest.raises(StateStoreError, match="unknown record kind"):
-        store.apply(upserts=[volume(kind="pool")])
-    assert store.all_records() == []
-    store.close()
 
 
 def _closed_port() -> int:

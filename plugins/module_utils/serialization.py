@@ -38,7 +38,7 @@ def check_version(version: object, where: str) -> None:
     if version > SCHEMA_VERSION:
         raise StateStoreError(
             f"{where}: written by a newer blockstore.storage (schema {version}; this one reads up to "
-            f"{SCHEMA_VERSION}); upgrade the collection, the file is left untouched")
+            f"{SCHEMA_VERSION}); upgrade the collection; it is left untouched")
     if version < 1:
         raise StateStoreError(f"{where}: schema_version {version} is not valid")
 

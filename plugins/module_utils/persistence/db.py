@@ -165,7 +165,6 @@ class DbStore(Store):
                 text = text.replace(form, "***")
         return text
 
-
     def _create_engine(self) -> Any:
         url = self.url
         options: dict[str, Any] = {}
@@ -181,7 +180,12 @@ class DbStore(Store):
                 url = url.set(database=self.path)
                 self._prepare_sqlite_file()
                 self._file_locks = FileLocks(self.path + ".locks")
-                options["connect_args"] = {"timeout": float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT))}
+                try:
+                    timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT))
+                except (TypeError, ValueError):
+                    raise InvalidParameter(f"persistence.connection: timeout in {self.shown_url} must be a number "
+                                           "of seconds", OPTION) from None
+                options["connect_args"] = {"timeout": timeout}
         else:
             connect_args: dict[str, Any] = {"application_name": "blockstore.storage"}
             if "connect_timeout" not in url.query:

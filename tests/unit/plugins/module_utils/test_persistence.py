@@ -565,6 +565,7 @@ def test_missing_database_fails_clearly(pg_url):
     ("mysql://root:S3cret-p4ss@db/state", "database 'mysql' is not supported"),
     ("oracle+cx://root:S3cret-p4ss@db/state", "database 'oracle' is not supported"),
     ("postgresql+nosuchdriver://root:S3cret-p4ss@db/state", "no SQLAlchemy dialect"),
+    ("sqlite:////tmp/x.db?timeout=soon", "timeout in sqlite:////tmp/x.db?timeout=soon must be a number"),
 ])
 def test_bad_url_is_refused_without_the_password(url, message):
     with pytest.raises(InvalidParameter) as error:

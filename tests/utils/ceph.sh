@@ -81,6 +81,10 @@ mgr data = $DIR/mgr/\$id
 
 [mon]
 keyring = $DIR/mon/\$id/keyring
+# Snapshot create/remove wait for a new OSD map; batching map updates for the default
+# 1 s made each take 0.35-1 s here, 20 ms with these.
+paxos propose interval = 0.02
+paxos min wait = 0.005
 
 [osd]
 osd objectstore = memstore

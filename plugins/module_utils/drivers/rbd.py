@@ -145,6 +145,25 @@ class RbdDriver(Driver):
             if path is not None and not os.access(path, os.R_OK):
                 problem = "cannot be read" if os.path.exists(path) else "does not exist"
                 raise DriverError(f"backend.{option}: the {what} {path} {problem} on this host", f"backend.{option}")
+        keyring = self.conf["rbd_keyring_conf"]
+        if keyring is not None:
+            # librados reports a keyring without the user's entry as a refused key: say what is wrong.
+            names = self._keyring_names(keyring)
+            if names and self._user_text() not in names:
+                raise DriverError(f"backend.rbd_keyring_conf: the keyring {keyring} holds no key for "
+                                  f"{self._user_text()} (it has {', '.join(names)}); check rbd_user and "
+                                  "rbd_keyring_conf", "backend.rbd_keyring_conf")
+
+    @staticmethod
+    def _keyring_names(path: str) -> list[str]:
+        """Entity names of a text keyring ([client.cinder] sections); none for other formats."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return []
+        return [line.strip()[1:-1].strip() for line in lines
+                if line.strip().startswith("[") and line.strip().endswith("]")]
 
     def _connect(self) -> tuple[Any, Any]:
         """The cluster handle and the pool's I/O context, opened once per driver."""
@@ -166,8 +185,9 @@ class RbdDriver(Driver):
         try:
             cluster.connect()
         except rados.Error as exc:
+            error = self._connect_error(cluster, exc)  # before shutdown: it reads the handle's settings
             self._shutdown(cluster)
-            raise self._connect_error(cluster, exc) from None
+            raise error from None
         try:
             ioctx = cluster.open_ioctx(self.pool)
         except rados.ObjectNotFound:

@@ -1,0 +1,103 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rbd driver as the controller sees it: option validation without the Ceph bindings.
+
+The controller (Python >= 3.12) never has the rados/rbd bindings; building the driver
+there must work and must not import them. Operations that need the cluster fail with a
+message naming the packages and the interpreter to use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers import DRIVERS, build_driver
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    DriverError,
+    InvalidParameter,
+    MissingDependency,
+)
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import Volume
+
+BINDINGS_PRESENT = all(importlib.util.find_spec(name) for name in ("rados", "rbd"))
+
+
+def rbd_backend(**options):
+    return {"name": "ceph1", "driver": "rbd", **options}
+
+
+def test_registered_and_built_without_the_bindings():
+    driver = build_driver(rbd_backend())
+    assert "rbd" in DRIVERS
+    assert driver.name == "rbd"
+    assert "rados" not in sys.modules and "rbd" not in sys.modules
+
+
+def test_defaults_are_cinders():
+    conf = build_driver(rbd_backend()).conf
+    assert conf == {
+        "rbd_pool": "rbd", "rbd_ceph_conf": None, "rbd_user": None, "rbd_keyring_conf": None,
+        "rbd_cluster_name": "ceph", "rbd_secret_uuid": None, "rbd_flatten_volume_from_snapshot": False,
+        "rbd_max_clone_depth": 5, "rados_connect_timeout": -1,
+    }
+
+
+def test_cinder_conf_style_strings_are_converted():
+    conf = build_driver(rbd_backend(rbd_flatten_volume_from_snapshot="True", rbd_max_clone_depth="2",
+                                    rados_connect_timeout="5")).conf
+    assert conf["rbd_flatten_volume_from_snapshot"] is True
+    assert conf["rbd_max_clone_depth"] == 2
+    assert conf["rados_connect_timeout"] == 5
+
+
+@pytest.mark.parametrize(("options", "option", "words"), [
+    ({"rbd_pol": "x"}, "backend", "unknown option(s) rbd_pol"),
+    ({"rbd_max_clone_depth": -1}, "backend.rbd_max_clone_depth", "below the minimum 0"),
+    ({"rbd_max_clone_depth": "deep"}, "backend.rbd_max_clone_depth", "not an integer"),
+    ({"rbd_flatten_volume_from_snapshot": "maybe"}, "backend.rbd_flatten_volume_from_snapshot", "not a boolean"),
+    ({"rbd_ceph_conf": "ceph.conf"}, "backend.rbd_ceph_conf", "must be an absolute path"),
+    ({"rbd_keyring_conf": "etc/k"}, "backend.rbd_keyring_conf", "must be an absolute path"),
+    ({"rbd_secret_uuid": "not-a-uuid"}, "backend.rbd_secret_uuid", "is not a UUID"),
+    ({"rbd_pool": ""}, "backend.rbd_pool", "non-empty string"),
+])
+def test_bad_options_name_the_option(options, option, words):
+    with pytest.raises(InvalidParameter) as caught:
+        build_driver(rbd_backend(**options))
+    assert caught.value.option == option
+    assert words in str(caught.value)
+
+
+def test_no_option_is_secret():
+    # Keys stay in the keyring file; the options hold paths and names only, and the
+    # secret uuid must reach consumers unmasked in the connection info.
+    assert not [o.name for o in build_driver(rbd_backend()).options if o.secret]
+
+
+def test_capabilities_say_how_deletes_and_stats_behave():
+    caps = build_driver(rbd_backend()).capabilities
+    assert "flattened first" in caps["snapshot_delete_with_dependents"]
+    assert "ceph-mgr" in caps["capacity_stats"]
+    assert caps["revert_to_snapshot"] is True
+
+
+@pytest.mark.skipif(BINDINGS_PRESENT, reason="this interpreter has the Ceph bindings")
+def test_missing_bindings_name_the_packages_and_the_interpreter():
+    driver = build_driver(rbd_backend())
+    volume = Volume(id="6f0c6a3c-0b7e-4d0b-9d7e-3f1d1c2b4a5e", name="v", backend="ceph1", size=1)
+    for call in (driver.check_setup, lambda: driver.create_volume(volume), driver.get_stats):
+        with pytest.raises(MissingDependency) as caught:
+            call()
+        text = str(caught.value)
+        assert "python3-rados" in text and "python3-rbd" in text
+        assert "/usr/bin/python3.11" in text and sys.executable in text
+
+
+def test_revert_is_optional_in_the_driver_interface():
+    class Bare(Driver):
+        name = "bare"
+
+    with pytest.raises(DriverError, match="driver 'bare' cannot revert a volume to a snapshot"):
+        Bare("b", {}).revert_to_snapshot(None, None)

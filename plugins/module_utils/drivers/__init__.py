@@ -47,8 +47,11 @@ def build_driver(backend: object) -> Driver:
         except ValueError as exc:
             raise InvalidParameter(f"backend: not valid JSON ({exc})", "backend") from None
     if not isinstance(backend, dict):
+        # Ansible tags values with subclasses of str, list...: name the type a user wrote.
+        given = next((t.__name__ for t in (bool, int, float, str, list) if isinstance(backend, t)),
+                     type(backend).__name__)
         raise InvalidParameter(f"backend: must be a dict with name, driver and the driver's options, "
-                               f"got {type(backend).__name__}", "backend")
+                               f"got {given} {backend!r}", "backend")
     options = dict(backend)
     name = options.pop("name", None)
     if not isinstance(name, str) or not name.strip():

@@ -36,7 +36,7 @@ class JsonFileStore(Store):
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise StateStoreError(f"persistence.path: cannot read state file {self.path}: {reason}") from None
-        return serialization.loads(text, where=f"state file {self.path}")
+        return serialization.loads(text, where=f"persistence.path: state file {self.path}")
 
     def find(self, backend: str, kind: str | None = None, **filters: str | None) -> list[dict]:
         return [r for r in self._read().values() if matches(r, backend, kind, filters)]

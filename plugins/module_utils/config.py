@@ -84,3 +84,32 @@ def validate_options(opts: Sequence[Opt], given: Mapping[str, Any], where: str, 
 
 def secret_names(opts: Sequence[Opt]) -> list[str]:
     return [o.name for o in opts if o.secret]
+
+
+# oslo.config's type for each of ours; `path` has no oslo type of its own (a StrOpt).
+OSLO_TYPES = {"str": "StrOpt", "path": "StrOpt", "int": "IntOpt", "bool": "BoolOpt"}
+
+
+def to_oslo_opt(opt: Opt, cfg: Any) -> Any:
+    """The oslo.config Opt for one of our declarations; `cfg` is oslo_config.cfg, passed in
+    so that this module never imports oslo.config itself. `required` is checked by
+    validate_options (its message names the section), so it is not passed on."""
+    kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "secret": opt.secret}
+    if opt.choices:
+        kwargs["choices"] = list(opt.choices)
+    if opt.type == "int" and opt.min is not None:
+        kwargs["min"] = opt.min
+    return getattr(cfg, OSLO_TYPES[opt.type])(opt.name, **kwargs)
+
+
+def describe_type(opt: Opt) -> str:
+    """What an option takes, in words, for error messages and docs."""
+    if opt.choices:
+        return "one of " + ", ".join(opt.choices)
+    if opt.type == "int":
+        return "an integer" + (f" >= {opt.min}" if opt.min is not None else "")
+    if opt.type == "bool":
+        return "a boolean (true/false)"
+    if opt.type == "path":
+        return "an absolute path"
+    return "a string"

@@ -24,10 +24,16 @@ def _rbd() -> type[Driver]:
     return RbdDriver
 
 
+def _cinder() -> type[Driver]:
+    from .cinder import CinderDriver
+    return CinderDriver
+
+
 # name -> loader; a new driver is one line here plus its module.
 DRIVERS: dict[str, Callable[[], type[Driver]]] = {
     "file": _file,
     "rbd": _rbd,
+    "cinder": _cinder,
 }
 
 

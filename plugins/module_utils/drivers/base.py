@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Sequence
 
-from ..config import Opt, validate_options
+from ..config import Opt, secret_names, validate_options
 from ..errors import DriverError
 from ..objects import Connection, Snapshot, Volume
 
@@ -30,6 +30,11 @@ class Driver:
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
         return cls(backend_name, validate_options(cls.options, given, where, cls.name))
+
+    @classmethod
+    def secret_option_names(cls, given: dict) -> list[str]:
+        """Names of the options in the task's `backend` whose values are masked in results and logs."""
+        return secret_names(cls.options)
 
     # Called before any storage work of a task: checks tools and reachability.
     def check_setup(self) -> None:

@@ -1,0 +1,506 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `cinder` driver: any Cinder volume driver class, run in the module's process.
+
+    backend:
+      name: ceph-via-cinder
+      driver: cinder
+      volume_driver: cinder.volume.drivers.rbd.RBDDriver
+      rbd_pool: volumes                 # the Cinder driver's own options, as in cinder.conf
+      rbd_ceph_conf: /etc/ceph/ceph.conf
+
+The adapter declares only its own option (`volume_driver`); every other key is an option
+of the Cinder driver. Those are known only where the `cinder` package is installed (the
+host the module runs on), so they are checked there, by oslo.config, against the options
+the driver registers: an unknown name or a wrong type fails naming the option and the
+driver's own options.
+
+Cinder drivers take volume and snapshot objects: they get light objects (`_CinderObject`)
+built from our records, with the fields Cinder's versioned objects have (id, name
+`volume-<id>`, size, provider_location, ...). What a driver returns (its model update:
+provider_location, provider_auth, ...) is kept in the record's driver_data and put back
+on the object next time: our records stay the source of truth, nothing is read from or
+written to a Cinder database.
+
+Process-wide effects, exactly (nothing else is patched, faked or configured):
+  - importing `cinder` sets os.environ['EVENTLET_NO_GREENDNS'] = 'yes' and imports
+    eventlet (without monkey patching: Cinder then runs in its native-threads mode);
+  - importing Cinder's modules registers their option declarations on oslo.config's
+    global cfg.CONF (declarations only: the adapter never parses or sets cfg.CONF; the
+    driver's values live in a private ConfigOpts, see `_Configuration`);
+  - importing the driver's module defines its loggers (oslo.log getLogger): no handler,
+    level or format is set, so its warnings go wherever the process's logging sends
+    them (Python's last-resort handler: the module's stderr);
+  - `cinder.volume.volume_utils.setup_tracing(None)`, called by every driver's __init__,
+    sets that Cinder module's own trace flags to off.
+No logging configuration, no fake packages in sys.modules, no monkey patching, no
+rootwrap/privsep set-up: a driver that runs commands as root needs the module to run as
+root (become), where oslo.concurrency runs them directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import re
+from typing import Any, Callable
+
+from ..config import Opt, validate_options
+from ..errors import BlockstoreError, DriverError, InvalidParameter, MissingDependency
+from ..objects import Connection, Snapshot, Volume
+from .base import Driver
+
+REQUIREMENTS_FILE = "requirements-cinder.txt"
+CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names that hold credentials in Cinder drivers' options (san_password, chap_password,
+# *_secret, api tokens): masked in results before cinder itself is importable.
+SECRET_NAME = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
+# Options some Cinder drivers read as plain attributes of their configuration without
+# declaring them (cinderlib set them the same way).
+ATTRIBUTE_OPTIONS = {"cinder.volume.drivers.rbd.RBDDriver": ("rbd_keyring_conf",)}
+# Model-update fields holding credentials are kept under a name the store seals.
+SEALED_FIELDS = {"provider_auth": "provider_auth_secret"}
+VOLUME_FIELDS: dict[str, Any] = {
+    "provider_location": None, "provider_auth": None, "provider_id": None, "provider_geometry": None,
+    "volume_type": None, "volume_type_id": None, "encryption_key_id": None, "consistencygroup": None,
+    "consistencygroup_id": None, "group": None, "group_id": None, "replication_status": None,
+    "replication_driver_data": None, "replication_extended_status": None, "migration_status": None,
+    "attach_status": "detached", "volume_attachment": [], "admin_metadata": {}, "bootable": False,
+    "project_id": None, "user_id": None, "availability_zone": "nova", "shared_targets": False,
+    "service_uuid": None, "use_quota": True, "deleted": False, "snapshot_id": None, "source_volid": None,
+    "previous_status": None, "scheduled_at": None, "launched_at": None, "terminated_at": None,
+    "cluster_name": None,
+}
+SNAPSHOT_FIELDS: dict[str, Any] = {
+    "provider_location": None, "provider_auth": None, "provider_id": None, "progress": "100%",
+    "project_id": None, "user_id": None, "use_quota": True, "encryption_key_id": None,
+    "group_snapshot": None, "group_snapshot_id": None, "cgsnapshot": None, "cgsnapshot_id": None,
+    "deleted": False, "volume_type_id": None,
+}
+
+
+class _CinderObject:
+    """A light stand-in for Cinder's versioned objects: attributes, item access, no database.
+
+    save() does nothing: what a driver changes is read back from the object (`changes`)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+        self._initial = copy.deepcopy({k: v for k, v in fields.items() if _plain(v)})
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: str) -> bool:
+        return hasattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def update(self, values: dict) -> None:
+        for key, value in (values or {}).items():
+            setattr(self, key, value)
+
+    def save(self) -> None:
+        """Nothing to write: blockstore's records are the source of truth."""
+
+    def obj_reset_changes(self, *args: Any, **kwargs: Any) -> None:
+        """Versioned-object bookkeeping some drivers call; nothing to reset here."""
+
+    def obj_attr_is_set(self, name: str) -> bool:
+        return hasattr(self, name)
+
+    def obj_what_changed(self) -> set:
+        return set(self.changes())
+
+    def is_replicated(self) -> bool:
+        return False
+
+    def is_multiattach(self) -> bool:
+        return bool(getattr(self, "multiattach", False))
+
+    def changes(self) -> dict:
+        """Fields a driver set on the object itself (instead of returning a model update)."""
+        return {k: v for k, v in self.__dict__.items()
+                if not k.startswith("_") and _plain(v) and self._initial.get(k, _MISSING) != v}
+
+
+_MISSING = object()
+
+
+def _plain(value: Any) -> bool:
+    """JSON-able, so it can be kept in a record."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _model_fields(update: dict | None) -> dict:
+    """A driver's model update as kept in driver_data: JSON-able, credentials under sealed names."""
+    kept = {}
+    for key, value in (update or {}).items():
+        if _plain(value):
+            kept[SEALED_FIELDS.get(key, key)] = value
+    return kept
+
+
+def _unsealed(model: dict) -> dict:
+    names = {v: k for k, v in SEALED_FIELDS.items()}
+    return {names.get(k, k): v for k, v in (model or {}).items()}
+
+
+class _Configuration:
+    """Cinder's driver `configuration` object, over a private oslo.config ConfigOpts.
+
+    Cinder's own Configuration class registers options on the process-wide cfg.CONF; this
+    one keeps them in a ConfigOpts of its own, in one group named after the backend. The
+    task's values are applied as each option is registered (drivers read their options in
+    __init__, right after registering them), converted and checked by the option's type.
+    """
+
+    def __init__(self, cfg: Any, group: str, given: dict, attributes: dict) -> None:
+        object.__setattr__(self, "_cfg", cfg)
+        object.__setattr__(self, "_conf", cfg.ConfigOpts())
+        object.__setattr__(self, "_given", dict(given))
+        object.__setattr__(self, "_registered", {})
+        object.__setattr__(self, "config_group", group)
+        for key, value in attributes.items():
+            object.__setattr__(self, key, value)
+
+    def append_config_values(self, opts: list) -> None:
+        conf, registered, group = self._conf, self._registered, self.config_group
+        for opt in opts:
+            if opt.dest in registered:
+                continue
+            conf.register_opt(opt, group=group)
+            registered[opt.dest] = opt
+            if opt.dest in self._given:
+                self._apply(opt, self._given[opt.dest])
+
+    def _apply(self, opt: Any, value: Any) -> None:
+        if isinstance(value, bool) and opt.type.__class__.__name__ != "Boolean":
+            value = str(value).lower()
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                opt.type.__class__.__name__ == "String":
+            value = str(value)
+        try:
+            self._conf.set_override(opt.dest, value, group=self.config_group)
+        except (ValueError, TypeError) as exc:
+            raise InvalidParameter(f"backend.{opt.dest}: {value!r} is not valid for the Cinder driver's option "
+                                   f"{opt.dest} ({opt.type!r}): {exc}", f"backend.{opt.dest}") from None
+
+    def unknown(self) -> list[str]:
+        return sorted(k for k in self._given if k not in self._registered)
+
+    def secret_names(self) -> list[str]:
+        return sorted(name for name, opt in self._registered.items() if opt.secret)
+
+    def safe_get(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            return None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+    def set_default(self, name: str, default: Any) -> None:
+        self._conf.set_default(name, default, group=self.config_group)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not plain attributes: the driver's options.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._conf[self.config_group], name)  # NoSuchOptError is an AttributeError
+
+
+class CinderDriver(Driver):
+    """Runs a Cinder volume driver class; see the module docstring for what it changes globally."""
+
+    name = "cinder"
+    options = (
+        Opt("volume_driver", required=True,
+            help="The Cinder volume driver class to run, as in cinder.conf, e.g. "
+                 "cinder.volume.drivers.rbd.RBDDriver. Every other key of the backend is an option of that "
+                 "driver (as in its cinder.conf section), checked where the module runs. Needs the Python "
+                 f"package cinder (29.x, {REQUIREMENTS_FILE}) on the host the module runs on."),
+    )
+    capabilities = {
+        "formats": ["raw"],
+        "snapshot": "the Cinder driver's create_snapshot",
+        "clone": "the Cinder driver's create_cloned_volume",
+        "volume_from_snapshot": "the Cinder driver's create_volume_from_snapshot",
+        "revert_to_snapshot": "the Cinder driver's revert_to_snapshot, where it has one",
+        "connection": "what the Cinder driver's initialize_connection returns (rbd, iscsi, fc, nvmeof...)",
+        "capacity_stats": "the Cinder driver's get_volume_stats",
+        "needs": f"the Python package cinder (29.x) on the host the module runs on ({REQUIREMENTS_FILE})",
+    }
+
+    def __init__(self, backend_name: str, conf: dict) -> None:
+        super().__init__(backend_name, conf)
+        self.class_path = conf["volume_driver"]
+        self.driver_options = dict(conf.get("driver_options") or {})
+        self._impl: Any = None
+        self._context: Any = None
+
+    @classmethod
+    def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
+        declared = {o.name for o in cls.options}
+        own = {k: v for k, v in given.items() if k in declared}
+        extra = {k: v for k, v in given.items() if k not in declared}
+        for key, value in extra.items():
+            if not isinstance(key, str) or not OPTION_NAME.match(key):
+                raise InvalidParameter(f"{where}: {key!r} is not an option name", where)
+            if value is not None and not _plain(value):
+                raise InvalidParameter(f"{where}.{key}: must be text, a number, a boolean, a list or a dict",
+                                       f"{where}.{key}")
+        conf = validate_options(cls.options, own, where, cls.name)
+        if not CLASS_PATH.match(conf["volume_driver"]):
+            raise InvalidParameter(f"{where}.volume_driver: {conf['volume_driver']!r} is not a class path like "
+                                   "cinder.volume.drivers.rbd.RBDDriver", f"{where}.volume_driver")
+        conf["driver_options"] = {k: v for k, v in extra.items() if v is not None}
+        return cls(backend_name, conf)
+
+    @classmethod
+    def secret_option_names(cls, given: dict) -> list[str]:
+        return [k for k in given if isinstance(k, str) and SECRET_NAME.search(k)]
+
+    # loading the Cinder driver (where the module runs) -----------------------
+    def _load(self) -> Any:
+        if self._impl is not None:
+            return self._impl
+        try:
+            import cinder  # noqa: F401 - sets EVENTLET_NO_GREENDNS; see the module docstring
+            from cinder import context as cinder_context
+            from oslo_config import cfg
+        except ImportError as exc:
+            raise MissingDependency(
+                f"backend.driver: Failed to import the required Python library (cinder) for driver 'cinder': "
+                f"{exc}. Install it on the host the module runs on: pip install -r {REQUIREMENTS_FILE} "
+                "(cinder 29.x)", "cinder", "backend.driver") from None
+        module_name, _, class_name = self.class_path.rpartition(".")
+        try:
+            driver_cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise InvalidParameter(f"backend.volume_driver: cannot load the Cinder driver {self.class_path}: "
+                                   f"{type(exc).__name__}: {exc}", "backend.volume_driver") from None
+        attributes = {k: self.driver_options[k] for k in ATTRIBUTE_OPTIONS.get(self.class_path, ())
+                      if k in self.driver_options}
+        given = {k: v for k, v in self.driver_options.items() if k not in attributes}
+        configuration = _Configuration(cfg, self.backend_name, given, attributes)
+        impl = self._call(f"loading {self.class_path}", lambda: driver_cls(
+            configuration=configuration, host=f"blockstore@{self.backend_name}", cluster_name=None,
+            active_backend_id=None, is_vol_db_empty=False))
+        unknown = configuration.unknown()
+        if unknown:
+            own = sorted(o.dest for o in (getattr(driver_cls, "get_driver_options", list)() or []))
+            raise InvalidParameter(
+                f"backend: unknown option(s) {', '.join(unknown)} for Cinder driver {self.class_path}; its own "
+                f"options: {', '.join(own) or 'none'} (Cinder's common volume options are accepted too)",
+                f"backend.{unknown[0]}")
+        self._context = cinder_context.get_admin_context()
+        self._call("do_setup", lambda: impl.do_setup(self._context))
+        self._call("check_for_setup_error", impl.check_for_setup_error)
+        self._impl = impl
+        return impl
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run a call into the Cinder driver. A foreign driver fails with its own exception
+        classes (Cinder's, librados', oslo.concurrency's...): each becomes a DriverError
+        naming the class, so the task fails cleanly and the store stays truthful."""
+        try:
+            return call()
+        except BlockstoreError:
+            raise
+        except Exception as exc:
+            message = getattr(exc, "msg", None) or str(exc) or repr(exc)
+            raise DriverError(f"cinder driver {self.class_path}: {what} failed: {type(exc).__name__}: "
+                              f"{message}") from None
+
+    # light objects ------------------------------------------------------------
+    def _volume(self, volume: Volume, size: int | None = None, model: dict | None = None) -> _CinderObject:
+        fields = dict(copy.deepcopy(VOLUME_FIELDS))
+        fields.update(
+            id=volume.id, name_id=volume.id, _name_id=None, name=f"volume-{volume.id}", size=size or volume.size,
+            display_name=volume.name, display_description=volume.description, status=volume.status,
+            host=f"blockstore@{self.backend_name}#{self.backend_name}", metadata=dict(volume.metadata),
+            volume_metadata=[], multiattach=volume.multiattach, snapshot_id=volume.source_snapshot_id,
+            source_volid=volume.source_volume_id, created_at=volume.created_at, obj_context=self._context)
+        fields.update(_unsealed(model if model is not None else volume.driver_data.get("model", {})))
+        return _CinderObject(**fields)
+
+    def _snapshot(self, snapshot: Snapshot, volume: Volume | None = None) -> _CinderObject:
+        if volume is None:
+            volume = Volume(id=snapshot.volume_id, name="", backend=self.backend_name, size=snapshot.volume_size,
+                            status="available")
+            volume_model = snapshot.driver_data.get("volume_model", {})
+        else:
+            volume_model = volume.driver_data.get("model", {})
+        fields = dict(copy.deepcopy(SNAPSHOT_FIELDS))
+        fields.update(
+            id=snapshot.id, name=f"snapshot-{snapshot.id}", volume_id=snapshot.volume_id,
+            volume_name=f"volume-{snapshot.volume_id}", volume_size=snapshot.volume_size,
+            volume=self._volume(volume, model=volume_model), display_name=snapshot.name,
+            display_description=snapshot.description, status=snapshot.status, metadata=dict(snapshot.metadata),
+            created_at=snapshot.created_at, obj_context=self._context)
+        fields.update(_unsealed(snapshot.driver_data.get("model", {})))
+        return _CinderObject(**fields)
+
+    def _volume_data(self, volume: Volume, light: _CinderObject, update: dict | None, size: int) -> dict:
+        model = dict(volume.driver_data.get("model", {}))
+        model.update(_model_fields(light.changes()))
+        model.update(_model_fields(update))
+        for key in ("size", "status", "display_name", "display_description", "metadata"):
+            model.pop(key, None)  # ours, not the driver's
+        return {"volume_driver": self.class_path, "size": size, "model": model}
+
+    # volumes ------------------------------------------------------------
+    def create_volume(self, volume: Volume) -> dict:
+        impl = self._load()
+        light = self._volume(volume, model={})
+        update = self._call(f"create_volume {light.name}", lambda: impl.create_volume(light))
+        return self._volume_data(volume, light, update, volume.size)
+
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        impl = self._load()
+        light = self._volume(volume, model={})
+        source = self._snapshot(snapshot)
+        update = self._call(f"create_volume_from_snapshot {light.name} from {source.name}",
+                            lambda: impl.create_volume_from_snapshot(light, source))
+        return self._volume_data(volume, light, update, volume.size)
+
+    def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
+        impl = self._load()
+        light = self._volume(volume, model={})
+        src = self._volume(source)
+        update = self._call(f"create_cloned_volume {light.name} from {src.name}",
+                            lambda: impl.create_cloned_volume(light, src))
+        return self._volume_data(volume, light, update, volume.size), source.driver_data
+
+    def extend_volume(self, volume: Volume, new_size: int) -> dict:
+        impl = self._load()
+        # Cinder calls extend_volume with the volume at its old size, and the new one apart.
+        old_size = volume.driver_data.get("size") or volume.size
+        light = self._volume(volume, size=old_size)
+        if old_size < new_size:
+            self._call(f"extend_volume {light.name} to {new_size} GiB", lambda: impl.extend_volume(light, new_size))
+        return self._volume_data(volume, light, None, max(old_size, new_size))
+
+    def delete_volume(self, volume: Volume) -> None:
+        impl = self._load()
+        light = self._volume(volume)
+        self._call(f"delete_volume {light.name}", lambda: impl.delete_volume(light))
+
+    def volume_exists(self, volume: Volume) -> bool:
+        raise DriverError("cinder driver: Cinder drivers cannot tell whether one volume exists; the records "
+                          "are the source of truth")
+
+    def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        impl = self._load()
+        if not hasattr(impl, "revert_to_snapshot"):
+            return super().revert_to_snapshot(volume, snapshot)
+        light = self._volume(volume)
+        snap = self._snapshot(snapshot, volume)
+        self._call(f"revert_to_snapshot {light.name} to {snap.name}",
+                   lambda: impl.revert_to_snapshot(self._context, light, snap))
+        # A revert may restore the snapshot's size; volumes only grow.
+        if snapshot.volume_size < volume.size:
+            self._call(f"extend_volume {light.name} to {volume.size} GiB",
+                       lambda: impl.extend_volume(self._volume(volume, size=snapshot.volume_size), volume.size))
+        return self._volume_data(volume, light, None, volume.size)
+
+    # snapshots ----------------------------------------------------------
+    def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
+        impl = self._load()
+        light = self._snapshot(snapshot, volume)
+        update = self._call(f"create_snapshot {light.name} of {light.volume_name}",
+                            lambda: impl.create_snapshot(light))
+        model = _model_fields(light.changes())
+        model.pop("status", None)
+        model.update(_model_fields(update))
+        data = {"volume_driver": self.class_path, "model": model,
+                "volume_model": volume.driver_data.get("model", {})}
+        return data, volume.driver_data
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        impl = self._load()
+        light = self._snapshot(snapshot)
+        self._call(f"delete_snapshot {light.name}", lambda: impl.delete_snapshot(light))
+
+    def snapshot_exists(self, snapshot: Snapshot) -> bool:
+        raise DriverError("cinder driver: Cinder drivers cannot tell whether one snapshot exists; the records "
+                          "are the source of truth")
+
+    # connections --------------------------------------------------------
+    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
+        impl = self._load()
+        light = self._volume(volume)
+        connector = dict(connection.connector or {})
+        connector.setdefault("host", connection.host)
+        connector.setdefault("multipath", False)
+        export = self._call(f"create_export {light.name}",
+                            lambda: impl.create_export(self._context, light, connector))
+        light.update(export or {})
+        info = self._call(f"initialize_connection {light.name}",
+                          lambda: impl.initialize_connection(light, connector))
+        if not isinstance(info, dict) or "driver_volume_type" not in info:
+            raise DriverError(f"cinder driver {self.class_path}: initialize_connection returned no connection "
+                              f"info (got {type(info).__name__})")
+        info = copy.deepcopy(info)
+        info.setdefault("data", {}).setdefault("access_mode", connection.mode)
+        # The export's model update is needed again to remove it: kept with the connection.
+        info["cinder_export"] = _model_fields(export)
+        return info
+
+    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
+        impl = self._load()
+        light = self._volume(volume)
+        light.update(_unsealed((connection.connection_info or {}).get("cinder_export") or {}))
+        connector = dict(connection.connector or {})
+        connector.setdefault("host", connection.host)
+        self._call(f"terminate_connection {light.name}", lambda: impl.terminate_connection(light, connector))
+        self._call(f"remove_export {light.name}", lambda: impl.remove_export(self._context, light))
+
+    # backend ------------------------------------------------------------
+    def check_setup(self) -> None:
+        self._load()
+
+    def list_volume_ids(self) -> list[str]:
+        raise DriverError("cinder driver: Cinder drivers have no listing of their volumes; the records are the "
+                          "source of truth")
+
+    def get_stats(self) -> dict:
+        impl = self._load()
+        stats = self._call("get_volume_stats", lambda: impl.get_volume_stats(refresh=True)) or {}
+        stats = {k: v for k, v in stats.items() if _plain(v)}
+        pools = stats.get("pools") or [{**stats, "pool_name": stats.get("volume_backend_name")}]
+
+        def total(key: str) -> Any:
+            values = [p.get(key) for p in pools]
+            if all(isinstance(v, (int, float)) for v in values):
+                return round(sum(values), 2)
+            return "unknown" if "unknown" in values or None in values else values[0]
+
+        return {
+            "driver": self.name,
+            "volume_driver": self.class_path,
+            "total_capacity_gb": total("total_capacity_gb"),
+            "free_capacity_gb": total("free_capacity_gb"),
+            "provisioned_capacity_gb": total("provisioned_capacity_gb"),
+            "volume_count": None,
+            "pools": [{"name": p.get("pool_name") or self.backend_name,
+                       "total_capacity_gb": p.get("total_capacity_gb"),
+                       "free_capacity_gb": p.get("free_capacity_gb")} for p in pools],
+            "cinder": {k: v for k, v in stats.items() if k != "pools"},
+        }

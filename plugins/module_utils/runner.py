@@ -11,9 +11,9 @@ without the action plugin, the module opens the store named by `persistence`.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from .config import secret_names
+from .backends_file import ENV_BACKENDS_FILE, resolve_backend
 from .drivers import build_driver, driver_class
 from .errors import BlockstoreError
 from .objects import RecordSet
@@ -26,6 +26,8 @@ from .transaction import perform, run_task
 INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key")
 COMMON_SPEC = {
     "backend": {"type": "raw", "required": True},
+    # A cinder.conf-style file whose sections `backend` may name (backends_file.py).
+    "backends_file": {"type": "path", "fallback": (env_fallback, [ENV_BACKENDS_FILE])},
     "persistence": {"type": "dict", "options": {
         "storage": {"type": "str", "choices": list(STORAGES)},
         "path": {"type": "path"},
@@ -47,7 +49,7 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
     if not isinstance(backend, dict):
         return
     try:
-        names = secret_names(driver_class(backend.get("driver")).options)
+        names = driver_class(backend.get("driver")).secret_option_names(backend)
     except BlockstoreError:
         return
     module.no_log_values.update(str(backend[n]) for n in names if backend.get(n) not in (None, ""))
@@ -55,8 +57,15 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
 
 def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> None:
     module = AnsibleModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
-    hide_backend_secrets(module, module.params["backend"])
     params = dict(module.params)
+    backends_file = params.pop("backends_file", None)
+    if getattr(handler, "needs_backend", True):
+        # Sent by the action plugin already resolved; resolved here when the module runs alone.
+        try:
+            params["backend"] = resolve_backend(params["backend"], backends_file)
+        except BlockstoreError as exc:
+            module.fail_json(msg=str(exc), option=exc.option)
+    hide_backend_secrets(module, params["backend"])
     records = params.pop("_blockstore_records")
     new_ids = params.pop("_blockstore_ids") or []
     key = params.pop("_blockstore_key")

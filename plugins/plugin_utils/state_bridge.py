@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
@@ -58,7 +59,9 @@ def run_action(action, task_vars: dict) -> dict:
     params = validated.validated_parameters
     check_mode = bool(action._play_context.check_mode)
     # The store's URL may hold a password: it stays here, the module gets records.
-    module_args = {k: v for k, v in args.items() if k != "persistence"}
+    # The backends file is read here (in AWX it lives on the controller): the module gets the
+    # resolved backend dict.
+    module_args = {k: v for k, v in args.items() if k not in ("persistence", "backends_file")}
 
     def execute(records: list, new_ids: list) -> tuple[dict, dict | None]:
         internal = {"_blockstore_records": records, "_blockstore_ids": new_ids}
@@ -75,7 +78,8 @@ def run_action(action, task_vars: dict) -> dict:
         return result
     store = None
     try:
-        driver = build_driver(params["backend"])  # fails on bad options before any write
+        module_args["backend"] = resolve_backend(params["backend"], params.get("backends_file"))
+        driver = build_driver(module_args["backend"])  # fails on bad options before any write
         store = open_store(params.get("persistence"))
         if issubclass(module.HANDLER, Query):
             result, _ = execute(module.HANDLER.select(store, driver.backend_name, params), [])

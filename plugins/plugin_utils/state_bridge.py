@@ -53,7 +53,9 @@ def run_action(action, task_vars: dict) -> dict:
         return _failure(f"{', '.join(internal)}: internal to {COLLECTION} and cannot be set in a task")
 
     module = importlib.import_module(f"ansible_collections.blockstore.storage.plugins.modules.{short_name}")
-    validated = ArgumentSpecValidator(full_spec(module.ARGUMENT_SPEC)).validate(args)
+    # Internal arguments were refused above; leave them out of "Supported parameters include".
+    public_spec = {k: v for k, v in full_spec(module.ARGUMENT_SPEC).items() if not k.startswith("_blockstore")}
+    validated = ArgumentSpecValidator(public_spec).validate(args)
     if validated.error_messages:
         return _failure("; ".join(validated.error_messages))
     params = validated.validated_parameters

@@ -408,8 +408,7 @@ class FileDriver(Driver):
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":
             return
-        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection),
-                           keep_initiator=False)
+        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection))
 
     # backend ------------------------------------------------------------
     def _virtual_size(self, name: str) -> int:

@@ -13,16 +13,19 @@ creating the target happen under an flock, so parallel forks never collide.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
 import subprocess
+import time
 from typing import Iterator
 
 from ..errors import DriverError, MissingDependency
 
 LUN = 1
+CONNECT_RETRIES = 6
 LOCK_DIR = "/run/blockstore"
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 
@@ -37,7 +40,13 @@ class Tgt:
             raise MissingDependency("backend.target: iscsi needs tgt (tgtd and tgtadm) on the backend host "
                                     "(Debian/Ubuntu package tgt, RHEL scsi-target-utils)", "tgt")
         command = [path, "-C", str(self.control_port), "--lld", "iscsi", *args]
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        for attempt in range(CONNECT_RETRIES):
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+            # tgtd now and then refuses a management connection (ENOTCONN, seen right after
+            # it started and under load); the request was not received, so it is safe to resend.
+            if proc.returncode != errno.ENOTCONN or attempt == CONNECT_RETRIES - 1:
+                break
+            time.sleep(0.2 * (attempt + 1))
         if check and proc.returncode:
             reason = (proc.stderr or proc.stdout).strip()
             if "tgt daemon" in reason or "not connected" in reason:
@@ -123,23 +132,34 @@ class Tgt:
         if user not in target["accounts"]:
             self._tgtadm("--mode", "account", "--op", "bind", "--tid", str(target["tid"]), "--user", user)
 
-    def revoke(self, iqn: str, initiator: str | None, user: str | None, keep_initiator: bool) -> None:
-        """Remove one connection's ACL entry and account; the last one removes the target."""
+    def revoke(self, iqn: str, initiator: str | None, user: str | None) -> None:
+        """Remove one connection's ACL entry and account; the last one removes the target.
+
+        tgtd 1.0.85 crashes when an account that a finished session used is unbound or
+        deleted, or its initiator unbound, while the target lives (seen with qemu's
+        initiator). Deleting the whole target first is safe: so the target is deleted
+        and, if other connections remain, made again with their ACL entries and
+        accounts (their initiators log in again by themselves).
+        """
         with self._locked():
             target = self.targets().get(iqn)
-            if user and user in self.accounts():
-                if target and user in target["accounts"]:
-                    self._tgtadm("--mode", "account", "--op", "unbind", "--tid", str(target["tid"]), "--user", user,
-                                 check=False)
-                self._tgtadm("--mode", "account", "--op", "delete", "--user", user, check=False)
-            if target is None:
-                return
-            if initiator and not keep_initiator and initiator in target["acl"]:
-                self._tgtadm("--mode", "target", "--op", "unbind", "--tid", str(target["tid"]),
-                             "--initiator-name", initiator, check=False)
-            target = self.targets().get(iqn)
-            if target and not target["accounts"]:
+            if target is not None:
                 self._tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", str(target["tid"]))
+            if user and user in self.accounts():
+                self._tgtadm("--mode", "account", "--op", "delete", "--user", user)
+            remaining = [a for a in (target or {}).get("accounts", []) if a != user]
+            if not remaining:
+                return
+            tid = str(target["tid"])
+            self._tgtadm("--mode", "target", "--op", "new", "--tid", tid, "--targetname", iqn)
+            for backing in target["backing"]:
+                self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", tid, "--lun", str(LUN),
+                             "--backing-store", backing)
+            for name in target["acl"]:
+                if name != initiator:
+                    self._tgtadm("--mode", "target", "--op", "bind", "--tid", tid, "--initiator-name", name)
+            for account in remaining:
+                self._tgtadm("--mode", "account", "--op", "bind", "--tid", tid, "--user", account)
 
     def refresh(self, iqn: str, backing: str) -> None:
         """tgt reads the size of a LUN's file once: re-add the LUN so initiators see the new size."""

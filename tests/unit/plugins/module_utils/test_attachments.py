@@ -1,0 +1,226 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connections and attachments: planning, statuses, multiattach, undo and secrets.
+
+The driver and the host side are stand-ins here (pure logic); the real ones are
+exercised by the integration targets storage_attachment and storage_attachment_iscsi.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible_collections.blockstore.storage.plugins.module_utils import attachments, connectors
+from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict, DriverError
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, Volume, to_record
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+
+HERE = {"host": "here", "initiator": "iqn.2005-03.test:here", "platform": "x86_64", "os_type": "linux"}
+PEER = {"host": "peer", "initiator": "iqn.2005-03.test:peer"}
+
+
+class FakeDriver(Driver):
+    name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__("lab", {})
+        self.exports: dict[str, str] = {}
+        self.fail_connect = False
+
+    def initialize_connection(self, volume, connection):
+        if self.fail_connect:
+            raise DriverError("tgtadm failed")
+        password = (connection.connection_info.get("data") or {}).get("auth_password") or f"pw-{connection.host}"
+        self.exports[connection.id] = password
+        return {"driver_volume_type": "iscsi",
+                "data": {"target_iqn": f"iqn.test:volume-{volume.id}", "target_portal": "127.0.0.1:3260",
+                         "target_lun": 1, "auth_method": "CHAP", "auth_username": f"bs-{connection.host}",
+                         "auth_password": password}}
+
+    def terminate_connection(self, volume, connection):
+        self.exports.pop(connection.id, None)
+
+
+class Host:
+    """The host side as a stand-in: devices that exist until detached or made to vanish."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, dict] = {}
+        self.fail = False
+        self.seen_info: list[dict] = []
+
+    def attach(self, info, volume_id, read_only, method):
+        if self.fail:
+            raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
+        self.seen_info.append(info)
+        device = {"path": f"/dev/loop{len(self.devices)}", "type": "block", "method": "userspace",
+                  "protocol": "iscsi", "backing_file": "/run/x/export"}
+        self.devices[device["path"]] = device
+        return device
+
+    def detach(self, device, info):
+        if device:
+            self.devices.pop(device["path"], None)
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    host = Host()
+    monkeypatch.setattr(connectors, "this_host", lambda: "here")
+    monkeypatch.setattr(connectors, "host_properties", lambda: dict(HERE))
+    monkeypatch.setattr(connectors, "attach", host.attach)
+    monkeypatch.setattr(connectors, "detach", host.detach)
+    monkeypatch.setattr(connectors, "present", lambda d: bool(d) and d.get("path") in host.devices)
+    monkeypatch.setattr(connectors, "size", lambda d: 1 << 30)
+    monkeypatch.setattr(connectors, "users", lambda d: [])
+    store = open_store({"storage": "memory"})
+    for name, multi in (("v1", False), ("shared", True)):
+        store.apply(upserts=[to_record(Volume(id=f"00000000-0000-0000-0000-00000000000{1 + multi}", name=name,
+                                              backend="lab", size=1, status="available", multiattach=multi))])
+
+    class Lab:
+        driver = FakeDriver()
+
+        def run(self, check_mode=False, sealer="store", **params):
+            params.setdefault("state", "attached")
+            seal = store.sealer if sealer == "store" else sealer
+
+            def execute(records, new_ids):
+                return perform(AttachmentResource, self.driver, params, records, new_ids, check_mode, sealer=seal)
+            return run_task(store, AttachmentResource, "lab", params, check_mode, execute)
+
+        def volume(self, name):
+            return store.find("lab", "volume", name=name)[0]
+
+        def connections(self):
+            return store.find("lab", "connection")
+
+    lab = Lab()
+    lab.store, lab.host = store, host
+    return lab
+
+
+def test_attach_connects_attaches_and_marks_the_volume_in_use(lab):
+    result = lab.run(volume="v1")
+    assert result["changed"] and len(result["actions"]) == 3
+    assert result["attachment"]["status"] == "attached"
+    assert result["attachment"]["device"] == {"path": "/dev/loop0", "type": "block", "method": "userspace",
+                                              "protocol": "iscsi"}
+    assert lab.volume("v1")["status"] == "in-use"
+    assert lab.host.seen_info[0]["data"]["auth_password"] == "pw-here"  # unsealed for the host only
+    assert lab.host.seen_info[0]["data"]["initiator_name"] == HERE["initiator"]
+    assert not lab.run(volume="v1")["changed"]
+
+
+def test_secrets_are_sealed_in_the_store_and_masked_in_results(lab):
+    result = lab.run(volume="v1")
+    assert result["attachment"]["connection_info"]["data"]["auth_password"] == "********"
+    stored = json.dumps(lab.store.all_records())
+    assert "pw-here" not in stored and "sealed:v1:" in stored
+    assert "pw-here" not in json.dumps(result)
+
+
+def test_the_store_gate_seals_what_a_module_without_the_key_returns(lab):
+    lab.run(volume="v1", sealer=None)
+    assert "pw-here" not in json.dumps(lab.store.all_records())
+
+
+def test_check_mode_changes_nothing(lab):
+    result = lab.run(check_mode=True, volume="v1")
+    assert result["changed"] and result["diff"]["before"] == {} and result["diff"]["after"]["status"] == "attached"
+    assert lab.connections() == [] and lab.host.devices == {} and lab.driver.exports == {}
+    assert lab.volume("v1")["status"] == "available"
+
+
+def test_a_second_host_needs_multiattach(lab):
+    lab.run(volume="v1")
+    with pytest.raises(Conflict, match="not multiattach"):
+        lab.run(volume="v1", state="connected", connector=PEER)
+    lab.run(volume="shared")
+    peer = lab.run(volume="shared", state="connected", connector=PEER)
+    assert peer["changed"] and peer["attachment"]["device"] is None and peer["attachment"]["host"] == "peer"
+    assert not lab.host.devices.get("/dev/loop2")  # no local work for another host's connector
+
+
+def test_initiator_names_must_be_unique(lab):
+    lab.run(volume="shared")
+    with pytest.raises(Conflict, match="initiator"):
+        lab.run(volume="shared", state="connected", connector={"host": "clone", "initiator": HERE["initiator"]})
+
+
+def test_detached_removes_device_and_export_and_frees_the_volume_after_the_last(lab):
+    lab.run(volume="shared")
+    lab.run(volume="shared", state="connected", connector=PEER)
+    result = lab.run(volume="shared", state="detached")
+    assert result["changed"] and result["attachment"]["status"] == "detached"
+    assert lab.host.devices == {} and lab.volume("shared")["status"] == "in-use"
+    lab.run(volume="shared", state="detached", connector=PEER)
+    assert lab.volume("shared")["status"] == "available" and lab.driver.exports == {}
+    assert not lab.run(volume="shared", state="detached")["changed"]
+    assert not lab.run(volume="gone", state="detached")["changed"]
+
+
+def test_connected_removes_the_local_device_and_keeps_the_connection(lab):
+    lab.run(volume="v1")
+    result = lab.run(volume="v1", state="connected")
+    assert result["changed"] and result["attachment"]["status"] == "connected"
+    assert lab.host.devices == {} and len(lab.driver.exports) == 1
+
+
+def test_a_vanished_device_is_made_again(lab):
+    lab.run(volume="v1")
+    lab.host.devices.clear()  # a reboot
+    result = lab.run(volume="v1")
+    assert result["changed"] and "vanished" in result["actions"][0]
+    assert len(lab.host.devices) == 1
+
+
+def test_a_failed_attach_leaves_no_connection_and_no_export(lab):
+    lab.host.fail = True
+    with pytest.raises(DriverError, match="removed again") as caught:
+        lab.run(volume="v1")
+    assert "login failed" in str(caught.value)
+    assert lab.connections() == [] and lab.driver.exports == {}
+    assert lab.volume("v1")["status"] == "available"
+
+
+def test_a_failed_connect_stores_nothing(lab):
+    lab.driver.fail_connect = True
+    with pytest.raises(DriverError, match="tgtadm failed"):
+        lab.run(volume="v1")
+    assert lab.connections() == []
+
+
+def test_attached_must_describe_this_host(lab):
+    with pytest.raises(Conflict, match="state connected"):
+        lab.run(volume="v1", connector=PEER)
+
+
+def test_mode_change_needs_a_detach(lab):
+    lab.run(volume="v1")
+    with pytest.raises(Conflict, match="detach it first"):
+        lab.run(volume="v1", mode="ro")
+
+
+def test_the_controller_plan_reserves_an_id_and_does_nothing():
+    volume = Volume(id="00000000-0000-0000-0000-000000000009", name="v", backend="lab", size=1, status="available")
+    plan = AttachmentResource(RecordSet("lab", [to_record(volume)]), {"volume": "v", "state": "attached"}).plan()
+    assert plan.steps == [] and len(plan.new_ids()) == 1 and plan.pending() == []
+
+
+def test_force_disconnect_plan(monkeypatch, lab):
+    lab.run(volume="shared")
+    lab.run(volume="shared", state="connected", connector=PEER)
+    records = RecordSet("lab", lab.store.all_records())
+    volume = records.lookup("volume", "shared", "volume")
+    conns = records.find("connection", volume_id=volume.id)
+    with pytest.raises(Conflict, match="force: true"):
+        attachments.plan_force_disconnect(volume, conns, force=False, on_host=True)
+    steps = attachments.plan_force_disconnect(volume, conns, force=True, on_host=True)
+    messages = sorted(s.message for s in steps)
+    assert messages[0].startswith("detach /dev/loop0")
+    assert messages[1].startswith("disconnect volume 'shared' from peer")

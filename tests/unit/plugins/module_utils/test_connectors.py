@@ -1,0 +1,140 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host side, pure parts: which way a connection is attached, what qemu is told, tgtadm parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible_collections.blockstore.storage.plugins.module_utils import connectors
+from ansible_collections.blockstore.storage.plugins.module_utils.connectors import brick
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.tgt import Tgt
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    Conflict,
+    InvalidParameter,
+    MissingDependency,
+)
+
+
+@pytest.mark.parametrize(("protocol", "fmt", "method", "kernel", "expected"), [
+    ("local", "raw", "auto", False, "loop"),
+    ("local", "raw", "kernel", False, "loop"),
+    ("local", "raw", "userspace", False, "userspace"),
+    ("local", "qcow2", "auto", False, "userspace"),
+    ("local", "qcow2", "userspace", True, "userspace"),
+    ("iscsi", "raw", "auto", False, "userspace"),   # these test machines: no iscsi_tcp
+    ("iscsi", "raw", "auto", True, "kernel"),
+    ("iscsi", "raw", "userspace", True, "userspace"),
+    ("iscsi", "raw", "kernel", True, "kernel"),
+    ("rbd", "raw", "auto", False, "userspace"),
+    ("rbd", "raw", "auto", True, "kernel"),
+    ("nvmeof", "raw", "auto", False, "kernel"),     # no userspace path: os-brick decides
+])
+def test_choose(protocol, fmt, method, kernel, expected):
+    assert connectors.choose(protocol, fmt, method, kernel) == expected
+
+
+@pytest.mark.parametrize(("protocol", "fmt", "method", "kernel", "error", "words"), [
+    ("local", "qcow2", "kernel", True, Conflict, "nbd"),
+    ("iscsi", "raw", "kernel", False, Conflict, "iscsi_tcp"),
+    ("rbd", "raw", "kernel", False, Conflict, "/sys/bus/rbd"),
+    ("nvmeof", "raw", "userspace", True, Conflict, "no userspace path"),
+    ("local", "raw", "fast", True, InvalidParameter, "auto, kernel, userspace"),
+])
+def test_choose_refuses_clearly(protocol, fmt, method, kernel, error, words):
+    with pytest.raises(error) as caught:
+        connectors.choose(protocol, fmt, method, kernel)
+    assert words in str(caught.value)
+    assert caught.value.option == "method"
+
+
+def test_iscsi_blockdev_keeps_the_chap_secret_out_of_the_command_line():
+    data = {"target_portal": "127.0.0.1:3260", "target_iqn": "iqn.2010-10.org.blockstore:volume-x",
+            "target_lun": 1, "auth_method": "CHAP", "auth_username": "bsabc", "auth_password": "s3cret-pass",
+            "initiator_name": "iqn.1993-08.org.debian:01:host"}
+    node, secret = connectors._blockdev("iscsi", data, "raw", read_only=False)
+    assert secret == "s3cret-pass"
+    assert "s3cret-pass" not in json.dumps(node)
+    assert node["password-secret"] == "sec0" and node["user"] == "bsabc"
+    assert node["initiator-name"] == "iqn.1993-08.org.debian:01:host"
+    assert (node["portal"], node["target"], node["lun"]) == ("127.0.0.1:3260", data["target_iqn"], 1)
+
+
+def test_rbd_blockdev_from_os_brick_shaped_info():
+    data = {"name": "volumes/volume-1", "hosts": ["127.0.0.1"], "ports": ["3300"], "auth_username": "cinder",
+            "keyring": "AQBkey==", "conf": "/etc/ceph/ceph.conf"}
+    node, secret = connectors._blockdev("rbd", data, "raw", read_only=True)
+    assert (node["pool"], node["image"], node["user"]) == ("volumes", "volume-1", "cinder")
+    assert node["server"] == [{"host": "127.0.0.1", "port": "3300"}]
+    assert node["read-only"] is True and node["key-secret"] == "sec0" and secret == "AQBkey=="
+
+
+def test_local_qcow2_blockdev():
+    node, secret = connectors._blockdev("local", {"device_path": "/v/volume-1"}, "qcow2", read_only=False)
+    assert node["driver"] == "qcow2" and node["file"] == {"driver": "file", "filename": "/v/volume-1"}
+    assert secret is None
+
+
+def test_host_properties_without_os_brick(monkeypatch, tmp_path):
+    def missing(ip, multipath=False):
+        raise MissingDependency("os-brick is needed", "os-brick")
+    monkeypatch.setattr(brick, "properties", missing)
+    monkeypatch.setattr(connectors, "INITIATOR_FILE", str(tmp_path / "absent"))
+    props = connectors.host_properties()
+    assert props["host"] == connectors.this_host()
+    assert props["gathered_by"] == "blockstore"
+    assert props["initiator"] == connectors.GENERATED_INITIATOR_PREFIX + props["host"]
+
+
+def test_host_properties_reads_the_initiator_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(brick, "properties", lambda ip, multipath=False: (_ for _ in ()).throw(
+        MissingDependency("no os-brick", "os-brick")))
+    initiator_file = tmp_path / "initiatorname.iscsi"
+    initiator_file.write_text("## comment\nInitiatorName=iqn.1993-08.org.debian:01:abc\n")
+    monkeypatch.setattr(connectors, "INITIATOR_FILE", str(initiator_file))
+    assert connectors.host_properties()["initiator"] == "iqn.1993-08.org.debian:01:abc"
+
+
+TGT_SHOW = """Target 1: iqn.2010-10.org.blockstore:volume-a
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+        I_T nexus: 3
+            Initiator: iqn.1994-05.com.example:a alias: none
+            Connection: 0
+                IP Address: 127.0.0.1
+    LUN information:
+        LUN: 0
+            Type: controller
+            Backing store path: None
+        LUN: 1
+            Type: disk
+            Backing store path: /srv/volumes/volume-a
+            Backing store flags:
+    Account information:
+        bs0001
+        bs0002
+    ACL information:
+        iqn.1994-05.com.example:a
+        iqn.1994-05.com.example:b
+Target 3: iqn.2010-10.org.blockstore:volume-b
+    System information:
+        Driver: iscsi
+    LUN information:
+        LUN: 0
+            Backing store path: None
+    Account information:
+    ACL information:
+"""
+
+
+def test_tgt_show_is_parsed(monkeypatch):
+    tgt = Tgt(7)
+    monkeypatch.setattr(tgt, "_tgtadm", lambda *args, **kw: type("P", (), {"stdout": TGT_SHOW})())
+    targets = tgt.targets()
+    assert targets["iqn.2010-10.org.blockstore:volume-a"] == {
+        "tid": 1, "acl": ["iqn.1994-05.com.example:a", "iqn.1994-05.com.example:b"],
+        "accounts": ["bs0001", "bs0002"], "backing": ["/srv/volumes/volume-a"]}
+    assert targets["iqn.2010-10.org.blockstore:volume-b"] == {"tid": 3, "acl": [], "accounts": [], "backing": []}

@@ -14,7 +14,9 @@ options:
         names), C(driver) and that driver's options.
       - Set it once for a play with C(module_defaults) and the group C(group/blockstore.storage.storage).
       - "Driver C(file): C(path) (required, absolute directory on the host the module runs on, created if
-        missing), C(format) (V(raw) default, or V(qcow2)), C(reflink) (V(auto) default, V(always), V(never))."
+        missing), C(format) (V(raw) default, or V(qcow2)), C(reflink) (V(auto) default, V(always), V(never)),
+        C(target) (V(local) default, or V(iscsi) through tgt for raw volumes), C(iscsi_ip_address) (V(127.0.0.1)),
+        C(iscsi_port) (V(3260)), C(iscsi_target_prefix) (V(iqn.2010-10.org.blockstore:)), C(tgt_control_port) (V(0))."
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option and the allowed values.
       - Options that the driver declares secret are masked in results and logs.

@@ -135,14 +135,16 @@ def _blockdev(protocol: str, data: dict, image_format: str, read_only: bool) -> 
     if protocol == "rbd":
         pool, _, image = (data.get("name") or "").partition("/")
         node = dict(common, driver="rbd", pool=pool, image=image)
-        if data.get("conf"):
-            node["conf"] = data["conf"]
+        conf = data.get("ceph_conf") or data.get("conf")
+        if conf:
+            node["conf"] = conf
         if data.get("auth_username"):
             node["user"] = data["auth_username"]
         servers = [{"host": h, "port": str(p)} for h, p in zip(data.get("hosts") or [], data.get("ports") or [])]
-        if servers:
+        if servers and not (conf and os.path.exists(conf)):
+            # qemu writes these as msgr1 addresses; a conf file (mon host = v2:...) is better when there is one.
             node["server"] = servers
-        secret = data.get("keyring") or data.get("auth_key") or None
+        secret = data.get("keyring") or _keyring_key(data.get("keyring_path"), data.get("auth_username"))
         if secret:
             node["key-secret"] = qsd.SECRET_ID
             node["auth-client-required"] = ["cephx"]
@@ -150,6 +152,25 @@ def _blockdev(protocol: str, data: dict, image_format: str, read_only: bool) -> 
             node["auth-client-required"] = ["none"]
         return node, secret
     raise Conflict(f"attach: no userspace path for {protocol} connections")
+
+
+def _keyring_key(path: str | None, user: str | None) -> str | None:
+    """The key of client.<user> from a Ceph keyring file (qemu takes the key itself, as a secret)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    wanted, section = f"[client.{user or 'admin'}]", None
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith("["):
+            section = line
+        elif section == wanted and line.partition("=")[0].strip() == "key":
+            return line.partition("=")[2].strip()
+    return None
 
 
 def attach(connection_info: dict, volume_id: str, read_only: bool, method: str) -> dict:
@@ -167,7 +188,8 @@ def attach(connection_info: dict, volume_id: str, read_only: bool, method: str) 
         return {"path": device, "type": "block", "method": LOOP, "backing_file": path}
     if how == USERSPACE:
         blockdev, secret = _blockdev(protocol, data, image_format, read_only)
-        daemon = qsd.start(os.path.join(run_dir(), volume_id), blockdev, writable=not read_only, secret=secret)
+        daemon = qsd.start(os.path.join(run_dir(), volume_id), blockdev, writable=not read_only, secret=secret,
+                           secret_format="base64" if protocol == "rbd" else "raw")
         try:
             device = loop.attach(daemon["export"], read_only)
         except Exception:

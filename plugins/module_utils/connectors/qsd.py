@@ -43,8 +43,12 @@ def paths(directory: str) -> dict:
             "pidfile": os.path.join(directory, "pid"), "key": os.path.join(directory, "key")}
 
 
-def start(directory: str, blockdev: dict, writable: bool, secret: str | None = None) -> dict:
-    """Start a daemon exporting `blockdev` at `<directory>/export`; returns its facts."""
+def start(directory: str, blockdev: dict, writable: bool, secret: str | None = None,
+          secret_format: str = "raw") -> dict:
+    """Start a daemon exporting `blockdev` at `<directory>/export`; returns its facts.
+
+    `secret_format` base64: the secret is a base64 text that qemu must decode (a Ceph key).
+    """
     where = paths(directory)
     if len(where["qmp"]) > MAX_SOCKET_PATH:
         raise DriverError(f"attach: run directory {directory} is too long for a unix socket path; "
@@ -58,7 +62,7 @@ def start(directory: str, blockdev: dict, writable: bool, secret: str | None = N
         fd = os.open(where["key"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secret)
-        command += ["--object", f"secret,id={SECRET_ID},file={where['key']}"]
+        command += ["--object", f"secret,id={SECRET_ID},file={where['key']},format={secret_format}"]
     command += [
         "--blockdev", json.dumps(dict(blockdev, **{"node-name": NODE}), separators=(",", ":")),
         "--export", f"type=fuse,id=export0,node-name={NODE},mountpoint={where['export']},"

@@ -70,6 +70,18 @@ def test_rbd_blockdev_from_os_brick_shaped_info():
     assert node["read-only"] is True and node["key-secret"] == "sec0" and secret == "AQBkey=="
 
 
+def test_rbd_key_from_the_keyring_file_of_the_driver(tmp_path):
+    keyring = tmp_path / "ceph.client.cinder.keyring"
+    keyring.write_text("[client.admin]\n    key = AQBadmin==\n[client.cinder]\n    key = AQBcinder==\n")
+    conf = tmp_path / "ceph.conf"
+    conf.write_text("[global]\nmon host = v2:127.0.0.1:3300\n")
+    data = {"name": "rbd/volume-1", "hosts": ["127.0.0.1"], "ports": ["3300"], "auth_username": "cinder",
+            "ceph_conf": str(conf), "keyring_path": str(keyring)}
+    node, secret = connectors._blockdev("rbd", data, "raw", read_only=False)
+    assert secret == "AQBcinder==" and node["conf"] == str(conf)
+    assert "server" not in node  # the conf's v2 monitor address is used
+
+
 def test_local_qcow2_blockdev():
     node, secret = connectors._blockdev("local", {"device_path": "/v/volume-1"}, "qcow2", read_only=False)
     assert node["driver"] == "qcow2" and node["file"] == {"driver": "file", "filename": "/v/volume-1"}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Twenty inventory hosts, -f 20, all local: concurrent tasks against the file store,
+# the db store on SQLite, and the db store on PostgreSQL when a server is given
+# (BLOCKSTORE_TEST_PG_URL, or blockstore_test_pg_url in integration_config.yml,
+# which scripts/test.sh writes). See concurrency.yml for what each run checks.
+set -euo pipefail
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-concurrency.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# ansible-test names the Python it runs Ansible with (it has PyYAML); python3 outside it.
+python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
+
+{
+  echo "[workers]"
+  for i in $(seq -w 1 20); do echo "host$i"; done
+  echo "[workers:vars]"
+  echo "ansible_connection=local"
+  echo "ansible_python_interpreter={{ ansible_playbook_python }}"
+} > "$work/inventory"
+
+pg_url=${BLOCKSTORE_TEST_PG_URL:-}
+config=../../integration_config.yml
+if [ -z "$pg_url" ] && [ -f "$config" ]; then
+  pg_url=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("blockstore_test_pg_url") or "")' "$config")
+fi
+
+run() {  # run LABEL FORMAT STORAGE CONNECTION_OR_PATH [ansible-playbook options]
+  local label=$1 format=$2 started=$SECONDS
+  local store_vars="$work/$label.json"
+  # The connection URL may hold a password: it goes in a 0600 file, never on a command line.
+  (umask 077; "$python" -c 'import json, sys
+key = "path" if sys.argv[1] == "file" else "connection"
+print(json.dumps({"persistence": {"storage": sys.argv[1], key: sys.argv[2]}}))' "$3" "$4" > "$store_vars")
+  echo "== concurrency: $label store, $format images"
+  ansible-playbook -i "$work/inventory" -f 20 concurrency.yml -e "@$store_vars" \
+    -e "store_vars=$store_vars backend_name=conc-$label-$$ backend_dir=$work/backend-$label backend_format=$format" \
+    "${@:5}"
+  echo "== concurrency: $label store passed in $((SECONDS - started)) s"
+}
+
+run file qcow2 file "$work/state/state.json"
+# The shared-chain stress (tag chains) tests the driver, not the store: once is enough.
+run sqlite raw db "sqlite:///$work/state/state.db" --skip-tags chains
+if [ -n "$pg_url" ]; then
+  run postgresql qcow2 db "$pg_url" --skip-tags chains
+else
+  echo "== concurrency: PostgreSQL skipped (no BLOCKSTORE_TEST_PG_URL; scripts/test.sh provides one)"
+fi

@@ -22,7 +22,11 @@ record() {  # record NAME EXIT_CODE
 }
 
 started_pg=""
-cleanup() { [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1; }
+started_ceph=""
+cleanup() {
+  [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1
+  [ -n "$started_ceph" ] && bash tests/utils/ceph.sh stop >/dev/null 2>&1
+}
 trap cleanup EXIT
 # A throwaway PostgreSQL on 127.0.0.1 for the db store tests, unless one is given.
 if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ]; then
@@ -31,6 +35,21 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ]; then
   BLOCKSTORE_TEST_PG_URL=$(bash tests/utils/postgres.sh url)
   export BLOCKSTORE_TEST_PG_URL
 fi
+
+# A throwaway one-node Ceph on 127.0.0.1 for the rbd driver (unit tests through .venv-rbd,
+# target storage_rbd), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
+needs_ceph=""
+case "$what" in
+  all|units) needs_ceph=1 ;;
+  integration) { [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx 'storage_rbd'; } && needs_ceph=1 ;;
+esac
+if [ -n "$needs_ceph" ] && [ -z "${BLOCKSTORE_TEST_CEPH_CONF:-}" ]; then
+  export BLOCKSTORE_CEPH_HOLDER=$$  # concurrent runs share it; the last one out stops it
+  started_ceph=1
+  bash tests/utils/ceph.sh start || { echo "test: cannot start Ceph" >&2; exit 2; }
+  eval "$(bash tests/utils/ceph.sh env)"
+fi
+export BLOCKSTORE_TEST_RBD_PYTHON=${BLOCKSTORE_TEST_RBD_PYTHON:-${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}/bin/python}
 
 if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ruff"
@@ -49,7 +68,15 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
   tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
   dest="$tree/ansible_collections/blockstore/storage"
   mkdir -p "$dest"
-  rsync -a --delete --exclude .git --exclude .venv --exclude tests/output "$REPO/" "$dest/"
+  rsync -a --delete --exclude .git --exclude .venv --exclude .venv-rbd --exclude tests/output "$REPO/" "$dest/"
+  # ansible-test hands targets no environment: the test services' settings (BLOCKSTORE_TEST_*)
+  # become variables of every target (blockstore_test_ceph_conf, ...).
+  python - >"$dest/tests/integration/integration_config.yml" <<'PY'
+import json, os
+for key, value in sorted(os.environ.items()):
+    if key.startswith("BLOCKSTORE_TEST_"):
+        print(f"{key.lower()}: {json.dumps(value)}")
+PY
   targets=("$@")
   if [ ${#targets[@]} -eq 0 ]; then
     for dir in tests/integration/targets/*/; do

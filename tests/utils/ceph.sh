@@ -6,6 +6,10 @@
 #   bash tests/utils/ceph.sh status   # exit 0 when it answers
 #   bash tests/utils/ceph.sh stop     # kill its daemons by their pid files, remove its directory
 #
+# Test runs share the cluster: with BLOCKSTORE_CEPH_HOLDER=<pid of the run>, `start`
+# records the run as a holder and `stop` stops the cluster only when no other living
+# holder (and no plain `start` by hand) still uses it. Both hold a lock meanwhile.
+#
 # One monitor (msgr2 only, 127.0.0.1:3300), one OSD on memstore (data in RAM), one
 # manager (capacity stats), cephx on. Pool `rbd` is initialised for rbd and user
 # client.cinder has the caps Ceph documents for Cinder. Everything lives in
@@ -115,7 +119,8 @@ start() {
   monmaptool --create --fsid "$(awk '/^fsid/ {print $3}' "$CONF")" --addv a "[v2:$MON_ADDR]" \
     "$DIR/monmap" >/dev/null
   ceph-mon --conf "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring" 2>/dev/null
-  ceph-mon --conf "$CONF" -i a
+  # 9>&-: the daemons must not inherit the start/stop lock.
+  ceph-mon --conf "$CONF" -i a 9>&-
   wait_for 30 "the monitor" admin mon stat
 
   # One OSD on memstore, registered with a key of its own.
@@ -125,13 +130,13 @@ start() {
   echo "{\"cephx_secret\": \"$osd_key\"}" | admin osd new "$osd_uuid" -i - >/dev/null
   ceph-authtool --create-keyring "$DIR/ceph.osd.0.keyring" --name osd.0 --add-key "$osd_key" >/dev/null
   ceph-osd --conf "$CONF" -i 0 --mkfs --osd-uuid "$osd_uuid" 2>/dev/null
-  ceph-osd --conf "$CONF" -i 0 2>/dev/null
+  ceph-osd --conf "$CONF" -i 0 2>/dev/null 9>&-
 
   # The manager reports capacity (ceph df, pool stats) to the monitor.
   if [ "$WITH_MGR" != 0 ]; then
     admin auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
       -o "$DIR/ceph.mgr.x.keyring" >/dev/null
-    ceph-mgr --conf "$CONF" -i x 2>/dev/null
+    ceph-mgr --conf "$CONF" -i x 2>/dev/null 9>&-
   fi
 
   wait_for 60 "the OSD to come up" bash -c "timeout 10 ceph --conf '$CONF' --name client.admin osd stat -f json | grep -q '\"num_up_osds\":1'"
@@ -162,10 +167,42 @@ stop_daemons() {
   kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 
+HOLDERS=$DIR/holders
+live_holders() {  # holders whose process still runs, one a line
+  [ -f "$HOLDERS" ] || return 0
+  local pid
+  while read -r pid; do [ -n "$pid" ] && [ -d "/proc/$pid" ] && echo "$pid"; done <"$HOLDERS"
+}
+
+LOCK=$DIR.start-stop.lock
+lock() {  # serialize start/stop of concurrent test runs (the lock lives beside the directory)
+  exec 9>"$LOCK"
+  flock -w 300 9 || die "timed out waiting for $LOCK"
+}
+
 case "${1:-}" in
-  start) start ;;
+  start)
+    lock
+    start
+    if [ -n "${BLOCKSTORE_CEPH_HOLDER:-}" ]; then
+      echo "$BLOCKSTORE_CEPH_HOLDER" >>"$HOLDERS"
+    else
+      touch "$DIR/started-by-hand"
+    fi ;;
   stop)
-    if [ -d "$DIR" ]; then stop_daemons; rm -rf "$DIR"; fi ;;
+    lock
+    [ -d "$DIR" ] || exit 0
+    if [ -n "${BLOCKSTORE_CEPH_HOLDER:-}" ]; then
+      others=$(live_holders | grep -vx "$BLOCKSTORE_CEPH_HOLDER" || true)
+      printf '%s\n' "$others" | grep . >"$HOLDERS.new" || true
+      mv "$HOLDERS.new" "$HOLDERS"
+      if [ -n "$others" ] || [ -e "$DIR/started-by-hand" ]; then
+        say "left running: still used (${others:-started by hand})"
+        exit 0
+      fi
+    fi
+    stop_daemons
+    rm -rf "$DIR" ;;
   status)
     if answers; then echo "running in $DIR"; else echo "not running"; exit 1; fi ;;
   env)

@@ -20,7 +20,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))))
 RUNNER = os.path.join(REPO, "tests", "utils", "rbd_driver_run.py")
-RBD_PYTHON = os.environ.get("BLOCKSTORE_RBD_PYTHON", os.path.join(REPO, ".venv-rbd", "bin", "python"))
+RBD_PYTHON = os.environ.get("BLOCKSTORE_TEST_RBD_PYTHON", os.path.join(REPO, ".venv-rbd", "bin", "python"))
 CONF = os.environ.get("BLOCKSTORE_TEST_CEPH_CONF")
 KEYRING = os.environ.get("BLOCKSTORE_TEST_CEPH_KEYRING")
 USER = os.environ.get("BLOCKSTORE_TEST_CEPH_USER", "cinder")

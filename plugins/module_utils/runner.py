@@ -74,6 +74,13 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
         if not getattr(handler, "needs_backend", True):
             module.exit_json(changed=False, **handler.run(None, params, None))
         driver = build_driver(params["backend"])
+        if getattr(handler, "runs_on_controller", False):
+            # Only reached without the action plugin: the store is opened here.
+            store = open_store(params["persistence"])
+            try:
+                module.exit_json(**handler.run_on_store(store, driver.backend_name, params, module.check_mode))
+            finally:
+                store.close()
         if issubclass(handler, Query):
             if records is None:
                 store = open_store(params["persistence"])

@@ -83,7 +83,9 @@ def run_action(action, task_vars: dict) -> dict:
         module_args["backend"] = resolve_backend(params["backend"], params.get("backends_file"))
         driver = build_driver(module_args["backend"])  # fails on bad options before any write
         store = open_store(params.get("persistence"))
-        if issubclass(module.HANDLER, Query):
+        if getattr(module.HANDLER, "runs_on_controller", False):
+            result = module.HANDLER.run_on_store(store, driver.backend_name, params, check_mode)
+        elif issubclass(module.HANDLER, Query):
             result, _ = execute(module.HANDLER.select(store, driver.backend_name, params), [])
         else:
             result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute)

@@ -17,6 +17,13 @@ options:
         missing), C(format) (V(raw) default, or V(qcow2)), C(reflink) (V(auto) default, V(always), V(never)),
         C(target) (V(local) default, or V(iscsi) through tgt for raw volumes), C(iscsi_ip_address) (V(127.0.0.1)),
         C(iscsi_port) (V(3260)), C(iscsi_target_prefix) (V(iqn.2010-10.org.blockstore:)), C(tgt_control_port) (V(0))."
+      - "Driver C(rbd) (Ceph RBD through librbd; needs the Ceph Python bindings, packages python3-rados and
+        python3-rbd, in the module's interpreter), with the option names of Cinder's RBD driver: C(rbd_pool)
+        (V(rbd)), C(rbd_ceph_conf) (librados' default search), C(rbd_user) (librados' default, admin),
+        C(rbd_keyring_conf) (the configuration's keyring), C(rbd_cluster_name) (V(ceph)), C(rbd_secret_uuid)
+        (libvirt secret uuid passed to consumers), C(rbd_flatten_volume_from_snapshot) (V(false)),
+        C(rbd_max_clone_depth) (V(5); V(0) makes every copy a full copy), C(rados_connect_timeout) (V(-1):
+        librados' 300 s)."
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option and the allowed values.
       - Options that the driver declares secret are masked in results and logs.

@@ -14,7 +14,9 @@ description:
     M(blockstore.storage.storage_volume) and O(blockstore.storage.storage_volume#module:source.snapshot).
   - "Deleting a snapshot that volumes were made from follows the driver's rules. File driver, V(raw):
     always allowed, snapshots are independent copies. File driver, V(qcow2): allowed; its data is merged
-    into its only dependent image, or the image is kept hidden until the last volume made from it is deleted."
+    into its only dependent image, or the image is kept hidden until the last volume made from it is deleted.
+    Driver C(rbd): allowed; the volumes made from the snapshot are flattened first (each gets a full copy of
+    the data it shared with the snapshot, which takes time and space in proportion), then the snapshot is deleted."
 author: blockstore.storage developers (@blockstore)
 extends_documentation_fragment:
   - blockstore.storage.backend

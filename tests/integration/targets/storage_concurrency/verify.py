@@ -95,9 +95,10 @@ def main() -> int:
 
     snapshot_files = {f[len("snapshot-"):] for f in files
                       if f.startswith("snapshot-") and not f.endswith((".tmp", ".deleted"))}
-    problems += [f"snapshot {snapshots[i]['name']!r} ({i}) has no image" for i in sorted(set(snapshots) - snapshot_files)]
-    problems += [f"image snapshot-{i} has no record and is not marked hidden" for i in sorted(snapshot_files - set(snapshots))
-                 if f"snapshot-{i}.deleted" not in files]
+    problems += [f"snapshot {snapshots[i]['name']!r} ({i}) has no image"
+                 for i in sorted(set(snapshots) - snapshot_files)]
+    problems += [f"image snapshot-{i} has no record and is not marked hidden"
+                 for i in sorted(snapshot_files - set(snapshots)) if f"snapshot-{i}.deleted" not in files]
     problems += [f"snapshot {snapshots[i]['name']!r} ({i}) is marked deleted but still has a record"
                  for i in sorted(set(snapshots)) if f"snapshot-{i}.deleted" in files]
 

@@ -151,7 +151,7 @@ class AttachmentResource(Resource):
         host = connector["host"] if connector else self.local_host
         if host is None:
             # On the controller: the host is known only where the module runs.
-            return AttachPlan([], None, None, reserved_id=self._next_id())
+            return AttachPlan(steps=[], before=None, after=None, reserved_id=self._next_id())
         others = [c for c in self.records.find(CONNECTION, volume_id=volume.id) if c.host != host]
         existing = next(iter(self.records.find(CONNECTION, volume_id=volume.id, host=host)), None)
         before = connection_view(existing, volume) or None
@@ -175,7 +175,7 @@ class AttachmentResource(Resource):
         if volume.status != IN_USE:
             steps.append(self._status_step(volume, IN_USE))
         after = connection_view(target, volume)
-        return AttachPlan(steps, before, after, reserved_id=target.id if existing is None else None)
+        return AttachPlan(steps=steps, before=before, after=after, reserved_id=target.id if existing is None else None)
 
     def _plan_connect(self, volume: Volume, existing: Connection | None, others: list[Connection], host: str,
                       mode: str, connector: dict | None, steps: list[Step]) -> Connection:

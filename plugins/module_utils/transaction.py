@@ -50,7 +50,7 @@ def run_task(store: Store, resource_cls: type[Resource], backend: str, params: d
     """Run one task under locks on every object it touches, named by name or by id."""
     names = resource_cls.referenced_names(params)
     keys = lock_keys(backend, resource_cls.select(store, backend, params), names)
-    for _ in range(MAX_LOCK_ROUNDS):
+    for _round in range(MAX_LOCK_ROUNDS):
         with store.locked(keys):
             # Re-read under the lock: another task may have created or renamed.
             records = resource_cls.select(store, backend, params)

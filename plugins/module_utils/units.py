@@ -51,7 +51,7 @@ def _parse_text(text: str, option: str) -> int:
         raise InvalidParameter(f"{option}: {text!r} is not a size; give {ALLOWED}", option)
     number = match.group(1)
     # Exact arithmetic: '1.5G' must not become 1 through float rounding.
-    whole, _, frac = number.partition(".")
+    whole, _point, frac = number.partition(".")
     scale = 10 ** len(frac)
     total_bytes_scaled = int(whole + frac) * _MULTIPLIERS[unit]
     if total_bytes_scaled % (scale * GiB):

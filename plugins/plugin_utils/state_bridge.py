@@ -86,7 +86,7 @@ def run_action(action, task_vars: dict) -> dict:
         if getattr(module.HANDLER, "runs_on_controller", False):
             result = module.HANDLER.run_on_store(store, driver.backend_name, params, check_mode)
         elif issubclass(module.HANDLER, Query):
-            result, _ = execute(module.HANDLER.select(store, driver.backend_name, params), [])
+            result = execute(module.HANDLER.select(store, driver.backend_name, params), [])[0]
         else:
             result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute)
     except BlockstoreError as exc:

@@ -133,7 +133,7 @@ def _blockdev(protocol: str, data: dict, image_format: str, read_only: bool) -> 
             secret = data["auth_password"]
         return node, secret
     if protocol == "rbd":
-        pool, _, image = (data.get("name") or "").partition("/")
+        pool, _slash, image = (data.get("name") or "").partition("/")
         node = dict(common, driver="rbd", pool=pool, image=image)
         conf = data.get("ceph_conf") or data.get("conf")
         if conf:

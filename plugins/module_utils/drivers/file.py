@@ -394,7 +394,7 @@ class FileDriver(Driver):
         user = self.chap_user(connection)
         # Same connection, same secret: a re-export (tgtd restarted) keeps working credentials.
         password = old.get("auth_password") if old.get("auth_username") == user else None
-        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
         tgt = self._tgt()
         target = tgt.ensure_target(self._iqn(volume), path)
         tgt.allow(target, initiator, user, password)

@@ -178,7 +178,7 @@ class DbStore(Store):
             else:
                 self.path = os.path.abspath(os.path.expanduser(database))
                 url = url.set(database=self.path)
-                self._prepare_sqlite_file()
+                self._prepare_sqlite_file(self.path)
                 self._file_locks = FileLocks(self.path + ".locks")
                 try:
                     timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT))
@@ -204,17 +204,16 @@ class DbStore(Store):
             self._take_over_sqlite_transactions(engine)
         return engine
 
-    def _prepare_sqlite_file(self) -> None:
+    def _prepare_sqlite_file(self, path: str) -> None:
         """Create the directory (0700) and an empty database file (0600): records may hold secrets."""
-        assert self.path is not None
-        directory = os.path.dirname(self.path)
+        directory = os.path.dirname(path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return
         except OSError as exc:
-            raise StateStoreError(f"persistence.connection: cannot create the SQLite database {self.path}: "
+            raise StateStoreError(f"persistence.connection: cannot create the SQLite database {path}: "
                                   f"{exc.strerror}", OPTION) from None
         os.close(fd)
 

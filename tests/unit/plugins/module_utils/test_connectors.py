@@ -100,8 +100,9 @@ def test_host_properties_without_os_brick(monkeypatch, tmp_path):
 
 
 def test_host_properties_reads_the_initiator_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(brick, "properties", lambda ip, multipath=False: (_ for _ in ()).throw(
-        MissingDependency("no os-brick", "os-brick")))
+    def missing(ip, multipath=False):
+        raise MissingDependency("no os-brick", "os-brick")
+    monkeypatch.setattr(brick, "properties", missing)
     initiator_file = tmp_path / "initiatorname.iscsi"
     initiator_file.write_text("## comment\nInitiatorName=iqn.1993-08.org.debian:01:abc\n")
     monkeypatch.setattr(connectors, "INITIATOR_FILE", str(initiator_file))

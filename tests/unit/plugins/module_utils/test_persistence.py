@@ -668,7 +668,7 @@ INCREMENTS = 3
 def _increment(spec: Spec, barrier) -> None:
     barrier.wait(60)
     store = spec.open()
-    for _ in range(INCREMENTS):
+    for _increment in range(INCREMENTS):
         with store.locked(["b1:volume:name:counter"]):
             record = store.find("b1", "volume", id=COUNTER["id"])[0]
             time.sleep(0.002)  # widen the read-modify-write window a lost update would need
@@ -743,7 +743,7 @@ def _advisory_locks_held(conn, key: str) -> int:
 
 def test_postgresql_advisory_locks_are_held_in_the_block_and_released_after(pg_url):
     store = DbStore(pg_url)
-    keys = [f"b1:volume:name:{uuid.uuid4()}" for _ in range(3)]
+    keys = [f"b1:volume:name:{uuid.uuid4()}" for _key in range(3)]
     try:
         with store.engine.connect() as conn:
             with store.locked(keys):

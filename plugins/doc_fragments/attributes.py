@@ -22,6 +22,7 @@ attributes:
     support: full
   platform:
     description: Runs on Linux hosts with the storage tools of the backend's driver.
+    support: full
     platforms: posix
 '''
 
@@ -41,5 +42,6 @@ attributes:
     support: N/A
   platform:
     description: Runs on Linux hosts.
+    support: full
     platforms: posix
 '''

@@ -27,6 +27,17 @@ options:
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option and the allowed values.
       - Options that the driver declares secret are masked in results and logs.
+      - With O(backends_file), the name of one of its sections (V(ceph)), or a dict with C(section) (or a
+        C(name) and no C(driver)) whose other keys override that section's options.
     type: raw
     required: true
+  backends_file:
+    description:
+      - A cinder.conf-style INI file describing backends; O(backend) may then name one of its sections.
+      - C([DEFAULT]) lists the usable sections in C(enabled_backends). Each section sets C(driver) (a driver of
+        this collection) or C(volume_driver) (a Cinder driver class path), then that driver's options.
+      - Read on the controller by the collection's action plugin (or where the module runs, when it runs
+        alone); needs the Python library C(oslo.config) there. Must be an absolute path.
+      - Defaults to E(BLOCKSTORE_BACKENDS_FILE).
+    type: path
 '''

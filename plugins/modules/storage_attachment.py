@@ -130,7 +130,7 @@ attachment:
       type: dict
       returned: always
       contains:
-        path: {description: The device, for example C(/dev/loop3)., type: str}
+        path: {description: "The device, for example C(/dev/loop3).", type: str}
         type: {description: C(block)., type: str}
         method: {description: "How it was made: loop, userspace or kernel.", type: str}
 actions:

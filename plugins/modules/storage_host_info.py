@@ -24,6 +24,9 @@ options:
   backend:
     description: Accepted and ignored, so that C(module_defaults) for the group can set it.
     type: raw
+  backends_file:
+    description: Accepted and ignored, so that C(module_defaults) for the group can set it.
+    type: path
 '''
 
 EXAMPLES = r'''

@@ -375,33 +375,37 @@ class RbdDriver(Driver):
             if not name.endswith(HIDDEN_SUFFIX):
                 self._rbd.RBD().rename(ioctx, name, name + HIDDEN_SUFFIX)
             return
-        self._rbd.RBD().remove(ioctx, name)
+        try:
+            self._rbd.RBD().remove(ioctx, name)
+        except self._rbd.ImageNotFound:
+            return  # a concurrent task collected it first
         if parent is not None:
             self._collect(*parent)
 
     def _collect(self, pool: str, name: str, snap: str) -> None:
         """After a clone of name@snap went away or was flattened: drop what nobody needs.
 
-        A private clone-base snapshot goes with its last clone; a user's snapshot
-        stays but is unprotected; a hidden image goes with its last snapshot, and
-        then its own parent is looked at.
+        A private clone-base snapshot goes with its last clone; a hidden image goes
+        with its last snapshot, and then its own parent is looked at. A user's
+        snapshot stays as it is (still protected: unprotecting it here could race
+        a task that is about to clone it); deleting it unprotects it.
         """
         if pool != self.pool:
             return  # never touch another pool's images
-        try:
-            image = self._image(name)
-        except self._rbd.ImageNotFound:
+        hidden = name.endswith(HIDDEN_SUFFIX)
+        if not (hidden or snap.startswith(CLONE_BASE_PREFIX)):
             return
-        with image:
-            if snap not in self._snap_names(image) or self._children(image, snap):
-                return
-            hidden = name.endswith(HIDDEN_SUFFIX)
-            if image.is_protected_snap(snap):
-                image.unprotect_snap(snap)
-            if hidden or snap.startswith(CLONE_BASE_PREFIX):
+        try:
+            with self._image(name) as image:
+                if snap not in self._snap_names(image) or self._children(image, snap):
+                    return
+                if image.is_protected_snap(snap):
+                    image.unprotect_snap(snap)
                 image.remove_snap(snap)
-            if not hidden or self._snap_names(image):
-                return
+                if not hidden or self._snap_names(image):
+                    return
+        except self._rbd.ImageNotFound:
+            return  # a concurrent task collected it first
         self._remove_or_hide(name)
 
     # volumes ------------------------------------------------------------

@@ -126,8 +126,7 @@ def test_flatten_volume_from_snapshot_option():
     ], rbd_flatten_volume_from_snapshot=True)
     assert results[4] == [0x11] and results[5] == 0
     assert "parent" not in info(ids, "b")
-    # Nothing depends on the snapshot any more, so it is not left protected.
-    assert [s["protected"] for s in snaps(ids, "a")] == ["false"]
+    assert [s["name"] for s in snaps(ids, "a")] == [f"snapshot-{ids['s']}"]
 
 
 @pytest.mark.parametrize("max_depth", [1, 2])

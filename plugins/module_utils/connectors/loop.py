@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 
+from ..commands import run
 from ..errors import DriverError, MissingDependency
 
 _LOOP = re.compile(r"^/dev/loop(\d+)$")
@@ -19,7 +19,7 @@ def _losetup(*args: str) -> str:
     path = shutil.which("losetup") or ("/usr/sbin/losetup" if os.path.exists("/usr/sbin/losetup") else None)
     if not path:
         raise MissingDependency("attach: losetup is missing on this host (package util-linux)", "losetup")
-    proc = subprocess.run([path, *args], capture_output=True, text=True, check=False)
+    proc = run([path, *args])
     if proc.returncode:
         raise DriverError(f"attach: losetup {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout.strip()

@@ -17,9 +17,9 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
+from ..commands import run
 from ..errors import DriverError, MissingDependency
 
 NODE = "disk"
@@ -74,7 +74,7 @@ def start(directory: str, blockdev: dict, writable: bool, secret: str | None = N
     ]
     try:
         # --daemonize returns once the export is up, or fails with the reason.
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        proc = run(command, timeout=120)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(where["key"])
@@ -134,7 +134,7 @@ def stop(daemon: dict) -> None:
                 os.kill(facts["pid"], sig)
     if _mounted(where["export"]):
         # A killed daemon leaves its FUSE mount behind ("transport endpoint is not connected").
-        subprocess.run(["umount", "-l", where["export"]], capture_output=True, check=False)
+        run(["umount", "-l", where["export"]])
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(directory)
 

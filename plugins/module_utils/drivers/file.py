@@ -28,9 +28,9 @@ import secrets
 import shutil
 import string
 import struct
-import subprocess
 from typing import Iterator
 
+from ..commands import run
 from ..config import Opt
 from ..errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ..objects import Connection, Snapshot, Volume
@@ -142,7 +142,7 @@ class FileDriver(Driver):
 
     def _run(self, *args: str) -> str:
         command = [self._qemu_img_path(), *args]
-        proc = subprocess.run(command, cwd=self.path, capture_output=True, text=True, check=False)
+        proc = run(command, cwd=self.path)
         if proc.returncode:
             raise DriverError(f"file driver: {' '.join(command[:2])} failed: {proc.stderr.strip() or proc.stdout}")
         return proc.stdout
@@ -165,8 +165,7 @@ class FileDriver(Driver):
                 f"backend.reflink: 'always', but the filesystem of {self.path} cannot reflink (XFS made with "
                 "reflink=1 and btrfs can); use reflink 'auto' or 'never'", "backend.reflink")
         else:
-            proc = subprocess.run(["cp", "--sparse=always", "--reflink=never", src, tmp],
-                                  capture_output=True, text=True, check=False)
+            proc = run(["cp", "--sparse=always", "--reflink=never", src, tmp])
             if proc.returncode:
                 self._unlink(tmp)
                 raise DriverError(f"file driver: copying {src} failed: {proc.stderr.strip()}")

@@ -18,10 +18,10 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 import time
 from typing import Iterator
 
+from ..commands import CompletedProcess, run
 from ..errors import DriverError, MissingDependency
 
 LUN = 1
@@ -34,14 +34,14 @@ class Tgt:
     def __init__(self, control_port: int) -> None:
         self.control_port = control_port
 
-    def _tgtadm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _tgtadm(self, *args: str, check: bool = True) -> CompletedProcess:
         path = shutil.which("tgtadm") or ("/usr/sbin/tgtadm" if os.path.exists("/usr/sbin/tgtadm") else None)
         if not path:
             raise MissingDependency("backend.target: iscsi needs tgt (tgtd and tgtadm) on the backend host "
                                     "(Debian/Ubuntu package tgt, RHEL scsi-target-utils)", "tgt")
         command = [path, "-C", str(self.control_port), "--lld", "iscsi", *args]
         for attempt in range(CONNECT_RETRIES):
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+            proc = run(command)
             # tgtd now and then refuses a management connection (ENOTCONN, seen right after
             # it started and under load); the request was not received, so it is safe to resend.
             if proc.returncode != errno.ENOTCONN or attempt == CONNECT_RETRIES - 1:

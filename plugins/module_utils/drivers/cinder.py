@@ -63,6 +63,9 @@ SECRET_NAME = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
 ATTRIBUTE_OPTIONS = {"cinder.volume.drivers.rbd.RBDDriver": ("rbd_keyring_conf",)}
 # Model-update fields holding credentials are kept under a name the store seals.
 SEALED_FIELDS = {"provider_auth": "provider_auth_secret"}
+# Cinder's default volume_name_template; hidden images (name.deleted) are not volumes.
+VOLUME_IMAGE = re.compile(r"^volume-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+MAX_LISTED = 100000
 VOLUME_FIELDS: dict[str, Any] = {
     "provider_location": None, "provider_auth": None, "provider_id": None, "provider_geometry": None,
     "volume_type": None, "volume_type_id": None, "encryption_key_id": None, "consistencygroup": None,
@@ -476,15 +479,36 @@ class CinderDriver(Driver):
     def check_setup(self) -> None:
         self._load()
 
+    def _listed_volumes(self) -> dict[str, Any]:
+        """{id: size in GiB} of the backend's volumes, from the driver's listing for Cinder's manage
+        API (images named volume-<id>, as Cinder names them); drivers without it cannot say."""
+        impl = self._load()
+        listing = getattr(impl, "get_manageable_volumes", None)
+        try:
+            entries = self._call("get_manageable_volumes",
+                                 lambda: listing([], None, MAX_LISTED, 0, ["size"], ["asc"]))
+        except DriverError as exc:
+            raise DriverError(f"cinder driver {self.class_path}: cannot list the backend's volumes ({exc})") from None
+        volumes = {}
+        for entry in entries or []:
+            reference = (entry or {}).get("reference") or {}
+            match = VOLUME_IMAGE.match(str(reference.get("source-name") or ""))
+            if match:
+                volumes[match.group(1)] = entry.get("size")
+        return volumes
+
     def list_volume_ids(self) -> list[str]:
-        raise DriverError("cinder driver: Cinder drivers have no listing of their volumes; the records are the "
-                          "source of truth")
+        return sorted(self._listed_volumes())
 
     def get_stats(self) -> dict:
         impl = self._load()
         stats = self._call("get_volume_stats", lambda: impl.get_volume_stats(refresh=True)) or {}
         stats = {k: v for k, v in stats.items() if _plain(v)}
         pools = stats.get("pools") or [{**stats, "pool_name": stats.get("volume_backend_name")}]
+        try:
+            listed: dict | None = self._listed_volumes()
+        except DriverError:
+            listed = None  # the driver has no listing
 
         def total(key: str) -> Any:
             values = [p.get(key) for p in pools]
@@ -492,13 +516,17 @@ class CinderDriver(Driver):
                 return round(sum(values), 2)
             return "unknown" if "unknown" in values or None in values else values[0]
 
+        provisioned = total("provisioned_capacity_gb")
+        if not isinstance(provisioned, (int, float)) and listed is not None and \
+                all(isinstance(size, (int, float)) for size in listed.values()):
+            provisioned = sum(listed.values())  # drivers of pools they own alone leave it to Cinder
         return {
             "driver": self.name,
             "volume_driver": self.class_path,
             "total_capacity_gb": total("total_capacity_gb"),
             "free_capacity_gb": total("free_capacity_gb"),
-            "provisioned_capacity_gb": total("provisioned_capacity_gb"),
-            "volume_count": None,
+            "provisioned_capacity_gb": provisioned,
+            "volume_count": None if listed is None else len(listed),
             "pools": [{"name": p.get("pool_name") or self.backend_name,
                        "total_capacity_gb": p.get("total_capacity_gb"),
                        "free_capacity_gb": p.get("free_capacity_gb")} for p in pools],

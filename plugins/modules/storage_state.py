@@ -11,9 +11,9 @@ short_description: Import cinderlib's state into the store, or export a backend'
 version_added: 0.1.0
 description:
   - With O(state=imported), reads cinderlib's state from O(src) and adds its volumes, snapshots and connections to
-    the records of O(backend), keeping their ids (so the driver finds the same images: Cinder names them
+    the records of O(backend), keeping their ids, so that the driver finds the same images (Cinder names them
     C(volume-<id>) and C(snapshot-<id>), as the C(rbd) and C(cinder) drivers do).
-  - "O(src) is one of: a JSON file written by cinderlib (C(cinderlib.dumps()), C(Backend.dumps), or one object's
+  - "O(src) is one of: a JSON file written by cinderlib (what cinderlib.dumps() or a backend's C(dumps) returns, or one object's
     C(dumps)), in cinderlib's versioned-object format (C(class), C(backend), C(ovo) with C(versioned_object.name),
     C(versioned_object.version), C(versioned_object.data); C(cinder_object.*) keys are read too); a SQLAlchemy URL of
     cinderlib's C(db) persistence (Cinder's database schema: tables C(volumes), C(snapshots), C(volume_attachment)

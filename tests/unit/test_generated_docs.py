@@ -1,0 +1,36 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The committed option docs match the drivers' Opt declarations (scripts/gen_driver_docs.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _generator():
+    path = os.path.join(REPO, "scripts", "gen_driver_docs.py")
+    spec = importlib.util.spec_from_file_location("gen_driver_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_driver_docs_are_up_to_date():
+    stale = []
+    for path, text in _generator().outputs().items():
+        full = os.path.join(REPO, path)
+        if not os.path.exists(full) or open(full, encoding="utf-8").read() != text:
+            stale.append(path)
+    assert not stale, f"out of date, run: python scripts/gen_driver_docs.py ({', '.join(stale)})"
+
+
+def test_every_driver_option_is_in_the_backend_fragment():
+    generator = _generator()
+    fragment = open(os.path.join(REPO, generator.FRAGMENT), encoding="utf-8").read()
+    for cls in generator.drivers():
+        assert f"Driver C({cls.name})" in fragment
+        for opt in cls.options:
+            assert f"C({opt.name})" in fragment, (cls.name, opt.name)

@@ -105,7 +105,7 @@ start() {
   for tool in ceph-mon ceph-osd ceph-mgr ceph ceph-authtool monmaptool rbd uuidgen; do
     command -v "$tool" >/dev/null || die "$tool is missing; run scripts/setup-ceph.sh"
   done
-  if (exec 3<>/dev/tcp/127.0.0.1/3300) 2>/dev/null; then
+  if (exec 3<>"/dev/tcp/${MON_ADDR%:*}/${MON_ADDR##*:}") 2>/dev/null; then
     die "something else listens on $MON_ADDR; stop it first"
   fi
   mkdir -p "$DIR"/{run,log,mon/a,osd/0,mgr/x}
@@ -157,8 +157,9 @@ stop_daemons() {
   done
   [ ${#pids[@]} -gt 0 ] || return 0
   kill "${pids[@]}" 2>/dev/null || true
+  # The data dies with the directory anyway: after 2 s a slow manager is killed.
   local alive
-  for _ in $(seq 50); do
+  for _ in $(seq 10); do
     alive=""
     for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && alive=1; done
     [ -n "$alive" ] || return 0

@@ -115,10 +115,9 @@ options:
         native V(rbd) driver, any other Cinder class on the V(cinder) driver. The other keys are the driver's
         options, typed and checked by the same declarations as task parameters; unknown keys are errors (for
         V(cinder), the Cinder driver's options are checked where the module runs)."
-      - Needs the Python library oslo.config where it is read.
+      - Needs the Python library C(oslo.config) where it is read. Must be an absolute path.
+      - Defaults to E(BLOCKSTORE_BACKENDS_FILE).
     type: path
-    env:
-      - name: BLOCKSTORE_BACKENDS_FILE
 \'\'\'
 '''
 

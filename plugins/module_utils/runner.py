@@ -11,8 +11,11 @@ without the action plugin, the module opens the store named by `persistence`.
 
 from __future__ import annotations
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from .backend_env import fill_secrets_from_env
 from .backends_file import ENV_BACKENDS_FILE, resolve_backend
 from .drivers import build_driver, driver_class
 from .errors import BlockstoreError
@@ -63,9 +66,12 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
     params = dict(module.params)
     backends_file = params.pop("backends_file", None)
     if getattr(handler, "needs_backend", True):
-        # Sent by the action plugin already resolved; resolved here when the module runs alone.
+        # Sent by the action plugin already resolved (secrets from the controller's environment
+        # included); resolved here when the module runs alone.
         try:
             params["backend"] = resolve_backend(params["backend"], backends_file)
+            if params.get("_blockstore_records") is None:
+                params["backend"] = fill_secrets_from_env(params["backend"], os.environ)
         except BlockstoreError as exc:
             module.fail_json(msg=str(exc), option=exc.option)
     hide_backend_secrets(module, params["backend"])

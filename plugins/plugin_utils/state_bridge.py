@@ -12,8 +12,10 @@ and are written here. The store's connection never leaves the controller.
 from __future__ import annotations
 
 import importlib
+import os
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
@@ -80,7 +82,9 @@ def run_action(action, task_vars: dict) -> dict:
         return result
     store = None
     try:
-        module_args["backend"] = resolve_backend(params["backend"], params.get("backends_file"))
+        # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
+        module_args["backend"] = fill_secrets_from_env(
+            resolve_backend(params["backend"], params.get("backends_file")), os.environ)
         driver = build_driver(module_args["backend"])  # fails on bad options before any write
         store = open_store(params.get("persistence"))
         if getattr(module.HANDLER, "runs_on_controller", False):

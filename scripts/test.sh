@@ -3,7 +3,9 @@
 # ansible-test integration targets (real ansible-playbook runs on real storage).
 #
 #   bash scripts/test.sh                 # everything
-#   bash scripts/test.sh units           # only unit tests
+#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, ansible-doc of every module
+#   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
+#   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed".
@@ -29,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # A throwaway PostgreSQL on 127.0.0.1 for the db store tests, unless one is given.
-if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ]; then
+if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ]; then
   bash tests/utils/postgres.sh start >/dev/null || { echo "test: cannot start PostgreSQL" >&2; exit 2; }
   started_pg=1
   BLOCKSTORE_TEST_PG_URL=$(bash tests/utils/postgres.sh url)
@@ -51,32 +53,76 @@ if [ -n "$needs_ceph" ] && [ -z "${BLOCKSTORE_TEST_CEPH_CONF:-}" ]; then
 fi
 export BLOCKSTORE_TEST_RBD_PYTHON=${BLOCKSTORE_TEST_RBD_PYTHON:-${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}/bin/python}
 
+# ansible-test and ansible-doc need the collection inside an ansible_collections/NS/NAME tree:
+# the checkout is copied there (what .gitignore lists stays out, and the tree's tests/output stays).
+tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
+dest="$tree/ansible_collections/blockstore/storage"
+sync_tree() {
+  mkdir -p "$dest"
+  rsync -a --delete --exclude .git --filter=':- .gitignore' "$REPO/" "$dest/"
+}
+# ansible-test hands tests no environment: the test services' settings (BLOCKSTORE_TEST_*) go in a file.
+test_settings() {  # test_settings json|yaml
+  python - "$1" <<'PY'
+import json, os, sys
+settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("BLOCKSTORE_TEST_")}
+if sys.argv[1] == "json":
+    print(json.dumps(settings, indent=1))
+else:
+    for key, value in settings.items():
+        print(f"{key.lower()}: {json.dumps(value)}")
+PY
+}
+
 if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ruff"
   ruff check plugins tests; record ruff $?
+  echo "== ansible-lint (profile production, .ansible-lint)"
+  started=$SECONDS
+  ansible-lint --nocolor; record ansible-lint $?
+  echo "== ansible-lint done in $((SECONDS - started)) s"
+  echo "== antsibull-changelog lint"
+  antsibull-changelog lint; record changelog-lint $?
+  echo "== ansible-doc of every module"
+  sync_tree
+  python tests/utils/check_module_docs.py "$tree"; record ansible-doc $?
+fi
+
+if [ "$what" = all ] || [ "$what" = sanity ]; then
+  echo "== ansible-test sanity"
+  started=$SECONDS
+  sync_tree
+  # compile and import run on every Python the modules support (tests/config.yml) that is installed here:
+  # ansible-test looks for python3.N on PATH; pyenv's interpreters are linked into one directory.
+  pythons="$tree/python-bin"
+  mkdir -p "$pythons"
+  for interpreter in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.*/bin/python3.* /usr/bin/python3.*; do
+    version=$(basename "$interpreter"); version=${version#python}
+    case "$version" in *[!0-9.]*|"$PYVER") continue ;; esac
+    [ -x "$interpreter" ] && [ ! -e "$pythons/python$version" ] && ln -s "$interpreter" "$pythons/python$version"
+  done
+  (cd "$dest" && PATH="$pythons:$PATH" ansible-test sanity --venv --color no "$@"); record sanity $?
+  echo "== ansible-test sanity done in $((SECONDS - started)) s"
 fi
 
 if [ "$what" = all ] || [ "$what" = units ]; then
-  echo "== unit tests"
-  python -m pytest tests/unit -q -p no:cacheprovider "$@"; rc=$?
+  if [ $# -gt 0 ]; then
+    echo "== unit tests: pytest $*"
+    python -m pytest tests/unit -q -p no:cacheprovider "$@"; rc=$?
+  else
+    echo "== unit tests: ansible-test units"
+    sync_tree
+    test_settings json >"$dest/tests/unit/environment.json"  # read by tests/unit/conftest.py
+    (cd "$dest" && ansible-test units --local --python "$PYVER" --color no); rc=$?
+  fi
   [ $rc -eq 5 ] && rc=0  # no tests collected is not a failure of the code
-  record pytest $rc
+  record units $rc
 fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then
-  # ansible-test needs the collection inside an ansible_collections/NS/NAME tree.
-  tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
-  dest="$tree/ansible_collections/blockstore/storage"
-  mkdir -p "$dest"
-  rsync -a --delete --exclude .git --exclude .venv --exclude .venv-rbd --exclude tests/output "$REPO/" "$dest/"
-  # ansible-test hands targets no environment: the test services' settings (BLOCKSTORE_TEST_*)
-  # become variables of every target (blockstore_test_ceph_conf, ...).
-  python - >"$dest/tests/integration/integration_config.yml" <<'PY'
-import json, os
-for key, value in sorted(os.environ.items()):
-    if key.startswith("BLOCKSTORE_TEST_"):
-        print(f"{key.lower()}: {json.dumps(value)}")
-PY
+  sync_tree
+  # The settings become variables of every target (blockstore_test_ceph_conf, ...).
+  test_settings yaml >"$dest/tests/integration/integration_config.yml"
   targets=("$@")
   if [ ${#targets[@]} -eq 0 ]; then
     for dir in tests/integration/targets/*/; do

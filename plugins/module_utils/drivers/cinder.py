@@ -23,17 +23,25 @@ provider_location, provider_auth, ...) is kept in the record's driver_data and p
 on the object next time: our records stay the source of truth, nothing is read from or
 written to a Cinder database.
 
-Process-wide effects, exactly (nothing else is patched, faked or configured):
+Process-wide effects, exactly (measured by tests/utils/cinder_side_effects.py with
+Cinder's RBDDriver; nothing else is patched, faked or configured):
   - importing `cinder` sets os.environ['EVENTLET_NO_GREENDNS'] = 'yes' and imports
-    eventlet (without monkey patching: Cinder then runs in its native-threads mode);
+    eventlet, without monkey patching (Cinder then runs in its native-threads mode);
   - importing Cinder's modules registers their option declarations on oslo.config's
-    global cfg.CONF (declarations only: the adapter never parses or sets cfg.CONF; the
-    driver's values live in a private ConfigOpts, see `_Configuration`);
-  - importing the driver's module defines its loggers (oslo.log getLogger): no handler,
-    level or format is set, so its warnings go wherever the process's logging sends
-    them (Python's last-resort handler: the module's stderr);
+    global cfg.CONF (declarations only: cfg.CONF is never parsed and no value is set on
+    it; the driver's values live in a private ConfigOpts, see `_Configuration`);
+  - importing Cinder's config module makes oslo.log add a stderr handler to the root
+    logger when it has none; the adapter removes it again right after the import, so
+    logging is left as it was (the drivers' loggers get no handler, level or format:
+    their warnings go wherever the process's logging sends them);
+  - Cinder's dependencies add warning filters for their own warning categories when
+    imported (urllib3's SecurityWarning/InsecurePlatformWarning, requests'
+    DependencyWarning/FileModeWarning) and NullHandlers on their own loggers, as
+    libraries do;
   - `cinder.volume.volume_utils.setup_tracing(None)`, called by every driver's __init__,
-    sets that Cinder module's own trace flags to off.
+    sets that Cinder module's own trace flags to off; RBDDriver makes one
+    multiprocessing semaphore (rbd_concurrent_flatten_operations) for itself.
+No signal handlers, threads, stdout/stderr or global configuration values change.
 No logging configuration, no fake packages in sys.modules, no monkey patching, no
 rootwrap/privsep set-up: a driver that runs commands as root needs the module to run as
 root (become), where oslo.concurrency runs them directly.
@@ -44,6 +52,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import logging
 import re
 from typing import Any, Callable
 
@@ -283,21 +292,29 @@ class CinderDriver(Driver):
     def _load(self) -> Any:
         if self._impl is not None:
             return self._impl
+        # oslo.log's register_options, run when Cinder's config module is imported, gives the
+        # root logger a stderr handler if it has none: taken off again, logging stays as it was.
+        root_handlers = list(logging.getLogger().handlers)
         try:
-            import cinder  # noqa: F401 - sets EVENTLET_NO_GREENDNS; see the module docstring
-            from cinder import context as cinder_context
-            from oslo_config import cfg
-        except ImportError as exc:
-            raise MissingDependency(
-                f"backend.driver: Failed to import the required Python library (cinder) for driver 'cinder': "
-                f"{exc}. Install it on the host the module runs on: pip install -r {REQUIREMENTS_FILE} "
-                "(cinder 29.x)", "cinder", "backend.driver") from None
-        module_name, _, class_name = self.class_path.rpartition(".")
-        try:
-            driver_cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as exc:
-            raise InvalidParameter(f"backend.volume_driver: cannot load the Cinder driver {self.class_path}: "
-                                   f"{type(exc).__name__}: {exc}", "backend.volume_driver") from None
+            try:
+                import cinder  # noqa: F401 - sets EVENTLET_NO_GREENDNS; see the module docstring
+                from cinder import context as cinder_context
+                from oslo_config import cfg
+            except ImportError as exc:
+                raise MissingDependency(
+                    f"backend.driver: Failed to import the required Python library (cinder) for driver 'cinder': "
+                    f"{exc}. Install it on the host the module runs on: pip install -r {REQUIREMENTS_FILE} "
+                    "(cinder 29.x)", "cinder", "backend.driver") from None
+            module_name, _, class_name = self.class_path.rpartition(".")
+            try:
+                driver_cls = getattr(importlib.import_module(module_name), class_name)
+            except (ImportError, AttributeError) as exc:
+                raise InvalidParameter(f"backend.volume_driver: cannot load the Cinder driver {self.class_path}: "
+                                       f"{type(exc).__name__}: {exc}", "backend.volume_driver") from None
+        finally:
+            root = logging.getLogger()
+            for handler in [h for h in root.handlers if h not in root_handlers]:
+                root.removeHandler(handler)
         attributes = {k: self.driver_options[k] for k in ATTRIBUTE_OPTIONS.get(self.class_path, ())
                       if k in self.driver_options}
         given = {k: v for k, v in self.driver_options.items() if k not in attributes}

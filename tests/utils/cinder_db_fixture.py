@@ -37,7 +37,11 @@ def main(path: str) -> None:
     default_type = "c0ffee00-0000-4000-8000-00000000d3f1"
     fast_type = "5d1f3e7a-1111-4222-8333-944455556666"
     with engine.begin() as conn:
-        insert = lambda table, rows: [conn.execute(tables[table].insert().values(**row)) for row in rows]  # noqa: E731
+
+        def insert(table: str, rows: list) -> None:
+            for row in rows:  # one statement each: rows differ in their columns
+                conn.execute(tables[table].insert().values(**row))
+
         insert("volume_types", [{"id": default_type, "name": "__DEFAULT__", "deleted": False},
                                 {"id": fast_type, "name": "fast", "deleted": False}])
         insert("volume_type_extra_specs", [{"volume_type_id": fast_type, "key": "multiattach", "value": "<is> True",

@@ -305,7 +305,7 @@ class CinderDriver(Driver):
                     f"backend.driver: Failed to import the required Python library (cinder) for driver 'cinder': "
                     f"{exc}. Install it on the host the module runs on: pip install -r {REQUIREMENTS_FILE} "
                     "(cinder 29.x)", "cinder", "backend.driver") from None
-            module_name, _, class_name = self.class_path.rpartition(".")
+            module_name, _dot, class_name = self.class_path.rpartition(".")
             try:
                 driver_cls = getattr(importlib.import_module(module_name), class_name)
             except (ImportError, AttributeError) as exc:

@@ -62,7 +62,7 @@ def test_what_cannot_be_mapped_is_reported():
 
 
 def test_cinder_object_namespace_and_choice_of_backend():
-    records, _ = read_source(DUMPS, "mine", "lvm")
+    records, _unmapped = read_source(DUMPS, "mine", "lvm")
     assert [(r["name"], r["size"]) for r in records] == [("lvm-disk", 1)]
     with pytest.raises(InvalidParameter, match="several cinderlib backends \\(ceph, lvm\\)"):
         read_source(DUMPS, "mine", None)
@@ -143,7 +143,7 @@ def test_cinderlib_db_persistence_in_cinders_own_schema(tmp_path):
     path = tmp_path / "cinderlib.sqlite"
     subprocess.run([python, os.path.join(REPO, "tests", "utils", "cinder_db_fixture.py"), str(path)], check=True)
     records, unmapped = read_source(f"sqlite:///{path}", "mine", None)
-    from_json, _ = read_source(DUMPS, "mine", "ceph")
+    from_json, _unmapped = read_source(DUMPS, "mine", "ceph")
     found, expected = by_id(records), by_id(from_json)
     assert set(found) == set(expected)  # the soft-deleted volume is not there
     for object_id, record in expected.items():
@@ -159,5 +159,3 @@ def test_a_database_without_cinders_tables_is_refused(tmp_path):
     sqlite3.connect(path).execute("create table something (id text)").connection.commit()
     with pytest.raises(InvalidParameter, match="no table 'volumes'"):
         read_source(f"sqlite:///{path}", "mine", None)
-
-

@@ -54,7 +54,7 @@ class Runner:
         self.ids[label] = str(uuid.uuid4())
         snap = Snapshot(id=self.ids[label], name=label, backend="t", volume_id=volume.id, volume_size=volume.size)
         self.snapshots[label] = snap
-        snap.driver_data, _ = self.driver.create_snapshot(snap, volume)
+        snap.driver_data = self.driver.create_snapshot(snap, volume)[0]
 
     def op_from_snapshot(self, label: str, snap_label: str, size: int | None = None) -> None:
         snap = self.snapshots[snap_label]
@@ -64,7 +64,7 @@ class Runner:
     def op_clone(self, label: str, source_label: str, size: int | None = None) -> None:
         source = self.volumes[source_label]
         volume = self._new_volume(label, size or source.size, source_volume_id=source.id)
-        volume.driver_data, _ = self.driver.create_cloned_volume(volume, source)
+        volume.driver_data = self.driver.create_cloned_volume(volume, source)[0]
 
     def op_delete_volume(self, label: str) -> None:
         self.driver.delete_volume(self.volumes[label])
@@ -97,13 +97,13 @@ class Runner:
 
     def op_drop_image(self, label: str) -> None:
         """Remove a volume's image behind the driver's back, as a crash before it was made would."""
-        _, ioctx = self.driver._connect()
+        ioctx = self.driver._connect()[1]
         self.driver._rbd.RBD().remove(ioctx, self.driver.volume_image(self.volumes[label].id))
 
     def op_purge(self, ids: list) -> int:
         """Test clean-up: remove every image (and its snapshots) whose name holds one of ids."""
         driver, rbd = self.driver, self.driver._bindings()[1]
-        _, ioctx = driver._connect()
+        ioctx = driver._connect()[1]
         removed = -1
         while removed:
             removed = 0

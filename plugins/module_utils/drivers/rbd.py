@@ -169,7 +169,7 @@ class RbdDriver(Driver):
         """The cluster handle and the pool's I/O context, opened once per driver."""
         if self._ioctx is not None:
             return self._cluster, self._ioctx
-        rados, _ = self._bindings()
+        rados = self._bindings()[0]
         self._check_files()
         conf = self.conf
         cluster = rados.Rados(rados_id=conf["rbd_user"], clustername=conf["rbd_cluster_name"],
@@ -250,7 +250,7 @@ class RbdDriver(Driver):
 
     # set-up -------------------------------------------------------------
     def check_setup(self) -> None:
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         rbd = self._rbd
         try:
             rbd.RBD().list(ioctx)
@@ -275,11 +275,11 @@ class RbdDriver(Driver):
         return DriverError(f"rbd driver: {what} in pool {self.pool!r} failed: {exc}")
 
     def _image(self, name: str, snapshot: str | None = None, read_only: bool = False) -> Any:
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         return self._rbd.Image(ioctx, name, snapshot=snapshot, read_only=read_only)
 
     def _names(self) -> list[str]:
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         return self._rbd.RBD().list(ioctx)
 
     def _exists(self, name: str) -> bool:
@@ -370,7 +370,7 @@ class RbdDriver(Driver):
                 if image.is_protected_snap(snap):
                     image.unprotect_snap(snap)
                 image.remove_snap(snap)
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         if in_use:
             if not name.endswith(HIDDEN_SUFFIX):
                 self._rbd.RBD().rename(ioctx, name, name + HIDDEN_SUFFIX)
@@ -417,7 +417,7 @@ class RbdDriver(Driver):
         name = self.volume_image(volume.id)
         try:
             self._remove_leftover(name)
-            _, ioctx = self._connect()
+            ioctx = self._connect()[1]
             self._rbd.RBD().create(ioctx, name, volume.size * GiB, old_format=False)
         except errors as exc:
             raise self._fail(f"creating image {name} of {volume.size} GiB", exc) from None
@@ -425,12 +425,12 @@ class RbdDriver(Driver):
 
     def _copy(self, source: str, snap: str, dest: str) -> None:
         """A full, independent copy of source@snap (rbd_max_clone_depth 0)."""
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         with self._image(source, snapshot=snap, read_only=True) as image:
             image.copy(ioctx, dest)
 
     def _clone(self, source: str, snap: str, dest: str, flatten: bool) -> None:
-        _, ioctx = self._connect()
+        ioctx = self._connect()[1]
         with self._image(source) as image:
             self._protect(image, snap)
         self._rbd.RBD().clone(ioctx, source, snap, ioctx, dest)
@@ -566,7 +566,7 @@ class RbdDriver(Driver):
     def _monitors(self) -> tuple[list[str], list[str]]:
         """Monitor hosts and ports from the cluster's monitor map (msgr v1 address preferred:
         older kernel clients speak only v1)."""
-        cluster, _ = self._connect()
+        cluster = self._connect()[0]
         ret, out, err = cluster.mon_command(json.dumps({"prefix": "mon dump", "format": "json"}), b"")
         if ret:
             raise DriverError(f"rbd driver: cannot read the monitor map ({err or ret})")
@@ -580,7 +580,7 @@ class RbdDriver(Driver):
         return hosts, ports
 
     def _auth_enabled(self) -> bool:
-        cluster, _ = self._connect()
+        cluster = self._connect()[0]
         return "cephx" in (cluster.conf_get("auth_client_required") or "")
 
     def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
@@ -618,7 +618,7 @@ class RbdDriver(Driver):
     # backend ------------------------------------------------------------
     def _df(self) -> tuple[Any, Any, int]:
         """(total, free) in GiB from the cluster's df report, or 'unknown', and the pool's quota."""
-        cluster, _ = self._connect()
+        cluster = self._connect()[0]
         ret, out, _err = cluster.mon_command(json.dumps({"prefix": "df", "format": "json"}), b"")
         if ret:
             return "unknown", "unknown", 0
@@ -655,7 +655,7 @@ class RbdDriver(Driver):
             except self._rbd.ImageNotFound:
                 continue  # deleted meanwhile
         total, free, quota = self._df()
-        cluster, _ = self._connect()
+        cluster = self._connect()[0]
         return {
             "driver": self.name,
             "total_capacity_gb": total,
@@ -666,4 +666,3 @@ class RbdDriver(Driver):
                        "quota_gb": round(quota / GiB, 2) if quota else None,
                        "cluster_fsid": cluster.get_fsid(), "cluster_name": self.conf["rbd_cluster_name"]}],
         }
-

@@ -14,7 +14,7 @@
 #
 #   apt: e2fsprogs xfsprogs util-linux (mkfs, blkid, findmnt for the role); the attach tools come
 #        from setup-attach.sh
-#   pip: molecule, ansible-builder (requirements-dev.txt)
+#   pip: molecule, ansible-builder, bindep (requirements-dev.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -38,9 +38,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   }
 fi
 
-for tool in molecule ansible-builder; do
+for tool in molecule ansible-builder bindep; do
   [ -x "$VENV/bin/$tool" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    "$(grep -E "^$tool" requirements-dev.txt)"
+    "$(grep -E "^$tool" requirements-dev.txt | sed "s/ *#.*//")"
 done
 
 mkdir -p "$CACHE"
@@ -66,10 +66,10 @@ ansible-galaxy verifies every file again when it installs the tarball.
 import hashlib, io, json, os, sys, tarfile, zipfile
 
 wheel, cache, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
-
-
 
 
 def add(tar, name, data=None):

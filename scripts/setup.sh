@@ -68,7 +68,8 @@ done
 log "build and install the collection into ~/.ansible/collections"
 build_dir=$(mktemp -d)
 "$VENV/bin/ansible-galaxy" collection build --force --output-path "$build_dir" "$REPO" >/dev/null
-"$VENV/bin/ansible-galaxy" collection install --force "$build_dir"/blockstore-storage-*.tar.gz >/dev/null
+# --offline: Galaxy is out of reach here; the dependencies (galaxy.yml) were installed by setup-role.sh.
+"$VENV/bin/ansible-galaxy" collection install --offline --force "$build_dir"/blockstore-storage-*.tar.gz >/dev/null
 rm -rf "$build_dir"
 
 log "quick-start demo (examples/quickstart.yml)"

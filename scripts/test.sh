@@ -7,6 +7,8 @@
 #   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
+#   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed".
 set -uo pipefail
@@ -138,6 +140,51 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     (cd "$dest" && ansible-test integration --local --python "$PYVER" "$target"); rc=$?
     record "integration/$target" $rc
     echo "== integration: $target $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = molecule ]; then
+  # The volume role's scenarios, on this machine (molecule's default driver; no container engine),
+  # from a collections tree holding this checkout, each run with an ephemeral directory of its own
+  # (the scenarios keep everything they make under it); a failed run is destroyed here too.
+  tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
+  dest="$tree/ansible_collections/blockstore/storage"
+  mkdir -p "$dest"
+  rsync -a --delete --exclude .git --exclude .venv --exclude .venv-rbd --exclude tests/output "$REPO/" "$dest/"
+  scenarios=()
+  [ "$what" = molecule ] && scenarios=("$@")
+  if [ ${#scenarios[@]} -eq 0 ]; then
+    for file in extensions/molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$file")")"); done
+  fi
+  for scenario in "${scenarios[@]}"; do
+    echo "== molecule: $scenario"
+    started=$SECONDS
+    ephemeral=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-molecule.XXXXXX")
+    (cd "$dest" && MOLECULE_EPHEMERAL_DIRECTORY="$ephemeral" ANSIBLE_COLLECTIONS_PATH="$tree:$HOME/.ansible/collections" \
+       molecule test -s "$scenario"); rc=$?
+    if [ $rc -ne 0 ]; then
+      MOLECULE_EPHEMERAL_DIRECTORY="$ephemeral" ansible-playbook -i localhost, -c local \
+        "$dest/extensions/molecule/_shared/destroy.yml" >/dev/null 2>&1 || echo "molecule: destroy after the failure failed too"
+    fi
+    rm -rf "$ephemeral"
+    record "molecule/$scenario" $rc
+    echo "== molecule: $scenario $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
+  done
+fi
+
+if [ "$what" = all ] || [ "$what" = packaging ]; then
+  # The collection as users get it: built tarball installed offline, execution environment build
+  # context, AWX credential type (tests/packaging/*).
+  checks=()
+  [ "$what" = packaging ] && checks=("$@")
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential)
+  for check in "${checks[@]}"; do
+    echo "== packaging: $check"
+    started=$SECONDS
+    if [ -f "tests/packaging/$check.py" ]; then python "tests/packaging/$check.py"; else bash "tests/packaging/$check.sh"; fi
+    rc=$?
+    record "packaging/$check" $rc
+    echo "== packaging: $check $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
   done
 fi
 

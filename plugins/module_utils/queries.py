@@ -82,10 +82,26 @@ class SnapshotInfo(Query):
         return {"snapshots": [public_view(s) for s in sorted(snapshots, key=lambda s: (s.name, s.id))]}
 
 
+def _check_drift(params: dict) -> bool:
+    value = params.get("check_drift")
+    if value is not None and not isinstance(value, bool):
+        raise InvalidParameter(f"check_drift: must be a boolean, got {value!r}", "check_drift")
+    return bool(value)
+
+
 class BackendInfo(Query):
     result_key = "backend"
 
     @classmethod
+    def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
+        # The drift check compares every record of the backend with what is on it.
+        return store.find(backend) if _check_drift(params) else []
+
+    @classmethod
     def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
-        return {"backend": {"name": driver.backend_name, "driver": driver.name,
-                            "stats": driver.get_stats(), "capabilities": driver.capabilities}}
+        result = {"backend": {"name": driver.backend_name, "driver": driver.name,
+                              "stats": driver.get_stats(), "capabilities": driver.capabilities}}
+        if _check_drift(params):
+            from .drift import check
+            result["drift"] = check(records, driver)
+        return result

@@ -12,7 +12,24 @@ version_added: 0.1.0
 description:
   - Asks the backend's driver for its capacity (total, free and provisioned GiB), volume count and pools,
     and returns the driver's capabilities.
+  - With O(check_drift=true), also compares the state store with what is on the backend and on the host the
+    task runs on (RV(drift)). This is the reconcile helper to run after a crash, a kill or a change made by hand.
 author: blockstore.storage developers (@blockstore)
+options:
+  check_drift:
+    description:
+      - Compare every record of the backend with the backend's volumes and snapshots and with this host's
+        loop devices and qemu-storage-daemon processes, and return what does not match in RV(drift).
+      - Reads every record of the backend and lists the whole backend (for rbd, every image's snapshots), so
+        it costs more than the stats alone.
+      - Objects the driver keeps hidden on purpose (qcow2 snapshots marked C(.deleted) and C(clone-base-*)
+        images that volumes still use; rbd images renamed C(.deleted) and C(clone-base-*) snapshots that clones
+        still use) are not reported; once nothing uses them they are reported as RV(drift.leftovers).
+      - Records left in a transient status by a task that is still running are reported too, so check when no
+        task runs on the backend.
+      - Reports only; nothing is changed. RV(drift.problems) says how to fix each finding.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - blockstore.storage.backend
   - blockstore.storage.persistence
@@ -30,6 +47,17 @@ EXAMPLES = r'''
 - name: Show free space
   ansible.builtin.debug:
     msg: "{{ lab.backend.stats.free_capacity_gb }} GiB free"
+
+- name: Do the state store and the backend agree?
+  blockstore.storage.storage_backend_info:
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    check_drift: true
+  register: lab_drift
+  failed_when: not lab_drift.drift.in_sync
+
+- name: Or just list what to fix
+  ansible.builtin.debug:
+    var: lab_drift.drift.problems
 '''
 
 RETURN = r'''
@@ -51,12 +79,86 @@ backend:
         volume_count: {description: Volumes found on the backend., type: int, returned: always}
         pools: {description: Per-pool capacity., type: list, elements: dict, returned: always}
     capabilities: {description: What the driver can do and how., type: dict, returned: always}
+drift:
+  description:
+    - How the state store and the backend differ; every list is empty when they agree.
+    - Records are shown as C(kind), C(id), C(name) (a connection's host) and C(status).
+  returned: when O(check_drift=true)
+  type: dict
+  contains:
+    in_sync: {description: True when every list below is empty., type: bool, returned: always}
+    checked:
+      description: >-
+        What could be compared: C(volumes), C(snapshots) (false when the driver cannot list its snapshots, as
+        the cinder adapter), C(devices) (this host's loop devices and daemons).
+      type: dict
+      returned: always
+    unknown_objects:
+      description: Volumes and snapshots on the backend that no record knows (C(kind), C(id)).
+      type: list
+      elements: dict
+      returned: always
+    missing_objects:
+      description: Records in a status that needs their object (available, in-use, extending) whose object is gone.
+      type: list
+      elements: dict
+      returned: always
+    transient_records:
+      description: >-
+        Records left in C(creating), C(extending), C(deleting), C(connecting), C(attaching) or C(detaching) by an
+        interrupted task. Running the same task again finishes it.
+      type: list
+      elements: dict
+      returned: always
+    failed_records:
+      description: Records in C(error) or C(error_deleting).
+      type: list
+      elements: dict
+      returned: always
+    dangling_records:
+      description: Snapshots and connections whose volume has no record (with C(volume_id)).
+      type: list
+      elements: dict
+      returned: always
+    duplicate_names:
+      description: Names several volumes or several snapshots of the backend carry (C(kind), C(name), C(ids)).
+      type: list
+      elements: dict
+      returned: always
+    leftovers:
+      description: >-
+        Internal objects nothing needs any more, as an interrupted task leaves them: temp files, qcow2 images
+        hidden or C(clone-base-*) with no dependent, rbd C(.deleted) images and C(clone-base-*) snapshots
+        without clones. Running the interrupted delete again collects them.
+      type: list
+      elements: str
+      returned: always
+    unknown_devices:
+      description: >-
+        Loop devices and qemu-storage-daemon processes on this host that serve a volume of the backend but that
+        no connection records (C(device), C(backing_file), C(volume_id)).
+      type: list
+      elements: dict
+      returned: always
+    lost_devices:
+      description: Connections of this host whose recorded device is gone (C(connection_id), C(volume_id), C(device)).
+      type: list
+      elements: dict
+      returned: always
+    problems:
+      description: One line per finding, saying what to do about it.
+      type: list
+      elements: str
+      returned: always
+      sample: ["volume 'data1' (0b6e...) was left creating by an interrupted task; run that task again"]
 '''
 
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
 
-ARGUMENT_SPEC: dict = {}
+ARGUMENT_SPEC: dict = {
+    "check_drift": {"type": "bool", "default": False},
+}
 HANDLER = BackendInfo
 
 

@@ -47,6 +47,21 @@ def bound_to(device: str, path: str) -> bool:
     return backing is not None and os.path.normpath(backing.replace(" (deleted)", "")) == os.path.normpath(path)
 
 
+def bound_devices() -> dict[str, str]:
+    """{/dev/loopN: backing file} of every loop device bound to a file on this host; a file
+    removed since keeps its path with " (deleted)" after it, as the kernel shows it."""
+    found = {}
+    try:
+        names = os.listdir("/sys/block")
+    except OSError:
+        return found
+    for name in names:
+        backing = backing_file(f"/dev/{name}") if name.startswith("loop") else None
+        if backing:
+            found[f"/dev/{name}"] = backing
+    return found
+
+
 def attach(path: str, read_only: bool) -> str:
     args = ["--find", "--show"] + (["--read-only"] if read_only else []) + [path]
     device = _losetup(*args)

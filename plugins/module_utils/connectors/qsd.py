@@ -94,6 +94,12 @@ def _read_pid(pidfile: str) -> int | None:
         return None
 
 
+def daemon_pid(directory: str) -> int | None:
+    """The pid of a live daemon started in `directory`, or None."""
+    pid = _read_pid(paths(directory)["pidfile"])
+    return pid if pid is not None and running({"pid": pid, "dir": directory}) else None
+
+
 def running(daemon: dict) -> bool:
     """Whether the daemon of this attachment is alive (the pid is ours, not reused)."""
     pid = daemon.get("pid")

@@ -99,3 +99,13 @@ class Driver:
     def list_volume_ids(self) -> list[str]:
         """Ids of the volumes that exist on the backend (for drift detection)."""
         raise NotImplementedError
+
+    def list_snapshot_ids(self) -> list[str] | None:
+        """Ids of the user snapshots that exist on the backend (for drift detection), without the
+        objects the driver keeps hidden; None when the driver cannot list them."""
+        return None
+
+    def list_leftovers(self) -> list[str]:
+        """Internal objects nothing needs any more (temp files, hidden images or snapshots whose
+        last dependent is gone), as left by an interrupted task: named for the drift report."""
+        return []

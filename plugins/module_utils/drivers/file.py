@@ -40,6 +40,9 @@ from .base import Driver
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 QCOW2_MAGIC = b"QFI\xfb"
 HIDDEN_MARK = ".deleted"
+# A record in one of these statuses when its delete starts was being deleted by a run that
+# crashed or failed: the driver then also collects what that run may have left.
+RESUMED_DELETE = ("deleting", "error_deleting")
 
 
 def _qcow2_header(path: str) -> tuple[str | None, int]:
@@ -260,6 +263,10 @@ class FileDriver(Driver):
             self._unlink(path + ".tmp")
             if backing:
                 self._collect(backing)
+            # A clone interrupted before its image existed left its frozen base behind.
+            self._collect(f"clone-base-{volume.id}")
+            if volume.status in RESUMED_DELETE:
+                self._collect_garbage()
 
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
@@ -277,13 +284,18 @@ class FileDriver(Driver):
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         path = self.snapshot_path(snapshot)
         self._unlink(path + ".tmp")
-        if self._format(snapshot) != "qcow2" or not os.path.exists(path):
+        if self._format(snapshot) != "qcow2":
             self._unlink(path)
             return
         with self._chain_lock(exclusive=True):
-            with open(path + HIDDEN_MARK, "w"):
-                pass
-            self._collect(os.path.basename(path))
+            if os.path.exists(path):
+                with open(path + HIDDEN_MARK, "w"):
+                    pass
+                self._collect(os.path.basename(path))
+            else:
+                self._unlink(path + HIDDEN_MARK)  # an interrupted collection removed the image, not its mark
+            if snapshot.status in RESUMED_DELETE:
+                self._collect_garbage()
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         return os.path.exists(self.snapshot_path(snapshot))
@@ -318,14 +330,26 @@ class FileDriver(Driver):
 
     def _freeze(self, volume_path: str, frozen: str, size_gib: int) -> None:
         """Make the volume's current image the read-only `frozen` and put an empty
-        overlay on it under the volume's name. Resumable at either step."""
-        if not os.path.exists(self._file(frozen)):
+        overlay on it under the volume's name.
+
+        The volume's name never goes missing, so a crash at any point leaves the volume
+        whole and a re-run (or a delete of what was being made) finishes or undoes it:
+        the image gets a second name first (a hard link), then the overlay, made aside,
+        replaces the volume's name atomically.
+        """
+        frozen_path = self._file(frozen)
+        if not os.path.exists(frozen_path):
             if not os.path.exists(volume_path):
                 raise DriverError(f"file driver: volume image {volume_path} is missing")
-            os.rename(volume_path, self._file(frozen))
-            os.chmod(self._file(frozen), 0o444)
-        if not os.path.exists(volume_path):
+            try:
+                os.link(volume_path, frozen_path)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                os.rename(volume_path, frozen_path)  # a filesystem without hard links: a short window
+        if not os.path.exists(volume_path) or os.path.samefile(volume_path, frozen_path):
             self._overlay(frozen, volume_path, size_gib)
+        os.chmod(frozen_path, 0o444)
 
     def _backing(self, path: str) -> str | None:
         try:
@@ -360,6 +384,27 @@ class FileDriver(Driver):
             self._unlink(self._file(name))
             self._unlink(self._file(name + HIDDEN_MARK))
             name = backing
+
+    def _backing_map(self) -> dict[str, str | None]:
+        """{image: its backing file name} of every image in the directory, from their headers."""
+        found = {}
+        for name in self._images():
+            try:
+                found[name] = _qcow2_header(self._file(name))[0]
+            except OSError:
+                continue  # removed meanwhile
+        return found
+
+    def _garbage(self) -> list[str]:
+        """Hidden frozen images nothing depends on: what an interrupted collection leaves."""
+        backings = self._backing_map()
+        needed = {b for b in backings.values() if b}
+        return sorted(n for n in backings if n not in needed and self._is_hidden(n))
+
+    def _collect_garbage(self) -> None:
+        """After an interrupted delete: collect what it did not get to (under the exclusive chain lock)."""
+        for name in self._garbage():
+            self._collect(name)
 
     # connections --------------------------------------------------------
     def _tgt(self):
@@ -415,13 +460,29 @@ class FileDriver(Driver):
         size = _qcow2_header(path)[1]
         return size if size else os.path.getsize(path)
 
-    def list_volume_ids(self) -> list[str]:
+    def _names(self) -> list[str]:
         try:
-            names = os.listdir(self.path)
+            return os.listdir(self.path)
         except FileNotFoundError:
             return []
-        return sorted(n[len("volume-"):] for n in names
+
+    def list_volume_ids(self) -> list[str]:
+        return sorted(n[len("volume-"):] for n in self._names()
                       if n.startswith("volume-") and not n.endswith(".tmp"))
+
+    def list_snapshot_ids(self) -> list[str]:
+        names = set(self._names())
+        return sorted(n[len("snapshot-"):] for n in names
+                      if n.startswith("snapshot-") and not n.endswith((".tmp", HIDDEN_MARK))
+                      and n + HIDDEN_MARK not in names)
+
+    def list_leftovers(self) -> list[str]:
+        names = set(self._names())
+        found = [n for n in names if n.endswith(".tmp") or n.startswith(".reflink-probe")]
+        found += [n for n in names if n.endswith(HIDDEN_MARK) and n[:-len(HIDDEN_MARK)] not in names]
+        if any(n.startswith("clone-base-") or n.endswith(HIDDEN_MARK) for n in names):
+            found += self._garbage()
+        return sorted(found)
 
     def get_stats(self) -> dict:
         self.check_setup()

@@ -39,6 +39,9 @@ from ..units import GiB
 from .base import Driver
 
 HIDDEN_SUFFIX = ".deleted"
+# A record in one of these statuses when its delete starts was being deleted by a run that
+# crashed or failed: the driver then also collects what that run may have left.
+RESUMED_DELETE = ("deleting", "error_deleting")
 USER_SNAP_PREFIX = "snapshot-"
 CLONE_BASE_PREFIX = "clone-base-"
 # librados' own limit when rados_connect_timeout is negative (client_mount_timeout).
@@ -497,6 +500,8 @@ class RbdDriver(Driver):
                 source = self._find_volume_image(volume.source_volume_id)
                 if source is not None:
                     self._collect(self.pool, source, f"{CLONE_BASE_PREFIX}{volume.id}")
+            if volume.status in RESUMED_DELETE:
+                self._collect_garbage()
         except errors as exc:
             raise self._fail(f"deleting image {name}", exc) from None
 
@@ -535,24 +540,29 @@ class RbdDriver(Driver):
         errors = self._errors()
         snap = self.snapshot_name(snapshot)
         try:
-            name = self._find_volume_image(snapshot.volume_id)
-            if name is None:
-                return
-            with self._image(name) as image:
-                if snap not in self._snap_names(image):
-                    return
-                children = self._children(image, snap)
-            # Volumes made from the snapshot must outlive it: make them independent.
-            for pool, child in children:
-                self._flatten(pool, child)
-            with self._image(name) as image:
-                if image.is_protected_snap(snap):
-                    image.unprotect_snap(snap)
-                image.remove_snap(snap)
-            if name.endswith(HIDDEN_SUFFIX):
-                self._remove_or_hide(name)
+            self._delete_snapshot(snap, snapshot.volume_id)
+            if snapshot.status in RESUMED_DELETE:
+                self._collect_garbage()
         except errors as exc:
             raise self._fail(f"deleting snapshot {snap} of {self.volume_image(snapshot.volume_id)}", exc) from None
+
+    def _delete_snapshot(self, snap: str, volume_id: str) -> None:
+        name = self._find_volume_image(volume_id)
+        if name is None:
+            return
+        with self._image(name) as image:
+            if snap not in self._snap_names(image):
+                return
+            children = self._children(image, snap)
+        # Volumes made from the snapshot must outlive it: make them independent.
+        for pool, child in children:
+            self._flatten(pool, child)
+        with self._image(name) as image:
+            if image.is_protected_snap(snap):
+                image.unprotect_snap(snap)
+            image.remove_snap(snap)
+        if name.endswith(HIDDEN_SUFFIX):
+            self._remove_or_hide(name)
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         self._errors()
@@ -643,6 +653,60 @@ class RbdDriver(Driver):
             raise self._fail("listing images", exc) from None
         return sorted(n[len("volume-"):] for n in names
                       if n.startswith("volume-") and not n.endswith(HIDDEN_SUFFIX))
+
+    def list_snapshot_ids(self) -> list[str]:
+        errors = self._errors()
+        found = []
+        try:
+            for name in self._names():
+                if not name.startswith("volume-"):
+                    continue
+                try:
+                    with self._image(name, read_only=True) as image:
+                        found += [s[len(USER_SNAP_PREFIX):] for s in self._snap_names(image)
+                                  if s.startswith(USER_SNAP_PREFIX)]
+                except self._rbd.ImageNotFound:
+                    continue  # deleted meanwhile
+        except errors as exc:
+            raise self._fail("listing snapshots", exc) from None
+        return sorted(found)
+
+    def _garbage(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """(hidden images, (image, clone-base snapshot)) that no clone uses any more: what an
+        interrupted delete or clone leaves behind."""
+        images, snaps = [], []
+        for name in self._names():
+            if not name.startswith("volume-"):
+                continue
+            try:
+                with self._image(name) as image:
+                    unused = [s for s in self._snap_names(image) if not self._children(image, s)]
+                    used = len(self._snap_names(image)) - len(unused)
+            except self._rbd.ImageNotFound:
+                continue
+            if name.endswith(HIDDEN_SUFFIX) and not used:
+                images.append(name)
+            snaps += [(name, s) for s in unused if s.startswith(CLONE_BASE_PREFIX)]
+        return images, snaps
+
+    def list_leftovers(self) -> list[str]:
+        errors = self._errors()
+        try:
+            images, snaps = self._garbage()
+        except errors as exc:
+            raise self._fail("listing images", exc) from None
+        return sorted(images + [f"{name}@{snap}" for name, snap in snaps])
+
+    def _collect_garbage(self) -> None:
+        """After an interrupted delete: collect what it did not get to."""
+        images, snaps = self._garbage()
+        for name, snap in snaps:
+            self._collect(self.pool, name, snap)
+        for name in images:
+            try:
+                self._remove_or_hide(name)
+            except self._rbd.ImageNotFound:
+                continue  # a concurrent task collected it first
 
     def get_stats(self) -> dict:
         self.check_setup()

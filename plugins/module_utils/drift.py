@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Drift between the state store and the backend: `storage_backend_info` with `check_drift`.
+
+Compares the records of one backend with what its driver finds on the backend and
+what this host has attached, and says what does not match:
+
+  unknown_objects    volumes and snapshots on the backend that no record knows
+  missing_objects    records whose volume or snapshot is gone from the backend
+  transient_records  records left in a transient status (creating, extending,
+                     deleting, connecting, attaching, detaching): an interrupted task
+  failed_records     records in status error or error_deleting
+  dangling_records   snapshots and connections whose volume has no record
+  duplicate_names    names that several volumes (or snapshots) of the backend carry
+  leftovers          internal objects nothing needs any more (temp files, hidden
+                     images and snapshots whose last dependent is gone)
+  unknown_devices    loop devices and qemu-storage-daemon processes on this host
+                     serving a volume of the backend that no connection records
+  lost_devices       connections of this host whose recorded device is gone
+
+Objects the driver keeps hidden on purpose (qcow2 snapshots marked `.deleted`,
+`clone-base-*` images and snapshots, rbd images renamed `.deleted`) are not
+unknown while something still depends on them. A task running at the same time
+may show as transient: check when no task runs on the backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+from .drivers.base import Driver
+from .objects import (
+    ATTACHING,
+    AVAILABLE,
+    CONNECTING,
+    CONNECTION,
+    DETACHING,
+    ERROR,
+    ERROR_DELETING,
+    EXTENDING,
+    IN_USE,
+    SNAPSHOT,
+    TRANSIENT_STATUSES,
+    VOLUME,
+    RecordSet,
+)
+
+TRANSIENT = (*TRANSIENT_STATUSES, CONNECTING, ATTACHING, DETACHING)
+FAILED = (ERROR, ERROR_DELETING)
+# A record in one of these statuses must have its object on the backend.
+HAS_OBJECT = {VOLUME: (AVAILABLE, IN_USE, EXTENDING), SNAPSHOT: (AVAILABLE,)}
+REPORT_KEYS = ("unknown_objects", "missing_objects", "transient_records", "failed_records", "dangling_records",
+               "duplicate_names", "leftovers", "unknown_devices", "lost_devices")
+
+
+def _brief(obj: object) -> dict:
+    return {"kind": obj.kind, "id": obj.id, "name": getattr(obj, "name", None) or getattr(obj, "host", None) or "",
+            "status": obj.status}
+
+
+def check(records: RecordSet, driver: Driver, devices: bool = True) -> dict:
+    """The drift report of `driver`'s backend against `records` (see the module docstring)."""
+    volumes = {v.id: v for v in records.all(VOLUME)}
+    snapshots = {s.id: s for s in records.all(SNAPSHOT)}
+    connections = records.all(CONNECTION)
+    report: dict = {key: [] for key in REPORT_KEYS}
+
+    volume_ids = set(driver.list_volume_ids())
+    snapshot_ids = driver.list_snapshot_ids()
+    report["checked"] = {"volumes": True, "snapshots": snapshot_ids is not None, "devices": devices}
+    listed = {VOLUME: (volumes, volume_ids), SNAPSHOT: (snapshots, set(snapshot_ids or ()))}
+    for kind, (known, found) in listed.items():
+        if kind == SNAPSHOT and snapshot_ids is None:
+            continue
+        report["unknown_objects"] += [{"kind": kind, "id": i} for i in sorted(found - set(known))]
+        report["missing_objects"] += [_brief(o) for i, o in sorted(known.items())
+                                      if i not in found and o.status in HAS_OBJECT[kind]]
+    everything = [*volumes.values(), *snapshots.values(), *connections]
+    report["transient_records"] = [_brief(o) for o in everything if o.status in TRANSIENT]
+    report["failed_records"] = [_brief(o) for o in everything if o.status in FAILED]
+    report["dangling_records"] = [dict(_brief(o), volume_id=o.volume_id) for o in [*snapshots.values(), *connections]
+                                  if o.volume_id not in volumes]
+    for kind, known in ((VOLUME, volumes), (SNAPSHOT, snapshots)):
+        by_name = defaultdict(list)
+        for obj in known.values():
+            by_name[obj.name].append(obj.id)
+        report["duplicate_names"] += [{"kind": kind, "name": n, "ids": sorted(ids)}
+                                      for n, ids in sorted(by_name.items()) if len(ids) > 1]
+    report["leftovers"] = driver.list_leftovers()
+    if devices:
+        report["unknown_devices"], report["lost_devices"] = _devices(driver, volumes, volume_ids, connections)
+    report["in_sync"] = not any(report[key] for key in REPORT_KEYS)
+    report["problems"] = _problems(report)
+    return report
+
+
+def _devices(driver: Driver, volumes: dict, volume_ids: set, connections: list) -> tuple[list, list]:
+    """Local devices of this host serving the backend's volumes that no record lists, and recorded
+    devices of this host that are gone."""
+    from . import connectors
+    from .connectors import loop, qsd
+
+    here = connectors.this_host()
+    mine = [c for c in connections if c.host == here and c.device]
+    recorded_paths = {c.device.get("path") for c in mine}
+    recorded_dirs = {(c.device.get("daemon") or {}).get("dir") for c in mine}
+    served: dict[str, str] = {}  # backing file -> volume id
+    volume_path = getattr(driver, "volume_path", None)
+    for volume_id in set(volumes) | volume_ids:
+        served[qsd.paths(os.path.join(connectors.run_dir(), volume_id))["export"]] = volume_id
+        if volume_path is not None:
+            served[os.path.join(driver.path, f"volume-{volume_id}")] = volume_id
+    unknown = []
+    for device, backing in sorted(loop.bound_devices().items()):
+        volume_id = served.get(os.path.normpath(backing.replace(" (deleted)", "")))
+        if volume_id is not None and device not in recorded_paths:
+            unknown.append({"device": device, "backing_file": backing, "volume_id": volume_id})
+    for volume_id in sorted(set(volumes) | volume_ids):
+        directory = os.path.join(connectors.run_dir(), volume_id)
+        pid = qsd.daemon_pid(directory)
+        if pid is not None and directory not in recorded_dirs:
+            unknown.append({"device": f"qemu-storage-daemon pid {pid}", "backing_file": directory,
+                            "volume_id": volume_id})
+    lost = [{"connection_id": c.id, "volume_id": c.volume_id, "device": c.device.get("path")}
+            for c in mine if not connectors.present(c.device)]
+    return unknown, lost
+
+
+def _problems(report: dict) -> list[str]:
+    """One line per finding, saying what to do about it."""
+    lines = []
+    for item in report["unknown_objects"]:
+        lines.append(f"{item['kind']} {item['id']} is on the backend but no record knows it: a task that crashed "
+                     "after its record was removed, or made outside blockstore; remove it or import it")
+    for item in report["missing_objects"]:
+        lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) is {item['status']} in the store but gone from "
+                     "the backend; delete its record with state: absent")
+    for item in report["transient_records"]:
+        lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) was left {item['status']} by an interrupted "
+                     "task; run that task again (or state: absent) to finish it")
+    for item in report["failed_records"]:
+        lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) is {item['status']}; run its task again "
+                     "or delete it with state: absent")
+    for item in report["dangling_records"]:
+        lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) belongs to volume {item['volume_id']}, which "
+                     "has no record")
+    for item in report["duplicate_names"]:
+        lines.append(f"{len(item['ids'])} {item['kind']}s are named {item['name']!r}: {', '.join(item['ids'])}")
+    for name in report["leftovers"]:
+        lines.append(f"{name} is left over from an interrupted task; running that task again collects it")
+    for item in report["unknown_devices"]:
+        lines.append(f"{item['device']} serves volume {item['volume_id']} ({item['backing_file']}) but no "
+                     "connection records it: run storage_attachment for the volume again to clean it up")
+    for item in report["lost_devices"]:
+        lines.append(f"the device {item['device']} of connection {item['connection_id']} is gone; "
+                     "storage_attachment state attached makes it again, state detached forgets it")
+    return lines

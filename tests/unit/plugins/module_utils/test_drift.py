@@ -1,0 +1,201 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The drift report (storage_backend_info check_drift) and the file driver's recovery from
+interrupted steps, on the real file driver (raw and qcow2) in a temp directory.
+
+Interrupted steps are reproduced by leaving the files exactly as a killed process
+leaves them; the integration target storage_crash kills real module processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from ansible_collections.blockstore.storage.plugins.module_utils import drift
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo
+from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+
+
+class Lab:
+    def __init__(self, path: str, fmt: str) -> None:
+        self.path = path
+        self.store = MemoryStore()
+        self.driver = build_driver({"name": "lab", "driver": "file", "path": path, "format": fmt})
+
+    def run(self, handler, **params) -> dict:
+        def execute(records, new_ids):
+            return perform(handler, self.driver, params, records, new_ids, False)
+        return run_task(self.store, handler, "lab", params, False, execute)
+
+    def drift(self) -> dict:
+        return drift.check(RecordSet("lab", self.store.find("lab")), self.driver, devices=False)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def records(self, kind: str) -> list:
+        return self.store.find("lab", kind)
+
+    def set_status(self, kind: str, name: str, status: str) -> dict:
+        record = dict(self.store.find("lab", kind, name=name)[0], status=status)
+        self.store.apply(upserts=[record])
+        return record
+
+
+def qemu_io_read(path: str, pattern: int) -> bool:
+    proc = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-c", f"read -P {pattern} 0 64k", path],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and "verification failed" not in proc.stdout
+
+
+def qemu_io_write(path: str, pattern: int) -> None:
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} 0 64k", path], capture_output=True,
+                   check=True)
+
+
+@pytest.fixture(params=["raw", "qcow2"])
+def lab(request, tmp_path) -> Lab:
+    if request.param == "qcow2" and not shutil.which("qemu-img"):
+        pytest.skip("qemu-img is not installed (Debian package qemu-utils)")
+    return Lab(str(tmp_path / "lab"), request.param)
+
+
+@pytest.fixture
+def qcow2(tmp_path) -> Lab:
+    if not shutil.which("qemu-io"):
+        pytest.skip("qemu-io is not installed (Debian package qemu-utils)")
+    return Lab(str(tmp_path / "lab"), "qcow2")
+
+
+def test_in_sync_after_every_kind_of_object(lab):
+    lab.run(VolumeResource, name="v1", size=1)
+    lab.run(SnapshotResource, volume="v1", name="s1")
+    lab.run(VolumeResource, name="c1", source={"volume": "v1"})
+    lab.run(VolumeResource, name="f1", source={"snapshot": "s1"})
+    report = lab.drift()
+    assert report["in_sync"], report["problems"]
+    assert report["checked"] == {"volumes": True, "snapshots": True, "devices": False}
+
+
+def test_hidden_qcow2_snapshot_is_not_unknown_until_nothing_needs_it(qcow2):
+    qcow2.run(VolumeResource, name="v1", size=1)
+    qcow2.run(SnapshotResource, volume="v1", name="s1")
+    qcow2.run(VolumeResource, name="f1", source={"snapshot": "s1"})
+    qcow2.run(SnapshotResource, name="s1", state="absent")  # kept hidden: v1 and f1 both depend on it
+    assert any(n.endswith(".deleted") for n in os.listdir(qcow2.path))
+    assert qcow2.drift()["in_sync"]
+
+
+def test_every_kind_of_finding(lab):
+    v1 = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    lab.run(VolumeResource, name="v2", size=1)
+    lab.run(SnapshotResource, volume="v1", name="s1")
+    unknown = "0e5d4c3b-2a19-4807-b6f5-4e3d2c1b0a99"
+    open(lab.file(f"volume-{unknown}"), "w").close()
+    open(lab.file(f"snapshot-{unknown}"), "w").close()
+    open(lab.file("volume-leftover.tmp"), "w").close()
+    os.unlink(lab.file(f"volume-{v1['id']}"))  # v1 gone behind the store's back (qcow2: s1 still there)
+    lab.set_status("volume", "v2", "creating")
+    orphan = dict(lab.records("snapshot")[0], id="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", name="orphan",
+                  volume_id="11111111-2222-4333-8444-555555555555")
+    twin = dict(lab.records("snapshot")[0], id="aaaaaaaa-2222-4333-8444-555555555555")  # s1 again
+    lab.store.apply(upserts=[orphan, twin])
+    report = lab.drift()
+    assert not report["in_sync"]
+    assert {"kind": "volume", "id": unknown} in report["unknown_objects"]
+    assert {"kind": "snapshot", "id": unknown} in report["unknown_objects"]
+    assert [(m["kind"], m["name"]) for m in report["missing_objects"]] == [
+        ("volume", "v1"), ("snapshot", "orphan"), ("snapshot", "s1")]  # twin: same name, no file
+    assert [(t["name"], t["status"]) for t in report["transient_records"]] == [("v2", "creating")]
+    assert [d["name"] for d in report["dangling_records"]] == ["orphan"]
+    assert report["duplicate_names"] == [{"kind": "snapshot", "name": "s1", "ids": sorted([twin["id"],
+                                                                                          lab.records("snapshot")[0]["id"]])}]
+    assert report["leftovers"] == ["volume-leftover.tmp"]
+    assert len(report["problems"]) == 9
+
+
+def test_check_drift_must_be_a_boolean():
+    with pytest.raises(InvalidParameter, match="check_drift: must be a boolean"):
+        BackendInfo.select(MemoryStore(), "lab", {"check_drift": "yes"})
+
+
+def test_without_check_drift_no_records_are_read(lab):
+    lab.run(VolumeResource, name="v1", size=1)
+    assert BackendInfo.select(lab.store, "lab", {}) == []
+    assert len(BackendInfo.select(lab.store, "lab", {"check_drift": True})) == 1
+
+
+# Interrupted qcow2 freezes: the volume's name never goes missing --------------
+def test_freeze_interrupted_after_the_link_is_finished_by_a_rerun(qcow2):
+    v1 = qcow2.run(VolumeResource, name="v1", size=1)["volume"]
+    qemu_io_write(qcow2.file(f"volume-{v1['id']}"), 0xAB)
+    qcow2.run(SnapshotResource, volume="v1", name="s1")
+    snap = qcow2.records("snapshot")[0]
+    # As a kill right after the hard link leaves it: two names, one image, a record 'creating'.
+    os.unlink(qcow2.file(f"volume-{v1['id']}"))
+    os.rename(qcow2.file(f"snapshot-{snap['id']}"), qcow2.file(f"volume-{v1['id']}"))
+    os.chmod(qcow2.file(f"volume-{v1['id']}"), 0o644)
+    os.link(qcow2.file(f"volume-{v1['id']}"), qcow2.file(f"snapshot-{snap['id']}"))
+    qcow2.set_status("snapshot", "s1", "creating")
+    assert qcow2.run(SnapshotResource, volume="v1", name="s1")["changed"]
+    assert not os.path.samefile(qcow2.file(f"volume-{v1['id']}"), qcow2.file(f"snapshot-{snap['id']}"))
+    assert os.stat(qcow2.file(f"snapshot-{snap['id']}")).st_mode & 0o777 == 0o444
+    assert qemu_io_read(qcow2.file(f"volume-{v1['id']}"), 0xAB)
+    assert qcow2.drift()["in_sync"]
+
+
+def test_clone_interrupted_after_the_freeze_and_then_deleted_leaves_the_source_whole(qcow2):
+    v1 = qcow2.run(VolumeResource, name="v1", size=1)["volume"]
+    qemu_io_write(qcow2.file(f"volume-{v1['id']}"), 0xCD)
+    clone = qcow2.run(VolumeResource, name="c1", source={"volume": "v1"})["volume"]
+    # As a kill between the freeze and the clone's own overlay leaves it.
+    os.unlink(qcow2.file(f"volume-{clone['id']}"))
+    qcow2.set_status("volume", "c1", "creating")
+    report = qcow2.drift()
+    assert [t["name"] for t in report["transient_records"]] == ["c1"]
+    qcow2.run(VolumeResource, name="c1", state="absent")
+    assert sorted(os.listdir(qcow2.path)) == [f"volume-{v1['id']}"]  # clone-base merged back into v1
+    assert qemu_io_read(qcow2.file(f"volume-{v1['id']}"), 0xCD)
+    assert qcow2.drift()["in_sync"]
+
+
+def test_a_collection_interrupted_midway_is_finished_by_the_resumed_delete(qcow2):
+    v1 = qcow2.run(VolumeResource, name="v1", size=1)["volume"]
+    qemu_io_write(qcow2.file(f"volume-{v1['id']}"), 0xEF)
+    qcow2.run(SnapshotResource, volume="v1", name="s1")
+    f1 = qcow2.run(VolumeResource, name="f1", source={"snapshot": "s1"})["volume"]
+    qcow2.run(SnapshotResource, name="s1", state="absent")  # kept hidden: v1 and f1 depend on it
+    hidden = [n[:-len(".deleted")] for n in os.listdir(qcow2.path) if n.endswith(".deleted")]
+    assert len(hidden) == 1
+    # As a kill inside the delete of f1 leaves it: f1's image removed, v1 rebased off the hidden
+    # snapshot (its data merged in), the hidden snapshot not removed yet, f1's record 'deleting'.
+    os.unlink(qcow2.file(f"volume-{f1['id']}"))
+    subprocess.run(["qemu-img", "rebase", "-q", "-f", "qcow2", "-b", "", qcow2.file(f"volume-{v1['id']}")],
+                   check=True)
+    qcow2.set_status("volume", "f1", "deleting")
+    assert qcow2.drift()["leftovers"] == hidden
+    qcow2.run(VolumeResource, name="f1", state="absent")
+    assert os.listdir(qcow2.path) == [f"volume-{v1['id']}"]
+    assert qemu_io_read(qcow2.file(f"volume-{v1['id']}"), 0xEF)
+    assert qcow2.drift()["in_sync"]
+
+
+def test_a_mark_left_by_an_interrupted_collection_goes_with_the_resumed_delete(qcow2):
+    qcow2.run(VolumeResource, name="v1", size=1)
+    qcow2.run(SnapshotResource, volume="v1", name="s1")
+    snap = qcow2.records("snapshot")[0]
+    qcow2.run(SnapshotResource, name="s1", state="absent")
+    open(qcow2.file(f"snapshot-{snap['id']}.deleted"), "w").close()  # image merged and removed, mark not yet
+    qcow2.store.apply(upserts=[dict(snap, status="deleting")])
+    assert qcow2.drift()["leftovers"] == [f"snapshot-{snap['id']}.deleted"]
+    qcow2.run(SnapshotResource, name="s1", state="absent")
+    assert qcow2.drift()["in_sync"]
+    assert not any(n.startswith("snapshot-") for n in os.listdir(qcow2.path))

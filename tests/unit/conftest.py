@@ -1,19 +1,31 @@
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Make `ansible_collections.blockstore.storage` importable when pytest runs from a checkout.
+"""Make `ansible_collections.blockstore.storage` importable when pytest runs from a checkout,
+and give the tests the test services' settings under ansible-test.
 
 ansible-test units already runs inside a collections tree; plain pytest does not,
 so a temporary tree whose blockstore/storage links to this checkout is put on sys.path.
+
+ansible-test units passes no environment variables through, so scripts/test.sh writes the
+BLOCKSTORE_TEST_* settings (PostgreSQL URL, test Ceph cluster...) to environment.json
+beside this file, in the tree it tests; variables set in the environment win.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SETTINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment.json")
+
+if os.path.exists(SETTINGS):
+    with open(SETTINGS, encoding="utf-8") as settings:
+        for key, value in json.load(settings).items():
+            os.environ.setdefault(key, value)
 
 
 def _collection_importable() -> bool:

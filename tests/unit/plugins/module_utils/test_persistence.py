@@ -668,7 +668,7 @@ INCREMENTS = 3
 def _increment(spec: Spec, barrier) -> None:
     barrier.wait(60)
     store = spec.open()
-    for _increment in range(INCREMENTS):
+    for _round in range(INCREMENTS):
         with store.locked(["b1:volume:name:counter"]):
             record = store.find("b1", "volume", id=COUNTER["id"])[0]
             time.sleep(0.002)  # widen the read-modify-write window a lost update would need

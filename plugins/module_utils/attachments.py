@@ -26,21 +26,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 
 from . import connectors
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
 from .objects import (
     ATTACHED,
+    ATTACHING,
     AVAILABLE,
     CONNECTED,
+    CONNECTING,
     CONNECTION,
+    DETACHING,
     IN_USE,
     VOLUME,
     Connection,
     RecordSet,
     Volume,
     now,
+    to_record,
 )
 from .persistence.base import Store
 from .resources import Plan, Resource, Step
@@ -50,21 +55,39 @@ from .units import GiB
 STATES = ("attached", "connected", "detached")
 MODES = ("rw", "ro")
 # Steps, in the order they run.
-CONNECT, ATTACH, GROW, DETACH_DEVICE, DISCONNECT, VOLUME_STATUS = (
-    "connect", "attach", "grow_device", "detach_device", "disconnect", "volume_status")
+CONNECT, ATTACH, GROW, DETACH_DEVICE, DISCONNECT, VOLUME_STATUS, FORGET = (
+    "connect", "attach", "grow_device", "detach_device", "disconnect", "volume_status", "forget_connection")
 DEVICE_FIELDS = ("path", "type", "method", "protocol")
+# The status of the record the controller writes before the module runs, by state.
+PENDING_STATUS = {"attached": ATTACHING, "connected": CONNECTING, "detached": DETACHING}
 
 
 @dataclasses.dataclass
 class AttachPlan(Plan):
     reserved_id: str | None = None
+    # Written by the controller before the module runs (see pending_connection).
+    placeholder: dict | None = None
 
     def pending(self) -> list[dict]:
-        # Connections are written once made; the volume keeps its status meanwhile.
-        return []
+        return [self.placeholder] if self.placeholder else []
 
     def new_ids(self) -> list[str]:
         return [self.reserved_id] if self.reserved_id else []
+
+
+def is_interrupted(conn: Connection) -> bool:
+    """A connection record with no host is what the controller writes before an attachment task
+    runs; one that outlived its task marks a task that was killed on the way."""
+    return not conn.host
+
+
+def pending_connection(volume: Volume, connection_id: str, state: str) -> dict:
+    """The record written before the module runs: the host is known only where the module runs, so
+    it has none. The module's result replaces it (a new connection takes its id) or drops it; if the
+    module dies, it stays, in status attaching, connecting or detaching, and the next task on the volume
+    cleans up after the killed one (`sweep_devices`)."""
+    return to_record(Connection(id=connection_id, backend=volume.backend, volume_id=volume.id, host="",
+                                status=PENDING_STATUS[state]))
 
 
 def device_view(device: dict | None) -> dict | None:
@@ -90,6 +113,7 @@ class AttachmentResource(Resource):
 
     def __init__(self, records: RecordSet, params: dict, new_ids: list[str] | None = None) -> None:
         super().__init__(records, params, new_ids)
+        self.interrupted: list[Connection] = []
         self.on_host = False
         self.local_host: str | None = None
         self.sealer: Sealer | None = None
@@ -148,19 +172,35 @@ class AttachmentResource(Resource):
         volume = self.records.lookup(VOLUME, ref, "volume", required=state != "detached")
         if volume is None:
             return AttachPlan([], None, None)
+        connections = self.records.find(CONNECTION, volume_id=volume.id)
+        self.interrupted = [c for c in connections if is_interrupted(c)]
+        plan = self._plan_volume(volume, state, mode, connector, [c for c in connections if not is_interrupted(c)])
+        if not self.on_host:
+            # On the controller: a record in a transient status goes to the store before the module runs.
+            plan.reserved_id = plan.reserved_id or self._next_id()
+            plan.placeholder = pending_connection(volume, plan.reserved_id, state)
+        return plan
+
+    def _forget_steps(self, volume: Volume) -> list[Step]:
+        """Clean up after killed tasks on the volume: their records, and on this host their devices."""
+        return [Step(FORGET, c, volume, message=f"clean up after an interrupted task on volume {volume.name!r} "
+                     f"(connection {c.id} was left {c.status})") for c in self.interrupted if self.on_host]
+
+    def _plan_volume(self, volume: Volume, state: str, mode: str, connector: dict | None,
+                     connections: list[Connection]) -> AttachPlan:
         host = connector["host"] if connector else self.local_host
         if host is None:
             # On the controller: the host is known only where the module runs.
             return AttachPlan(steps=[], before=None, after=None, reserved_id=self._next_id())
-        others = [c for c in self.records.find(CONNECTION, volume_id=volume.id) if c.host != host]
-        existing = next(iter(self.records.find(CONNECTION, volume_id=volume.id, host=host)), None)
+        others = [c for c in connections if c.host != host]
+        existing = next((c for c in connections if c.host == host), None)
         before = connection_view(existing, volume) or None
         if state == "detached":
             return self._plan_detached(volume, existing, others, before)
         if existing is not None and existing.mode != mode:
             raise Conflict(f"mode: volume {volume.name!r} is connected to {host} in mode {existing.mode}; "
                            f"detach it first to change the mode to {mode}", "mode")
-        steps: list[Step] = []
+        steps = self._forget_steps(volume)
         target = copy.deepcopy(existing)
         if existing is None or existing.status not in (CONNECTED, ATTACHED):
             target = self._plan_connect(volume, existing, others, host, mode, connector, steps)
@@ -194,7 +234,9 @@ class AttachmentResource(Resource):
                 raise Conflict(f"connector.initiator: {initiator} is already used by the connection of host "
                                f"{other.host}; initiator names must be unique per host", "connector.initiator")
         if existing is None:
-            target = Connection(id=self._next_id(), backend=self.records.backend, volume_id=volume.id, host=host,
+            # A killed task's record lends its id: an export it made under that id is made again, not twice.
+            new_id = self.interrupted[0].id if self.interrupted and self.on_host else self._next_id()
+            target = Connection(id=new_id, backend=self.records.backend, volume_id=volume.id, host=host,
                                 connector=connector, mode=mode, status=CONNECTED)
             message = f"connect volume {volume.name!r} to {host}"
         else:
@@ -223,9 +265,11 @@ class AttachmentResource(Resource):
 
     def _plan_detached(self, volume: Volume, existing: Connection | None, others: list[Connection],
                        before: dict | None) -> AttachPlan:
+        steps = self._forget_steps(volume)
         if existing is None:
-            return AttachPlan([], None, None)
-        steps = []
+            if steps and not others and volume.status == IN_USE:
+                steps.append(self._status_step(volume, AVAILABLE))
+            return AttachPlan(steps, None, None)
         if existing.device and self.on_host:
             if existing.host != self.local_host:
                 raise Conflict(f"volume {volume.name!r} is attached on {existing.host} as "
@@ -284,6 +328,9 @@ class AttachmentResource(Resource):
                     self._do_detach_device(step)
                 elif step.action == DISCONNECT:
                     self._do_disconnect(step, driver)
+                elif step.action == FORGET:
+                    sweep_devices(driver, step.source, self.records.find(CONNECTION, volume_id=step.source.id))
+                    self.records.remove(step.target)
                 else:
                     step.target.updated_at = now()
                     self.records.put(step.target)
@@ -368,9 +415,11 @@ class HostInfo:
 # Used by storage_volume (resources.py) ---------------------------------------
 def plan_force_disconnect(volume: Volume, connections: list[Connection], force: bool, on_host: bool) -> list[Step]:
     """Steps that remove a volume's connections before it is deleted, or a clear refusal."""
+    interrupted = [c for c in connections if is_interrupted(c)]
+    connections = [c for c in connections if not is_interrupted(c)]
     described = ", ".join(sorted(f"{c.host} (attached as {c.device.get('path')})" if c.device else c.host
                                  for c in connections))
-    if not force:
+    if connections and not force:
         raise Conflict(f"volume {volume.name!r} is connected to {described}; detach it first (storage_attachment "
                        "state: detached) or set force: true to detach and delete it", "force")
     here = connectors.this_host() if on_host else None
@@ -388,7 +437,38 @@ def plan_force_disconnect(volume: Volume, connections: list[Connection], force: 
         else:
             what = f"disconnect volume {volume.name!r} from {conn.host}"
         steps.append(Step("delete_connection", conn, volume, message=what))
+    steps += [Step("forget_connection", c, volume, message=f"clean up after an interrupted task on volume "
+                   f"{volume.name!r} (connection {c.id} was left {c.status})") for c in interrupted]
     return steps
+
+
+def sweep_devices(driver: Driver, volume: Volume, connections: list[Connection]) -> list[str]:
+    """Remove this host's loop devices and qemu-storage-daemon serving `volume` that no connection
+    records: what a task killed during an attach or detach leaves. Returns what it removed."""
+    from .connectors import loop, qsd
+
+    here = connectors.this_host()
+    mine = [c for c in connections if c.host == here and c.device and not is_interrupted(c)]
+    recorded = {c.device.get("path") for c in mine}
+    directory = os.path.join(connectors.run_dir(), volume.id)
+    served = {os.path.normpath(qsd.paths(directory)["export"])}
+    if hasattr(driver, "volume_path"):
+        served.add(os.path.normpath(driver.volume_path(volume)))
+    removed = []
+    for device, backing in sorted(loop.bound_devices().items()):
+        path = os.path.normpath(backing.replace(" (deleted)", ""))
+        if path not in served or device in recorded:
+            continue
+        busy = loop.users(device)
+        if busy:
+            raise Conflict(f"volume {volume.name!r}: {device} was made by an interrupted task and is in use "
+                           f"({', '.join(busy)}); unmount it, then run the task again")
+        loop.detach(device, path)
+        removed.append(device)
+    if directory not in {(c.device.get("daemon") or {}).get("dir") for c in mine} and os.path.isdir(directory):
+        qsd.stop({"dir": directory})
+        removed.append(directory)
+    return removed
 
 
 def force_disconnect(driver: Driver, volume: Volume, conn: Connection) -> None:

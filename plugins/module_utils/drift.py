@@ -56,8 +56,9 @@ REPORT_KEYS = ("unknown_objects", "missing_objects", "transient_records", "faile
 
 
 def _brief(obj: object) -> dict:
-    return {"kind": obj.kind, "id": obj.id, "name": getattr(obj, "name", None) or getattr(obj, "host", None) or "",
-            "status": obj.status}
+    # A connection is named by its host; the record written before an attachment task has none yet.
+    name = obj.name if hasattr(obj, "name") else (obj.host or "(host not known yet)")
+    return {"kind": obj.kind, "id": obj.id, "name": name, "status": obj.status}
 
 
 def check(records: RecordSet, driver: Driver, devices: bool = True) -> dict:

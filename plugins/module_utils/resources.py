@@ -52,7 +52,7 @@ TRANSIENT = {"create": CREATING, "create_from_snapshot": CREATING, "clone": CREA
              "create_snapshot": CREATING, "extend": EXTENDING, "delete": DELETING,
              "delete_snapshot": DELETING}
 CREATES = ("create", "create_from_snapshot", "clone", "create_snapshot")
-DELETES = ("delete", "delete_snapshot", "delete_connection")
+DELETES = ("delete", "delete_snapshot", "delete_connection", "forget_connection")
 
 
 @dataclasses.dataclass
@@ -288,6 +288,12 @@ class Resource:
         from .attachments import force_disconnect
         force_disconnect(driver, step.source, step.target)
 
+    def _do_forget_connection(self, step: Step, driver: Driver) -> None:
+        # The record of an attachment task that was killed: what it left on this host goes too.
+        from .attachments import sweep_devices
+        if self.on_host:
+            sweep_devices(driver, step.source, self.records.find(CONNECTION, volume_id=step.source.id))
+
     def _do_create_snapshot(self, step: Step, driver: Driver) -> None:
         step.target.driver_data, volume_data = driver.create_snapshot(step.target, step.source)
         step.target.status = AVAILABLE
@@ -454,7 +460,7 @@ class VolumeResource(Resource):
         changes = self._plan_updates(existing, target, name)
         multiattach = self.params.get("multiattach")
         if multiattach is not None and bool(multiattach) != existing.multiattach:
-            hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id)})
+            hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id) if c.host})
             if not multiattach and len(hosts) > 1:
                 raise Conflict(f"multiattach: volume {existing.name!r} is connected to {', '.join(hosts)}; "
                                "disconnect all but one host first", "multiattach")

@@ -20,6 +20,10 @@ description:
   - The volume's status is C(in-use) while any connection exists and C(available) after the last one goes.
     A second host may connect only to a volume made with O(blockstore.storage.storage_volume#module:multiattach=true).
   - A failed attach leaves nothing behind; the error says which step failed.
+  - A record in status C(attaching), C(connecting) or C(detaching) is written before the module runs. If the
+    task is killed, that record stays (M(blockstore.storage.storage_backend_info) with C(check_drift) lists it)
+    and the next task on the volume cleans up on its host what the killed one left (loop devices, daemons)
+    before doing its own work; a new connection takes the killed task's id.
   - Daemons started for an attachment are recorded (pid, socket, mount point) and stopped on detach.
   - State is kept on the Ansible controller (see O(persistence)); the device is made on the target host.
 author: blockstore.storage developers (@blockstore)

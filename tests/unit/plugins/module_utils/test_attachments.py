@@ -206,10 +206,77 @@ def test_mode_change_needs_a_detach(lab):
         lab.run(volume="v1", mode="ro")
 
 
-def test_the_controller_plan_reserves_an_id_and_does_nothing():
+def test_the_controller_plan_reserves_an_id_and_writes_a_pending_record_first():
     volume = Volume(id="00000000-0000-0000-0000-000000000009", name="v", backend="lab", size=1, status="available")
     plan = AttachmentResource(RecordSet("lab", [to_record(volume)]), {"volume": "v", "state": "attached"}).plan()
-    assert plan.steps == [] and len(plan.new_ids()) == 1 and plan.pending() == []
+    assert plan.steps == [] and len(plan.new_ids()) == 1
+    pending, = plan.pending()
+    assert pending["id"] == plan.new_ids()[0] and pending["volume_id"] == volume.id
+    assert pending["status"] == "attaching" and pending["host"] == "" and pending["kind"] == "connection"
+
+
+def run_killed(lab, **params):
+    """Run a task whose module process dies: the executor returns no changes (as the action plugin
+    does when the module's result has none)."""
+    params.setdefault("state", "attached")
+    return run_task(lab.store, AttachmentResource, "lab", params, False, lambda records, new_ids: ({}, None))
+
+
+@pytest.mark.parametrize("state, status", [("attached", "attaching"), ("connected", "connecting"),
+                                           ("detached", "detaching")])
+def test_a_killed_task_leaves_its_pending_record_visible(lab, state, status):
+    run_killed(lab, volume="v1", state=state)
+    left, = lab.connections()
+    assert left["status"] == status and left["host"] == ""
+    assert lab.volume("v1")["status"] == "available"
+
+
+def test_a_pending_record_goes_when_the_module_finishes(lab):
+    lab.run(volume="v1")
+    conn, = lab.connections()
+    assert conn["host"] == "here" and conn["status"] == "attached"
+    assert not lab.run(volume="v1")["changed"] and len(lab.connections()) == 1
+    lab.run(volume="v1", state="detached")
+    assert lab.connections() == []
+
+
+def test_the_next_run_cleans_up_after_a_killed_attach(lab, monkeypatch):
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop, qsd
+    run_killed(lab, volume="v1")
+    killed, = lab.connections()
+    # The killed module had made a loop device on the volume's file.
+    leftovers = {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000001"}
+    monkeypatch.setattr(loop, "bound_devices", lambda: dict(leftovers))
+    monkeypatch.setattr(loop, "detach", lambda device, path: leftovers.pop(device))
+    monkeypatch.setattr(qsd, "stop", lambda daemon: None)
+    lab.driver.volume_path = lambda volume: f"/srv/lab/volume-{volume.id}"
+    result = lab.run(volume="v1")
+    assert result["changed"] and "interrupted task" in result["actions"][0]
+    assert leftovers == {}
+    conn, = lab.connections()
+    assert conn["id"] == killed["id"] and conn["status"] == "attached"  # the killed task's id is taken over
+    assert not lab.run(volume="v1")["changed"]
+
+
+def test_a_device_left_by_a_killed_task_in_use_is_refused(lab, monkeypatch):
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop
+    run_killed(lab, volume="v1")
+    monkeypatch.setattr(loop, "bound_devices", lambda: {"/dev/loop7": "/srv/lab/volume-x"})
+    monkeypatch.setattr(loop, "users", lambda device: ["/mnt/data"])
+    lab.driver.volume_path = lambda volume: "/srv/lab/volume-x"
+    with pytest.raises(DriverError, match="interrupted task and is in use"):
+        lab.run(volume="v1")
+    assert lab.connections()[0]["host"] == ""
+
+
+def test_a_detach_after_a_killed_task_forgets_it_and_frees_the_volume(lab):
+    lab.run(volume="v1")
+    run_killed(lab, volume="v1", state="detached")
+    assert len(lab.connections()) == 2
+    result = lab.run(volume="v1", state="detached")
+    assert result["changed"] and lab.connections() == [] and lab.volume("v1")["status"] == "available"
+    run_killed(lab, volume="v1", state="detached")
+    assert lab.run(volume="v1", state="detached")["changed"] and lab.connections() == []
 
 
 def test_force_disconnect_plan(monkeypatch, lab):

@@ -4,9 +4,9 @@
 """The bridge from AnsibleModule to the core: the one module_utils file importing Ansible.
 
 Modules declare ARGUMENT_SPEC and call run_module(). Records arrive from the
-action plugin in `_blockstore_records`; the changed records go back in
-`_blockstore_changes`, which the action plugin removes from the result. Run
-without the action plugin, the module opens the store named by `persistence`.
+action plugin in the internal argument `_blockstore_records`; the changed records
+go back in `_blockstore_changes`, which the action plugin removes from the result.
+Run without the action plugin, the module opens the store named by `persistence`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,23 @@ COMMON_SPEC = {
         "path": {"type": "path"},
         "connection": {"type": "str", "no_log": True},
     }},
-    # Internal arguments (their names start with _) are set only by the action plugin, which refuses them
-    # from tasks, so they are not documented (tests/sanity/ignore-*.txt: undocumented-parameter); `raw`,
-    # as a list would need `elements`, which validate-modules then wants documented.
-    "_blockstore_records": {"type": "raw"},
-    "_blockstore_ids": {"type": "raw"},
-    # The key to sealed secrets, for handlers that must seal or unseal (sealing.py).
-    "_blockstore_key": {"type": "str", "no_log": True},
 }
+
+
+class BlockstoreModule(AnsibleModule):
+    """An AnsibleModule that takes the action plugin's internal arguments out before validation.
+
+    `_blockstore_records`, `_blockstore_ids` and `_blockstore_key` (the key to sealed secrets,
+    sealing.py) are not options: the action plugin refuses them from tasks and sets them itself.
+    So they are neither in the argument spec nor in the docs, and never in the invocation the
+    module logs on the target host.
+    """
+
+    internal: dict
+
+    def _load_params(self) -> None:
+        super()._load_params()
+        self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
 
 
 def full_spec(argument_spec: dict) -> dict:
@@ -62,7 +71,12 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
 
 
 def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> None:
-    module = AnsibleModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
+    module = BlockstoreModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
+    records = module.internal["_blockstore_records"]
+    new_ids = module.internal["_blockstore_ids"] or []
+    key = module.internal["_blockstore_key"]
+    if key:
+        module.no_log_values.add(key)
     params = dict(module.params)
     backends_file = params.pop("backends_file", None)
     if getattr(handler, "needs_backend", True):
@@ -70,14 +84,11 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
         # included); resolved here when the module runs alone.
         try:
             params["backend"] = resolve_backend(params["backend"], backends_file)
-            if params.get("_blockstore_records") is None:
+            if records is None:
                 params["backend"] = fill_secrets_from_env(params["backend"], os.environ)
         except BlockstoreError as exc:
             module.fail_json(msg=str(exc), option=exc.option)
     hide_backend_secrets(module, params["backend"])
-    records = params.pop("_blockstore_records")
-    new_ids = params.pop("_blockstore_ids") or []
-    key = params.pop("_blockstore_key")
     changes = None
     try:
         if not getattr(handler, "needs_backend", True):

@@ -123,7 +123,7 @@ fi
 # Install them (offline: the tarballs resolve each other) unless the same versions are there.
 tarballs=()
 for fqcn in "${COLLECTIONS[@]}"; do
-  tarball=$(ls "$CACHE/${fqcn/./-}"-*.tar.gz | sort -V | tail -1)
+  tarball=$(printf '%s\n' "$CACHE/${fqcn/./-}"-*.tar.gz | sort -V | tail -1)
   version=${tarball##*-}; version=${version%.tar.gz}
   manifest="$DEST/ansible_collections/${fqcn/.//}/MANIFEST.json"
   if ! { [ -f "$manifest" ] && grep -q "\"version\": \"$version\"" "$manifest"; }; then
@@ -135,4 +135,4 @@ if [ ${#tarballs[@]} -gt 0 ]; then
 fi
 "$VENV/bin/ansible-galaxy" collection list -p "$DEST" community.general 2>/dev/null | grep -q community.general || {
   echo "setup-role: community.general is missing from $DEST after install" >&2; exit 1; }
-echo "role dependencies ready in $DEST: $(cd "$CACHE" && ls ./*.tar.gz | xargs -n1 basename | tr '\n' ' ')"
+echo "role dependencies ready in $DEST: $(cd "$CACHE" && printf '%s ' ./*.tar.gz)"

@@ -12,7 +12,7 @@
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 REPO=$(pwd)
 VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 [ -x "$VENV/bin/python" ] || { echo "test: no venv at $VENV; run scripts/setup.sh first" >&2; exit 2; }

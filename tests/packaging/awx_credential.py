@@ -131,7 +131,7 @@ def start_tgtd(tmp: str) -> str:
     pidfile = os.path.join(tmp, "tgtd.pid")
     run(["tgtd", "-C", str(TGT_CONTROL_PORT), "--iscsi", f"portal=127.0.0.1:{TGT_PORTAL_PORT}", "--pid-file", pidfile])
     show = ["tgtadm", "-C", str(TGT_CONTROL_PORT), "--mode", "system", "--op", "show"]
-    for _ in range(40):
+    for _attempt in range(40):
         if run(show, check=False).returncode == 0:
             return pidfile
         time.sleep(0.25)
@@ -210,7 +210,7 @@ def check_store(collections: str, url: str, lab: str, key: str, home: str) -> No
         fail("a sealed secret opened with another key")
     except StateStoreError:
         pass
-    made = [os.path.join(root, n) for root, _, names in os.walk(home) for n in names if n.endswith(".key")]
+    made = [os.path.join(root, n) for root, _dirs, names in os.walk(home) for n in names if n.endswith(".key")]
     if made:
         fail(f"a key file was made although the key came from the environment: {made}")
     print(f"-- store: {kinds} in {url.split(':', 1)[0]}; {len(secrets)} secret(s) sealed with the injected key")

@@ -54,7 +54,8 @@ step "the builder stage's introspection of the installed collections"
 python "$ctx/_build/scripts/introspect.py" introspect --sanitize --write-pip "$tmp/pip.txt" \
   --write-bindep "$tmp/bindep.txt" "$tmp/installed" >"$tmp/introspect.log" 2>&1 ||
   { cat "$tmp/introspect.log"; fail "introspect.py"; }
-for req in $(grep -Eo '^[A-Za-z0-9_.-]+' requirements.txt); do
+mapfile -t reqs < <(grep -Eo '^[A-Za-z0-9_.-]+' requirements.txt)
+for req in "${reqs[@]}"; do
   grep -qi "^$req" "$tmp/pip.txt" || { cat "$tmp/pip.txt"; fail "introspection lost $req of requirements.txt"; }
 done
 grep -Ev '^\s*(#|$)' bindep.txt | while read -r line; do

@@ -28,7 +28,7 @@ step() { echo "-- $*"; }
 
 deps=()
 for fqcn in community-general ansible-posix community-library_inventory_filtering_v1; do
-  found=$(ls "$CACHE/$fqcn"-*.tar.gz 2>/dev/null | sort -V | tail -1)
+  found=$(find "$CACHE" -maxdepth 1 -name "$fqcn-*.tar.gz" 2>/dev/null | sort -V | tail -1)
   [ -n "$found" ] || fail "no $fqcn tarball in $CACHE; run scripts/setup.sh (scripts/setup-role.sh)"
   deps+=("$found")
 done

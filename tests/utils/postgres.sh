@@ -98,7 +98,7 @@ start() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     die "port $PORT on 127.0.0.1 is taken by another program; set BLOCKSTORE_PG_PORT to a free port"
   fi
-  [ -f "$DATA/PG_VERSION" ] && [ -s "$PASSWORD_FILE" ] || init_cluster
+  if ! { [ -f "$DATA/PG_VERSION" ] && [ -s "$PASSWORD_FILE" ]; }; then init_cluster; fi
   touch "$LOG"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$LOG"
   # 20 forks x (pool + lock connection) plus other test runs: more than the default 100 connections.

@@ -32,8 +32,8 @@ COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(next(iter(col
 pytestmark = [
     pytest.mark.skipif(not CONF, reason="no test cluster: run under scripts/test.sh or eval "
                                         "\"$(bash tests/utils/ceph.sh env)\" after tests/utils/ceph.sh start"),
-    pytest.mark.skipif(not os.access(RBD_PYTHON, os.X_OK), reason=f"no rbd module interpreter {RBD_PYTHON}; "
-                                                                   "run scripts/setup-ceph.sh"),
+    pytest.mark.skipif(not os.access(RBD_PYTHON, os.X_OK),
+                       reason=f"no rbd module interpreter {RBD_PYTHON}; run scripts/setup-ceph.sh"),
 ]
 
 

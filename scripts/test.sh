@@ -56,12 +56,13 @@ fi
 export BLOCKSTORE_TEST_RBD_PYTHON=${BLOCKSTORE_TEST_RBD_PYTHON:-${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}/bin/python}
 
 # ansible-test and ansible-doc need the collection inside an ansible_collections/NS/NAME tree:
-# the checkout is copied there (what .gitignore lists stays out, and the tree's tests/output stays).
+# the checkout is copied there, without what .gitignore lists (.venv, .ansible, tests/output...), which
+# is also deleted from the tree (a stray .ansible/collections would be tested as part of the collection).
 tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
 dest="$tree/ansible_collections/blockstore/storage"
 sync_tree() {
   mkdir -p "$dest"
-  rsync -a --delete --exclude .git --filter=':- .gitignore' "$REPO/" "$dest/"
+  rsync -a --delete --delete-excluded --exclude .git --filter=':- .gitignore' "$REPO/" "$dest/"
 }
 # ansible-test hands tests no environment: the test services' settings (BLOCKSTORE_TEST_*) go in a file.
 test_settings() {  # test_settings json|yaml
@@ -147,10 +148,7 @@ if [ "$what" = all ] || [ "$what" = molecule ]; then
   # The volume role's scenarios, on this machine (molecule's default driver; no container engine),
   # from a collections tree holding this checkout, each run with an ephemeral directory of its own
   # (the scenarios keep everything they make under it); a failed run is destroyed here too.
-  tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
-  dest="$tree/ansible_collections/blockstore/storage"
-  mkdir -p "$dest"
-  rsync -a --delete --exclude .git --exclude .venv --exclude .venv-rbd --exclude tests/output "$REPO/" "$dest/"
+  sync_tree
   scenarios=()
   [ "$what" = molecule ] && scenarios=("$@")
   if [ ${#scenarios[@]} -eq 0 ]; then

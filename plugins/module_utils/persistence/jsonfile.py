@@ -4,14 +4,16 @@
 """State in one JSON file on the controller.
 
 Writes: under a short lock on `<path>.lock` (never renamed), re-read the file,
-merge this task's changes, write a temp file, fsync, rename over, fsync the
-directory. Readers need no lock: rename makes every version whole. A file that
-does not parse is never overwritten. Mode 0600: records may carry secrets.
+merge this task's changes, write a temp file (`.<name>-*`, removed by the next
+writer if a killed one left it), fsync, rename over, fsync the directory.
+Readers need no lock: rename makes every version whole. A file that does not
+parse is never overwritten. Mode 0600: records may carry secrets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from typing import Iterable, Iterator
@@ -61,9 +63,15 @@ class JsonFileStore(Store):
 
     def _write(self, text: str) -> None:
         directory = os.path.dirname(self.path)
+        prefix = f".{os.path.basename(self.path)}-"
+        # Writers hold the file lock while their temp file exists: one found now belongs to a
+        # writer that was killed before its rename. The state file itself was never touched.
+        for leftover in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*")):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)  # created 0600
+            fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)  # created 0600
         except OSError as exc:
             raise StateStoreError(f"persistence.path: cannot write in {directory}: {exc.strerror}") from None
         try:

@@ -18,6 +18,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils import drift
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
@@ -199,3 +200,13 @@ def test_a_mark_left_by_an_interrupted_collection_goes_with_the_resumed_delete(q
     qcow2.run(SnapshotResource, name="s1", state="absent")
     assert qcow2.drift()["in_sync"]
     assert not any(n.startswith("snapshot-") for n in os.listdir(qcow2.path))
+
+
+def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
+    store = JsonFileStore(str(tmp_path / "state.json"))
+    store.apply(upserts=[{"kind": "volume", "id": "a", "backend": "lab"}])
+    (tmp_path / ".state.json-killed").write_text('{"schema_version": 1, "rec')  # killed before its rename
+    (tmp_path / ".other.json-busy").write_text("another store's writer")
+    store.apply(upserts=[{"kind": "volume", "id": "b", "backend": "lab"}])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".other.json-busy"]
+    assert {r["id"] for r in store.all_records()} == {"a", "b"}

@@ -77,6 +77,18 @@ else:
 PY
 }
 
+# ansible-test finds other Pythons as python3.N on PATH: pyenv's and the system's are linked into one directory.
+pythons="$tree/python-bin"
+link_pythons() {
+  mkdir -p "$pythons"
+  for interpreter in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.*/bin/python3.* /usr/bin/python3.*; do
+    version=$(basename "$interpreter"); version=${version#python}
+    case "$version" in *[!0-9.]*|"$PYVER") continue ;; esac
+    [ -x "$interpreter" ] && [ ! -e "$pythons/python$version" ] && ln -s "$interpreter" "$pythons/python$version"
+  done
+}
+OLDEST_TARGET_PYTHON=3.9  # tests/config.yml: modules and module_utils support Python >= 3.9
+
 if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ruff"
   ruff check plugins tests; record ruff $?
@@ -95,15 +107,8 @@ if [ "$what" = all ] || [ "$what" = sanity ]; then
   echo "== ansible-test sanity"
   started=$SECONDS
   sync_tree
-  # compile and import run on every Python the modules support (tests/config.yml) that is installed here:
-  # ansible-test looks for python3.N on PATH; pyenv's interpreters are linked into one directory.
-  pythons="$tree/python-bin"
-  mkdir -p "$pythons"
-  for interpreter in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.*/bin/python3.* /usr/bin/python3.*; do
-    version=$(basename "$interpreter"); version=${version#python}
-    case "$version" in *[!0-9.]*|"$PYVER") continue ;; esac
-    [ -x "$interpreter" ] && [ ! -e "$pythons/python$version" ] && ln -s "$interpreter" "$pythons/python$version"
-  done
+  link_pythons
+  # compile and import run on every Python the modules support (tests/config.yml) that is installed here.
   (cd "$dest" && PATH="$pythons:$PATH" ansible-test sanity --venv --color no "$@"); record sanity $?
   echo "== ansible-test sanity done in $((SECONDS - started)) s"
 fi
@@ -117,6 +122,17 @@ if [ "$what" = all ] || [ "$what" = units ]; then
     sync_tree
     test_settings json >"$dest/tests/unit/environment.json"  # read by tests/unit/conftest.py
     (cd "$dest" && ansible-test units --local --python "$PYVER" --color no); rc=$?
+    # The core runs on target hosts from Python 3.9: its tests run there too, in a venv with
+    # tests/unit/requirements.txt (ansible-test skips the controller-only tests on 3.9).
+    link_pythons
+    if [ -x "$pythons/python$OLDEST_TARGET_PYTHON" ]; then
+      echo "== unit tests: ansible-test units on Python $OLDEST_TARGET_PYTHON (module_utils)"
+      (cd "$dest" && PATH="$pythons:$PATH" ansible-test units --venv --python "$OLDEST_TARGET_PYTHON" --color no); rc39=$?
+      [ $rc39 -eq 5 ] && rc39=0
+      record "units-py$OLDEST_TARGET_PYTHON" $rc39
+    else
+      echo "== unit tests: no python$OLDEST_TARGET_PYTHON here; the core's tests ran on $PYVER only"
+    fi
   fi
   [ $rc -eq 5 ] && rc=0  # no tests collected is not a failure of the code
   record units $rc

@@ -19,6 +19,9 @@ _PER_VOLUME_QUERY_LIMIT = 20
 
 class Query:
     result_key: ClassVar[str] = ""
+    # True when run() uses nothing but the records: the action plugin answers the task from the
+    # store without shipping the module (docs/performance.md). False when it asks the backend.
+    noop_on_controller: ClassVar[bool] = False
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -38,6 +41,7 @@ def _filter(params: dict, key: str) -> str | None:
 
 class VolumeInfo(Query):
     result_key = "volumes"
+    noop_on_controller = True
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -60,6 +64,7 @@ class VolumeInfo(Query):
 
 class SnapshotInfo(Query):
     result_key = "snapshots"
+    noop_on_controller = True
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:

@@ -136,6 +136,10 @@ class Resource:
     """CRUD with check-mode simulation, shared by volumes and snapshots."""
 
     kind: ClassVar[str] = ""
+    # True when a task whose plan has no steps needs nothing from the host (no host facts in
+    # its plan, no device to look at): the action plugin then answers it from the store without
+    # shipping the module (docs/performance.md). False where the host's state matters.
+    noop_on_controller: ClassVar[bool] = False
 
     def __init__(self, records: RecordSet, params: dict, new_ids: list[str] | None = None) -> None:
         self.records = records
@@ -322,6 +326,7 @@ class Resource:
 
 class VolumeResource(Resource):
     kind = VOLUME
+    noop_on_controller = True
 
     @classmethod
     def referenced_names(cls, params: dict) -> dict[str, list[str]]:
@@ -475,6 +480,7 @@ class VolumeResource(Resource):
 
 class SnapshotResource(Resource):
     kind = SNAPSHOT
+    noop_on_controller = True
 
     @classmethod
     def referenced_names(cls, params: dict) -> dict[str, list[str]]:

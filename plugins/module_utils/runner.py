@@ -59,15 +59,20 @@ def full_spec(argument_spec: dict) -> dict:
     return {**COMMON_SPEC, **argument_spec}
 
 
-def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
-    """Secret driver options are known only once the driver is: mask them by value."""
+def backend_secret_values(backend: object) -> set[str]:
+    """Values of the secret driver options in `backend`, masked wherever they would show."""
     if not isinstance(backend, dict):
-        return
+        return set()
     try:
         names = driver_class(backend.get("driver")).secret_option_names(backend)
     except BlockstoreError:
-        return
-    module.no_log_values.update(str(backend[n]) for n in names if backend.get(n) not in (None, ""))
+        return set()
+    return {str(backend[n]) for n in names if backend.get(n) not in (None, "")}
+
+
+def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
+    """Secret driver options are known only once the driver is: mask them by value."""
+    module.no_log_values.update(backend_secret_values(backend))
 
 
 def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> None:

@@ -22,6 +22,8 @@ from .sealing import Sealer, sealer_of
 # An executor takes (records, new ids) and returns (result, changes); changes is
 # None when the outcome is unknown (the module process died).
 Executor = Callable[[list, list], "tuple[dict, dict | None]"]
+# Turns the result of a plan with no steps into the task's result, in place of the executor.
+NoopAnswer = Callable[[dict], dict]
 MAX_LOCK_ROUNDS = 10
 
 
@@ -46,8 +48,13 @@ def perform(resource_cls: type[Resource], driver: Driver, params: dict, records:
 
 
 def run_task(store: Store, resource_cls: type[Resource], backend: str, params: dict, check_mode: bool,
-             execute: Executor) -> dict:
-    """Run one task under locks on every object it touches, named by name or by id."""
+             execute: Executor, answer_noop: NoopAnswer | None = None) -> dict:
+    """Run one task under locks on every object it touches, named by name or by id.
+
+    With `answer_noop`, a task whose plan has no steps is answered from that plan
+    (`answer_noop(result)`) and `execute` is not called: for resources whose
+    `noop_on_controller` says such a task needs nothing from the host.
+    """
     names = resource_cls.referenced_names(params)
     keys = lock_keys(backend, resource_cls.select(store, backend, params), names)
     for _round in range(MAX_LOCK_ROUNDS):
@@ -56,17 +63,22 @@ def run_task(store: Store, resource_cls: type[Resource], backend: str, params: d
             records = resource_cls.select(store, backend, params)
             needed = lock_keys(backend, records, names)
             if needed <= keys:
-                return _run_locked(store, resource_cls, backend, params, records, check_mode, execute)
+                return _run_locked(store, resource_cls, backend, params, records, check_mode, execute, answer_noop)
         keys |= needed
     raise StateStoreError("persistence: the objects of this task kept changing while it waited for their "
                           "locks; try again")
 
 
 def _run_locked(store: Store, resource_cls: type[Resource], backend: str, params: dict, records: list[dict],
-                check_mode: bool, execute: Executor) -> dict:
+                check_mode: bool, execute: Executor, answer_noop: NoopAnswer | None = None) -> dict:
     # The same plan the module will make: validates everything before any write,
     # and names the records to write in their transient status first.
-    plan = resource_cls(RecordSet(backend, records), params).plan()
+    resource = resource_cls(RecordSet(backend, records), params)
+    plan = resource.plan()
+    if answer_noop is not None and not plan.steps and resource_cls.noop_on_controller:
+        # The module would make this same empty plan from these same records and return its
+        # result: nothing to write, nothing to do on the host.
+        return answer_noop(resource.result(plan, resource_cls.kind))
     pending = [] if check_mode else plan.pending()
     new_ids = plan.new_ids()
     if pending:

@@ -12,20 +12,29 @@ and are written here. The store's connection never leaves the controller.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 
+from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import Query
-from ansible_collections.blockstore.storage.plugins.module_utils.runner import full_spec
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import backend_secret_values, full_spec
 from ansible_collections.blockstore.storage.plugins.module_utils.sealing import sealer_of
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 
 COLLECTION = "blockstore.storage"
+# Set true (a play, host or task variable) to ship the module even when the controller's plan
+# has nothing to do: the task then also fails when the host cannot be reached.
+ALWAYS_RUN_MODULE_VAR = "blockstore_always_run_module"
 
 
 def _failure(msg: str, option: str | None = None) -> dict:
@@ -42,6 +51,37 @@ def _strip_internal(result: dict) -> dict:
     if isinstance(module_args, dict):
         for key in [k for k in module_args if k.startswith("_blockstore")]:
             del module_args[key]
+    return result
+
+
+def answers_noop_here(action, task_vars: dict, handler: type, validated: object) -> bool:
+    """Whether a task with nothing to do is answered here, without shipping the module.
+
+    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`), and
+    only when the module's result would hold nothing this side cannot make: no `invocation`
+    (ansible-core < 2.21 always adds it, later ones when INJECT_INVOCATION is on) and no
+    warnings about aliases or deprecated options. docs/performance.md explains the choice.
+    """
+    if not getattr(handler, "noop_on_controller", False):
+        return False
+    always = task_vars.get(ALWAYS_RUN_MODULE_VAR, False)
+    if isinstance(always, str):
+        always = action._templar.template(always)
+    if boolean(always, strict=False):
+        return False
+    try:
+        inject_invocation = C.config.get_config_value("INJECT_INVOCATION", variables=task_vars)
+    except AnsibleError:  # ansible-core before 2.21: modules always return their invocation
+        inject_invocation = True
+    return not inject_invocation and not validated._warnings and not validated._deprecations
+
+
+def module_result(result: dict, backend: object) -> dict:
+    """A result made here in the shape the module would have returned it: JSON values only, and
+    the backend's secret values masked as AnsibleModule.exit_json masks its no_log values."""
+    preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
+    result = remove_values(json.loads(json.dumps(result)), backend_secret_values(backend))
+    result.update(preserved)
     return result
 
 
@@ -87,12 +127,23 @@ def run_action(action, task_vars: dict) -> dict:
             resolve_backend(params["backend"], params.get("backends_file")), os.environ)
         driver = build_driver(module_args["backend"])  # fails on bad options before any write
         store = open_store(params.get("persistence"))
+        answer_here = answers_noop_here(action, task_vars, module.HANDLER, validated)
+
+        def answer_noop(noop_result: dict) -> dict:
+            return module_result(noop_result, module_args["backend"])
+
         if getattr(module.HANDLER, "runs_on_controller", False):
             result = module.HANDLER.run_on_store(store, driver.backend_name, params, check_mode)
         elif issubclass(module.HANDLER, Query):
-            result = execute(module.HANDLER.select(store, driver.backend_name, params), [])[0]
+            records = module.HANDLER.select(store, driver.backend_name, params)
+            if answer_here:
+                result = answer_noop({"changed": False, **module.HANDLER.run(
+                    RecordSet(driver.backend_name, records), params, driver)})
+            else:
+                result = execute(records, [])[0]
         else:
-            result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute)
+            result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute,
+                              answer_noop if answer_here else None)
     except BlockstoreError as exc:
         return _failure(str(exc), exc.option)
     finally:

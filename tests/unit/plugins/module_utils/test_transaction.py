@@ -201,3 +201,51 @@ def test_tasks_lock_the_objects_they_touch_by_name_and_by_id(store, driver):
     store.held.clear()
     run(store, driver, name="other", size=1)
     assert not any("data1" in k for k in set().union(*store.held))  # unrelated objects are not locked
+
+
+def answered_here(result):
+    return {**result, "answered": "here"}
+
+
+def test_a_task_with_nothing_to_do_is_answered_from_its_plan_without_the_module(store, driver):
+    run(store, driver, name="data1", size=1)
+    run(store, driver, handler=SnapshotResource, volume="data1", name="s1")
+    before = store.all_records()
+    for handler, params in ((VolumeResource, {"name": "data1", "size": 1}),
+                            (VolumeResource, {"name": "gone", "state": "absent"}),
+                            (SnapshotResource, {"name": "s1", "volume": "data1"})):
+        on_host = run_task(store, handler, "lab", params, False,
+                           lambda records, new_ids, h=handler, p=params: perform(h, driver, p, records, new_ids, False))
+        here = run_task(store, handler, "lab", params, False, lambda records, new_ids: pytest.fail("module run"),
+                        answer_noop=answered_here)
+        assert here == {**on_host, "answered": "here"}  # the module's result, exactly
+    assert store.all_records() == before  # nothing written, not even a pending record
+
+
+def test_a_task_with_something_to_do_still_runs_the_module(store, driver):
+    run(store, driver, name="data1", size=1)
+    ran = []
+
+    def executor(records, new_ids):
+        ran.append(1)
+        return perform(VolumeResource, driver, {"name": "data1", "size": 2}, records, new_ids, True)
+
+    result = run_task(store, VolumeResource, "lab", {"name": "data1", "size": 2}, True, executor,
+                      answer_noop=answered_here)
+    assert ran == [1] and "answered" not in result and result["changed"]
+
+
+def test_only_resources_that_say_so_are_answered_without_the_module(store, driver):
+    run(store, driver, name="data1", size=1)
+
+    class HostBoundVolume(VolumeResource):
+        noop_on_controller = False
+
+    ran = []
+
+    def executor(records, new_ids):
+        ran.append(1)
+        return perform(HostBoundVolume, driver, {"name": "data1"}, records, new_ids, False)
+
+    result = run_task(store, HostBoundVolume, "lab", {"name": "data1"}, False, executor, answer_noop=answered_here)
+    assert ran == [1] and "answered" not in result

@@ -13,7 +13,9 @@ parse is never overwritten. Mode 0600: records may carry secrets.
 from __future__ import annotations
 
 import contextlib
+import copy
 import glob
+import json
 import os
 import tempfile
 from typing import Iterable, Iterator
@@ -28,23 +30,40 @@ class JsonFileStore(Store):
         self.path = os.path.abspath(os.path.expanduser(path))
         self._resource_locks = FileLocks(self.path + ".locks")
         self._file_lock = FileLocks(os.path.dirname(self.path))
+        # The last text read and its records: one task finds several times (its select runs
+        # before and under its locks), and parsing is most of a read's cost (bench/store_scale.py).
+        self._parsed_text: str | None = None
+        self._parsed: dict[str, dict] = {}
 
-    def _read(self) -> dict[str, dict]:
+    def _read_text(self) -> str:
         try:
             with open(self.path, encoding="utf-8") as handle:
-                text = handle.read()
+                return handle.read()
         except FileNotFoundError:
-            return {}
+            return ""
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise StateStoreError(f"persistence.path: cannot read state file {self.path}: {reason}") from None
+
+    def _parse(self, text: str) -> dict[str, dict]:
         return serialization.loads(text, where=f"persistence.path: state file {self.path}")
 
+    def _read(self) -> dict[str, dict]:
+        """The file's records as they are now, parsed again only when the text changed.
+
+        Callers must not change what they get: find() hands out copies, apply() a new mapping.
+        """
+        text = self._read_text()
+        if text != self._parsed_text:
+            self._parsed = self._parse(text)
+            self._parsed_text = text
+        return self._parsed
+
     def find(self, backend: str, kind: str | None = None, **filters: str | None) -> list[dict]:
-        return [r for r in self._read().values() if matches(r, backend, kind, filters)]
+        return [copy.deepcopy(r) for r in self._read().values() if matches(r, backend, kind, filters)]
 
     def all_records(self) -> list[dict]:
-        return list(self._read().values())
+        return list(self._parse(self._read_text()).values())
 
     def apply(self, upserts: Iterable[dict] = (), deletes: Iterable[dict] = ()) -> None:
         upserts, deletes = list(upserts), list(deletes)
@@ -54,12 +73,16 @@ class JsonFileStore(Store):
         for record in upserts:
             serialization.check_record(record, "apply: record")
         with self._file_lock.hold(os.path.basename(self.path) + ".lock"):
-            records = self._read()
+            records = dict(self._read())
             for record in upserts:
-                records[record["id"]] = record
+                # A copy as the file will give it back: the caller keeps its own objects.
+                records[record["id"]] = json.loads(json.dumps(record))
             for gone in deletes:
                 records.pop(gone["id"], None)
-            self._write(serialization.dumps(records))
+            text = serialization.dumps(records)
+            self._parsed_text = None
+            self._write(text)
+            self._parsed_text, self._parsed = text, records
 
     def _write(self, text: str) -> None:
         directory = os.path.dirname(self.path)

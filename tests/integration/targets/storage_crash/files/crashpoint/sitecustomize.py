@@ -15,8 +15,8 @@ hooks (files opened for writing, renamed, removed, truncated, linked, chmod'ed, 
 commands started; a daemon's control socket connected to; directories made are not steps:
 whether there is one to make depends on what ran before), plus, for the rbd driver (librbd
 is C: no audit events), every line of drivers/rbd.py that calls a mutating librbd function,
-plus the return of the outermost driver or connector call that changes something (create_volume, attach...: the work
-is done, the module has not answered).
+plus the return of the outermost driver or connector call that changes something
+(create_volume, attach...: the work is done, the module has not answered).
 
 Steps are described with ids and device numbers replaced (`volume-<id>`, `/dev/loop<n>`), so the
 same task on other objects has the same steps. `at: 0` records: one line per step in `log`,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write the inventory of crash.yml: N local hosts, each with a directory, backend and store of its own.

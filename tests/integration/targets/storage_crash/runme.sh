@@ -14,7 +14,7 @@ cleanup() {
   losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$work" 'index($2, w) == 1 {print $1}' \
     | xargs -r -n1 losetup -d 2>/dev/null || true
   for pidfile in "$work"/*/*/run/*/pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done
-  grep -o "$work[^ ]*" /proc/mounts | xargs -r -n1 umount -l 2>/dev/null || true
+  grep -o "${work}[^ ]*" /proc/mounts | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,7 +72,7 @@ module_group=$(ps -o pgid= -p "$module_pid" | tr -d ' ')
 ps -o pid,pgid,args --forest -g "$controller,$module_group" | cut -c1-150
 kill -9 -- "-$controller" "-$module_group"
 wait || true
-alive() { [ -n "$(ps -o stat= -p "$1" 2>/dev/null | grep -v Z)" ]; }  # zombies are dead
+alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv Z; }  # zombies are dead
 for _ in $(seq 50); do alive "$module_pid" || break; sleep 0.1; done
 if alive "$module_pid"; then echo "the module survived"; exit 1; fi
 "$python" -c 'import json, sys; r = json.load(open(sys.argv[1]))["records"].values()

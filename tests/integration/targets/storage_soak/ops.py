@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The soak's inventory: HOSTS local hosts, each with OPS mixed operations on overlapping names.
@@ -39,9 +38,9 @@ def operation(rng: random.Random) -> dict:
 def main() -> None:
     hosts, count, seed, python = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     rng = random.Random(seed)
-    inventory = {f"soak{i:02d}": {"soak_ops": [operation(rng) for _ in range(count)]} for i in range(hosts)}
-    json.dump({"soakers": {"hosts": inventory, "vars": {"ansible_connection": "local",
-                                                          "ansible_python_interpreter": python}}}, sys.stdout)
+    inventory = {f"soak{i:02d}": {"soak_ops": [operation(rng) for _position in range(count)]} for i in range(hosts)}
+    group_vars = {"ansible_connection": "local", "ansible_python_interpreter": python}
+    json.dump({"soakers": {"hosts": inventory, "vars": group_vars}}, sys.stdout)
 
 
 if __name__ == "__main__":

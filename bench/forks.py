@@ -149,7 +149,7 @@ def report(args: argparse.Namespace, subjects: dict, samples: dict, logs: dict) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--volumes", type=int, default=200)
     parser.add_argument("--forks", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)

@@ -108,7 +108,7 @@ def importtime(path: str) -> tuple[float, float, list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     header(f"module payload imports, {args.rounds} rounds")
@@ -117,10 +117,10 @@ def main() -> None:
     try:
         env = ansible_env(work, collection_tree(work))
         found = payloads(work, env)
-        runs = interleave({label: (lambda p=path: subprocess.run([sys.executable, p], capture_output=True,
-                                                                   check=False))
-                           for label, path in found.items()}, args.rounds, timed)
-        imports = {label: [importtime(path) for _ in range(args.rounds)] for label, path in found.items()}
+        commands = {label: (lambda p=path: subprocess.run([sys.executable, p], capture_output=True, check=False))
+                    for label, path in found.items()}
+        runs = interleave(commands, args.rounds, timed)
+        imports = {label: [importtime(path) for _round in range(args.rounds)] for label, path in found.items()}
         base = median([w for w, _c in runs["file state=touch"]])
         print(f"\n{'payload':38s} {'run (ms)':>9s} {'ratio':>6s} {'imports (ms)':>13s} {'own code (ms)':>14s}  heavy")
         for label in found:

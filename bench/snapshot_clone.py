@@ -222,7 +222,7 @@ def run_backends(names: list[str], rounds: int, work: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pieces", type=int, default=SETTINGS["pieces"],

@@ -6,8 +6,8 @@
     .venv/bin/python bench/store_scale.py [--stores file,sqlite,postgresql] [--sizes 1000,10000,100000]
                                           [--rounds 15] [--budget 90]
 
-One operation is what transaction.run_task does for a task on the controller,
-through the real stores:
+One operation is what the action plugin does with the store for one task: open
+it (a task runs in a worker process of its own), then transaction.run_task:
 - create: select the records the task names, lock them, plan, write the pending
   record (status creating), run the module's side (perform() with the real file
   driver, raw, a sparse file: constant, timed and left out of the store figure),
@@ -20,7 +20,7 @@ order (a size whose operations have taken --budget seconds stops after 3 samples
 Reported: median per operation, and the ratio to the smallest size measured in
 the same run. Target (issue 7): db stores (SQLite, PostgreSQL) at 100,000 <= 2 x at
 1,000. PostgreSQL: tests/utils/postgres.sh on BLOCKSTORE_PG_PORT (default here
-55499, so no other run's server is touched), one database per size.
+55517, so no other run's server is touched), one database per size.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class Bench:
         self.kind, self.size = kind, size
         self.resources, self.transaction = resources, transaction
         self.persistence = where
-        self.store = persistence.open_store(where)
+        self.open_store = persistence.open_store
+        self.store = persistence.open_store(where)  # for filling it
         self.driver = drivers.build_driver({"name": "bench", "driver": "file",
                                             "path": os.path.join(work, f"volumes-{kind}-{size}")})
         self.samples: dict[str, list[float]] = {"create": [], "no change": []}
@@ -125,8 +126,16 @@ class Bench:
                 module["seconds"] += time.perf_counter() - started
 
         started = time.perf_counter()
-        self.transaction.run_task(self.store, self.resources.VolumeResource, "bench", params, False, execute)
+        store = self.open()
+        try:
+            self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute)
+        finally:
+            store.close()
         return time.perf_counter() - started - module["seconds"]
+
+    def open(self):
+        """A store object of the task's own, as each task (a new worker process) opens one."""
+        return self.open_store(self.persistence)
 
     def no_change(self) -> float:
         name = self.names[(self.created * 7919) % len(self.names)] if self.names else "nothing"
@@ -136,18 +145,22 @@ class Bench:
             raise AssertionError("a task with nothing to do ran its module")
 
         started = time.perf_counter()
-        self.transaction.run_task(self.store, self.resources.VolumeResource, "bench", params, False, execute,
-                                  answer_noop=lambda result: result)
+        store = self.open()
+        try:
+            self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute,
+                                      answer_noop=lambda result: result)
+        finally:
+            store.close()
         return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--stores", default="file,sqlite,postgresql")
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of operations per store and size")
-    parser.add_argument("--pg-port", default=os.environ.get("BLOCKSTORE_PG_PORT", "55499"))
+    parser.add_argument("--pg-port", default=os.environ.get("BLOCKSTORE_PG_PORT", "55517"))
     args = parser.parse_args()
     kinds = args.stores.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from ..config import Opt
@@ -46,6 +47,11 @@ USER_SNAP_PREFIX = "snapshot-"
 CLONE_BASE_PREFIX = "clone-base-"
 # librados' own limit when rados_connect_timeout is negative (client_mount_timeout).
 LIBRADOS_MOUNT_TIMEOUT = 300
+# A client that dies with an image open (a module killed mid-task) keeps its watch on the image
+# until the OSDs time it out (osd_client_watch_timeout, 30 s): until then the image is "busy" and
+# cannot be removed. Seconds to keep trying, and between tries.
+BUSY_TIMEOUT = 45
+BUSY_RETRY_INTERVAL = 2
 BINDINGS_HELP = (
     "the Ceph Python bindings (modules rados and rbd) on the host the module runs on: Debian/Ubuntu "
     "packages python3-rados and python3-rbd (RHEL/CentOS: python3-rados and python3-rbd from the Ceph "
@@ -379,11 +385,25 @@ class RbdDriver(Driver):
                 self._rbd.RBD().rename(ioctx, name, name + HIDDEN_SUFFIX)
             return
         try:
-            self._rbd.RBD().remove(ioctx, name)
+            self._remove_image(ioctx, name)
         except self._rbd.ImageNotFound:
             return  # a concurrent task collected it first
         if parent is not None:
             self._collect(*parent)
+
+    def _remove_image(self, ioctx: Any, name: str) -> None:
+        """Remove an image, waiting out the watch a killed client left on it (see BUSY_TIMEOUT)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self._rbd.RBD().remove(ioctx, name)
+                return
+            except self._rbd.ImageBusy:
+                if time.monotonic() > deadline:
+                    raise DriverError(f"rbd driver: the image {self.pool}/{name} is still open by a client after "
+                                      f"{BUSY_TIMEOUT} s (an attachment, or a process that has it open); detach it "
+                                      "and try again") from None
+                time.sleep(BUSY_RETRY_INTERVAL)
 
     def _collect(self, pool: str, name: str, snap: str) -> None:
         """After a clone of name@snap went away or was flattened: drop what nobody needs.

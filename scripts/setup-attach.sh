@@ -14,21 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 
 APT_PACKAGES=(tgt qemu-system-common qemu-block-extra fuse3 libiscsi-bin open-iscsi qemu-utils e2fsprogs util-linux)
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null; then
-    apt-get update -qq -o DPkg::Lock::Timeout=600
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-fi
+apt_ensure "${APT_PACKAGES[@]}"
 
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import os_brick' 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$(grep -E '^os-brick' requirements.txt)"

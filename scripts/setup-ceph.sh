@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 RBD_VENV=${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}
 SYSTEM_PYTHON=/usr/bin/python3.11
 
@@ -22,19 +24,7 @@ APT_PACKAGES=(
   python3-rados python3-rbd  # the bindings the driver imports (Debian's python3.11 only)
   qemu-block-extra      # qemu-io/qemu-img rbd: URIs for the tests' data checks
 )
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Another set-up may hold the lock; the list is updated only if a package is not found.
-  if ! apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null; then
-    apt-get update -qq -o DPkg::Lock::Timeout=600
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-fi
+apt_ensure "${APT_PACKAGES[@]}"
 # The packages start nothing we want: the test cluster runs its own daemons from a temp dir.
 
 [ -x "$SYSTEM_PYTHON" ] || { echo "setup-ceph: $SYSTEM_PYTHON (Debian's python3.11) is missing" >&2; exit 1; }

@@ -6,11 +6,10 @@
 # ~/.ansible/test/venv on its first run (about 4 minutes), then reuses them.
 set -euo pipefail
 
-if ! command -v shellcheck >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' locales 2>/dev/null | grep -q "ok installed"; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends shellcheck locales >/dev/null
-fi
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
+apt_ensure shellcheck locales
 
 if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
   sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen

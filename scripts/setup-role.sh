@@ -18,6 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 ANSIBLE_BUNDLE=14.5.0
 # namespace.name of what the role needs, and what those need themselves.
@@ -26,17 +28,7 @@ CACHE=${BLOCKSTORE_COLLECTIONS_CACHE:-$HOME/.cache/blockstore/collections}
 DEST=${BLOCKSTORE_COLLECTIONS_DEST:-$HOME/.ansible/collections}
 
 APT_PACKAGES=(e2fsprogs xfsprogs util-linux)
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null || {
-    apt-get update -qq -o DPkg::Lock::Timeout=600
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
-  }
-fi
+apt_ensure "${APT_PACKAGES[@]}"
 
 for tool in molecule ansible-builder bindep; do
   [ -x "$VENV/bin/$tool" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check \

@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 log() { printf '\n== %s\n' "$*"; }
 
@@ -20,15 +22,7 @@ APT_PACKAGES=(
   e2fsprogs util-linux  # mkfs.ext4, losetup
 )
 log "apt packages: ${APT_PACKAGES[*]}"
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_ensure "${APT_PACKAGES[@]}"
 
 log "Python >= 3.12 for ansible-core 2.21"
 PY=""

@@ -64,11 +64,13 @@ sync_tree() {
   mkdir -p "$dest"
   rsync -a --delete --delete-excluded --exclude .git --filter=':- .gitignore' "$REPO/" "$dest/"
 }
-# ansible-test hands tests no environment: the test services' settings (BLOCKSTORE_TEST_*) go in a file.
+# ansible-test hands tests no environment: the test services' settings (BLOCKSTORE_TEST_*) and the
+# targets' knobs (BLOCKSTORE_SOAK_OPS=50 ...) go in a file.
 test_settings() {  # test_settings json|yaml
   python - "$1" <<'PY'
 import json, os, sys
-settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("BLOCKSTORE_TEST_")}
+prefixes = ("BLOCKSTORE_TEST_", "BLOCKSTORE_SOAK_", "BLOCKSTORE_CRASH_", "BLOCKSTORE_SECRETS_")
+settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith(prefixes)}
 if sys.argv[1] == "json":
     print(json.dumps(settings, indent=1))
 else:

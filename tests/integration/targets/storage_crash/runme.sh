@@ -19,9 +19,12 @@ cleanup() {
 }
 trap cleanup EXIT
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
+# shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
+. ../setup_blockstore/files/settings.sh
 hook="$here/files/crashpoint"
-every=${BLOCKSTORE_CRASH_EVERY:-1}
-hosts=${BLOCKSTORE_CRASH_HOSTS:-2}
+every=$(setting BLOCKSTORE_CRASH_EVERY 1)
+hosts=$(setting BLOCKSTORE_CRASH_HOSTS 2)
+formats=$(setting BLOCKSTORE_CRASH_FORMATS "raw qcow2")
 
 inventory() {  # inventory DIR FORMAT -> DIR/inventory.json for crash.yml on the file driver
   mkdir -p "$1"
@@ -40,7 +43,7 @@ print(json.dumps({"hosts": int(hosts), "dir": directory, "vars": {
 PY
 }
 
-for fmt in ${BLOCKSTORE_CRASH_FORMATS-raw qcow2}; do
+for fmt in $formats; do
   started=$SECONDS
   inventory "$work/$fmt" "$fmt"
   echo "== crash: file driver, $fmt ($hosts hosts)"

@@ -12,22 +12,15 @@ crash=../storage_crash
 work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-crash-rbd.XXXXXX")
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
 collection="${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/blockstore/storage"
-config=../../integration_config.yml
-setting() {  # setting NAME: from the environment, else integration_config.yml (scripts/test.sh writes it)
-  local value=${!1:-}
-  if [ -z "$value" ] && [ -f "$config" ]; then
-    value=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get(sys.argv[2].lower()) or "")' \
-      "$config" "$1")
-  fi
-  echo "$value"
-}
+# shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
+. ../setup_blockstore/files/settings.sh
 ceph_conf=$(setting BLOCKSTORE_TEST_CEPH_CONF)
 admin_keyring=$(setting BLOCKSTORE_TEST_CEPH_ADMIN_KEYRING)
 rbd_python=$(setting BLOCKSTORE_TEST_RBD_PYTHON)
 rbd_python=${rbd_python:-$collection/../../../../../../.venv-rbd/bin/python}
 [ -n "$ceph_conf" ] || { echo "crash-rbd: needs the test Ceph (scripts/test.sh starts it for targets named *rbd*)"; exit 1; }
 run_id=$RANDOM$RANDOM
-hosts=${BLOCKSTORE_CRASH_HOSTS:-2}
+hosts=$(setting BLOCKSTORE_CRASH_HOSTS 2)
 pools=()  # one per host (crash0, crash1, ...): each host's listing shows its own images only
 for ((i = 0; i < hosts; i++)); do pools+=("crash-$run_id-crash$i"); done
 user="crash-$run_id"
@@ -58,7 +51,7 @@ quiet ceph "${admin[@]}" auth get-or-create "client.$user" mon 'profile rbd' osd
 
 started=$SECONDS
 "$python" - "$work" "crash-$run_id" "$user" "$ceph_conf" "$work/keyring" "$rbd_python" "$PWD/$crash/files/crashpoint" \
-  "${BLOCKSTORE_CRASH_EVERY:-1}" "$hosts" <<'PY' | "$python" "$crash/inventory.py" > "$work/inventory.json"
+  "$(setting BLOCKSTORE_CRASH_EVERY 1)" "$hosts" <<'PY' | "$python" "$crash/inventory.py" > "$work/inventory.json"
 import json, sys
 work, prefix, user, conf, keyring, rbd_python, hook, every, hosts = sys.argv[1:]
 pool = prefix + "-{host}"

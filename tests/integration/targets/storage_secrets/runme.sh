@@ -10,15 +10,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-secrets.XXXXXX")
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
 collections=${ANSIBLE_COLLECTIONS_PATH%%:*}
 collection="$collections/ansible_collections/blockstore/storage"
-config=../../integration_config.yml
-setting() {  # setting NAME: from the environment, else integration_config.yml (scripts/test.sh writes it)
-  local value=${!1:-}
-  if [ -z "$value" ] && [ -f "$config" ]; then
-    value=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get(sys.argv[2].lower()) or "")' \
-      "$config" "$1")
-  fi
-  echo "$value"
-}
+# shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
+. ../setup_blockstore/files/settings.sh
 pg_url=$(setting BLOCKSTORE_TEST_PG_URL)
 ceph_conf=$(setting BLOCKSTORE_TEST_CEPH_CONF)
 admin_keyring=$(setting BLOCKSTORE_TEST_CEPH_ADMIN_KEYRING)
@@ -44,7 +37,7 @@ cleanup() {
   losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$work" 'index($2, w) == 1 {print $1}' | xargs -r -n1 losetup -d
   for pidfile in "$work"/run/*/pid; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done
   grep -o "${work}[^ ]*" /proc/mounts | xargs -r -n1 umount -l 2>/dev/null
-  if [ -n "${BLOCKSTORE_SECRETS_KEEP:-}" ]; then echo "secrets: kept $work"; else rm -rf "$work"; fi
+  if [ -n "$(setting BLOCKSTORE_SECRETS_KEEP)" ]; then echo "secrets: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 # The Ceph tools leave the standard streams they were given non-blocking, which Ansible refuses:

@@ -11,17 +11,15 @@ set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-soak.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
-hosts=${BLOCKSTORE_SOAK_HOSTS:-20}
-ops=${BLOCKSTORE_SOAK_OPS:-10}
-seed=${BLOCKSTORE_SOAK_SEED:-$RANDOM}
+# shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
+. ../setup_blockstore/files/settings.sh
+hosts=$(setting BLOCKSTORE_SOAK_HOSTS 20)
+ops=$(setting BLOCKSTORE_SOAK_OPS 10)
+seed=$(setting BLOCKSTORE_SOAK_SEED "$RANDOM")
 echo "== soak: $hosts hosts x $ops operations, seed $seed (BLOCKSTORE_SOAK_SEED=$seed repeats it)"
 "$python" ops.py "$hosts" "$ops" "$seed" "$python" > "$work/inventory.json"
 
-pg_url=${BLOCKSTORE_TEST_PG_URL:-}
-config=../../integration_config.yml
-if [ -z "$pg_url" ] && [ -f "$config" ]; then
-  pg_url=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("blockstore_test_pg_url") or "")' "$config")
-fi
+pg_url=$(setting BLOCKSTORE_TEST_PG_URL)
 
 run() {  # run LABEL STORAGE CONNECTION_OR_PATH
   local label=$1 started=$SECONDS backend="soak-$1-$$"

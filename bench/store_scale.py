@@ -26,6 +26,7 @@ the same run. Target (issue 7): db stores (SQLite, PostgreSQL) at 100,000 <= 2 x
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -126,16 +127,13 @@ class Bench:
                 module["seconds"] += time.perf_counter() - started
 
         started = time.perf_counter()
-        store = self.open()
-        try:
+        with self.task_store() as store:
             self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute)
-        finally:
-            store.close()
         return time.perf_counter() - started - module["seconds"]
 
-    def open(self):
+    def task_store(self) -> contextlib.closing:
         """A store object of the task's own, as each task (a new worker process) opens one."""
-        return self.open_store(self.persistence)
+        return contextlib.closing(self.open_store(self.persistence))
 
     def no_change(self) -> float:
         name = self.names[(self.created * 7919) % len(self.names)] if self.names else "nothing"
@@ -145,12 +143,9 @@ class Bench:
             raise AssertionError("a task with nothing to do ran its module")
 
         started = time.perf_counter()
-        store = self.open()
-        try:
+        with self.task_store() as store:
             self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute,
                                       answer_noop=lambda result: result)
-        finally:
-            store.close()
         return time.perf_counter() - started
 
 

@@ -18,11 +18,9 @@ python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
   echo "ansible_python_interpreter={{ ansible_playbook_python }}"
 } > "$work/inventory"
 
-pg_url=${BLOCKSTORE_TEST_PG_URL:-}
-config=../../integration_config.yml
-if [ -z "$pg_url" ] && [ -f "$config" ]; then
-  pg_url=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("blockstore_test_pg_url") or "")' "$config")
-fi
+# shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
+. ../setup_blockstore/files/settings.sh
+pg_url=$(setting BLOCKSTORE_TEST_PG_URL)
 
 run() {  # run LABEL FORMAT STORAGE CONNECTION_OR_PATH [ansible-playbook options]
   local label=$1 format=$2 started=$SECONDS

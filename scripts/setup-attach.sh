@@ -22,7 +22,7 @@ APT_PACKAGES=(tgt qemu-system-common qemu-block-extra fuse3 libiscsi-bin open-is
 apt_ensure "${APT_PACKAGES[@]}"
 
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import os_brick' 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$(grep -E '^os-brick' requirements.txt)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/controller.txt "$(grep -E '^os-brick' requirements.txt)"
 fi
 for tool in tgtd tgtadm qemu-storage-daemon iscsi-ls losetup; do
   command -v "$tool" >/dev/null || { echo "setup-attach: $tool is missing after install" >&2; exit 1; }

@@ -15,7 +15,9 @@ REPO=$(pwd)
 # shellcheck source=scripts/apt.sh
 . scripts/apt.sh
 RBD_VENV=${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}
-SYSTEM_PYTHON=/usr/bin/python3.11
+# shellcheck source=scripts/pythons.sh
+. scripts/pythons.sh
+SYSTEM_PYTHON=$RBD_SYSTEM_PYTHON
 
 APT_PACKAGES=(
   ceph-mon ceph-osd     # the test cluster's daemons
@@ -32,11 +34,12 @@ if [ ! -x "$RBD_VENV/bin/python" ]; then
   echo "creating $RBD_VENV from $SYSTEM_PYTHON (--system-site-packages, for the rados/rbd bindings)"
   "$SYSTEM_PYTHON" -m venv --system-site-packages "$RBD_VENV"
 fi
-# Reinstall only when the requirements changed since the last run.
+# Reinstall only when the requirements or their lock changed since the last run.
 stamp="$RBD_VENV/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt constraints/rbd.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt pip
+  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt -r requirements.txt
   echo "$want" >"$stamp"
 fi
 "$RBD_VENV/bin/python" -c 'import rados, rbd' || {

@@ -15,11 +15,11 @@ if [ ! -x "$RBD_VENV/bin/python" ]; then
   BLOCKSTORE_RBD_VENV="$RBD_VENV" bash scripts/setup-ceph.sh
 fi
 stamp="$RBD_VENV/.requirements-cinder.sha256"
-want=$(sha256sum requirements-cinder.txt | cut -d' ' -f1)
+want=$(cat requirements-cinder.txt constraints/rbd.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing requirements-cinder.txt into $RBD_VENV"
   start=$SECONDS
-  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-cinder.txt
+  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt -r requirements-cinder.txt
   echo "cinder installed in $((SECONDS - start)) s"
   echo "$want" >"$stamp"
 fi

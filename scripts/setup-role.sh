@@ -31,7 +31,7 @@ APT_PACKAGES=(e2fsprogs xfsprogs util-linux)
 apt_ensure "${APT_PACKAGES[@]}"
 
 for tool in molecule ansible-builder bindep; do
-  [ -x "$VENV/bin/$tool" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  [ -x "$VENV/bin/$tool" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/controller.txt \
     "$(grep -E "^$tool" requirements-dev.txt | sed "s/ *#.*//")"
 done
 

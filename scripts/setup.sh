@@ -4,13 +4,15 @@
 #   bash scripts/setup.sh            # as root (apt packages)
 #
 # Installs: apt packages the modules and tests use; a venv (.venv) on Python >= 3.12
-# with ansible-core 2.21.x and the dev tools; the collection itself, built and
+# with ansible-core 2.21.x and the dev tools, at the versions of constraints/controller.txt; the collection itself, built and
 # installed into ~/.ansible/collections as a user would. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 # shellcheck source=scripts/apt.sh
 . scripts/apt.sh
+# shellcheck source=scripts/pythons.sh
+. scripts/pythons.sh
 VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 log() { printf '\n== %s\n' "$*"; }
 
@@ -25,22 +27,14 @@ log "apt packages: ${APT_PACKAGES[*]}"
 apt_ensure "${APT_PACKAGES[@]}"
 
 log "Python >= 3.12 for ansible-core 2.21"
-PY=""
-for candidate in "${BLOCKSTORE_PYTHON:-}" python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python3.12 \
-                 /root/.pyenv/versions/3.13.0/bin/python3.13; do
-  [ -n "$candidate" ] || continue
-  if command -v "$candidate" >/dev/null 2>&1 && \
-     "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
-    PY=$(command -v "$candidate"); break
-  fi
-done
-[ -n "$PY" ] || { echo "setup: no Python >= 3.12 found; set BLOCKSTORE_PYTHON to one" >&2; exit 1; }
+PY=$(controller_python) || { echo "setup: no Python >= 3.12 found; set BLOCKSTORE_PYTHON to one" >&2; exit 1; }
 echo "using $PY"
 
-log "venv $VENV"
+# Every venv installs the exact versions of its lock (constraints/, made by scripts/lock.sh).
+log "venv $VENV (locked by constraints/controller.txt)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/controller.txt pip >/dev/null
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/controller.txt -r requirements-dev.txt
 
 # ansible-test bootstraps pip in its venvs with a script from a host outside PyPI:
 # put an equivalent that uses ensurepip + PyPI where it looks for its cached copy.

@@ -9,8 +9,11 @@
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
 #   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
+#   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #
-# Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed".
+# Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
+# every failed and skipped step, test, target or leg named above it. Under CI (CI=true) a skip that
+# tests/skips-allowed.txt does not list, with its reason, fails the run (docs/testing.md).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 REPO=$(pwd)
@@ -20,10 +23,35 @@ export PATH="$VENV/bin:$PATH"
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 PYVER=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 what=${1:-all}; shift || true
-passed=0; failed=0; failures=()
+passed=0; failed=0; skipped=0; failures=(); skips=()
 record() {  # record NAME EXIT_CODE
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
+skip() {  # skip NAME REASON: a test, target or leg that did not run
+  skipped=$((skipped + 1)); skips+=("$1: $2")
+}
+# Skips of pytest runs, from their junit files: one skip() per skipped test, named by its node id.
+record_pytest_skips() {  # record_pytest_skips PREFIX JUNIT_FILE...
+  local prefix=$1 line
+  shift
+  while IFS= read -r line; do
+    [ -n "$line" ] && skip "$prefix${line%%$'\t'*}" "${line#*$'\t'}"
+  done < <(python tests/utils/junit_skips.py "$@")
+}
+# ansible-test's own skips (a sanity test or Python it did not run, targets it left out), from its output.
+record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
+  local line
+  while IFS= read -r line; do
+    skip "$1" "$line"
+  done < <(grep -E '^WARNING: (Skipping|All targets skipped)' "$2" | sed 's/^WARNING: //' | sort -u)
+}
+
+# What a test could leave running or mounted; compared before and after a whole run (a test stops what it starts).
+machine_state() {
+  { pgrep -a -x tgtd; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
+    2>/dev/null | sort
+}
+[ "$what" = all ] && machine_state >"${TMPDIR:-/tmp}/blockstore-machine-before.$$"
 
 started_pg=""
 started_ceph=""
@@ -60,9 +88,10 @@ export BLOCKSTORE_TEST_RBD_PYTHON=${BLOCKSTORE_TEST_RBD_PYTHON:-${BLOCKSTORE_RBD
 # is also deleted from the tree (a stray .ansible/collections would be tested as part of the collection).
 tree=${BLOCKSTORE_TEST_TREE:-${TMPDIR:-/tmp}/blockstore-test-tree}
 dest="$tree/ansible_collections/blockstore/storage"
-sync_tree() {
-  mkdir -p "$dest"
-  rsync -a --delete --delete-excluded --exclude .git --filter=':- .gitignore' "$REPO/" "$dest/"
+sync_tree() {  # sync_tree [DEST]: into $dest, or DEST
+  local to=${1:-$dest}
+  mkdir -p "$to"
+  rsync -a --delete --delete-excluded --exclude .git --filter=':- .gitignore' "$REPO/" "$to/"
 }
 # ansible-test hands tests no environment: the test services' settings (BLOCKSTORE_TEST_*) and the
 # targets' knobs (BLOCKSTORE_SOAK_OPS=50 ...) go in a file.
@@ -89,7 +118,8 @@ link_pythons() {
     [ -x "$interpreter" ] && [ ! -e "$pythons/python$version" ] && ln -s "$interpreter" "$pythons/python$version"
   done
 }
-OLDEST_TARGET_PYTHON=3.9  # tests/config.yml: modules and module_utils support Python >= 3.9
+# shellcheck source=scripts/pythons.sh
+. scripts/pythons.sh  # OLDEST_TARGET_PYTHON (tests/config.yml: modules and module_utils support Python >= 3.9)
 
 if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ruff"
@@ -111,33 +141,59 @@ if [ "$what" = all ] || [ "$what" = sanity ]; then
   sync_tree
   link_pythons
   # compile and import run on every Python the modules support (tests/config.yml) that is installed here.
-  (cd "$dest" && PATH="$pythons:$PATH" ansible-test sanity --venv --color no "$@"); record sanity $?
+  (cd "$dest" && PATH="$pythons:$PATH" ansible-test sanity --venv --color no "$@") 2>&1 | tee "$tree/sanity.log"
+  record sanity "${PIPESTATUS[0]}"
+  record_ansible_test_skips sanity "$tree/sanity.log"
   echo "== ansible-test sanity done in $((SECONDS - started)) s"
 fi
 
 if [ "$what" = all ] || [ "$what" = units ]; then
   if [ $# -gt 0 ]; then
     echo "== unit tests: pytest $*"
-    python -m pytest tests/unit -q -p no:cacheprovider "$@"; rc=$?
+    junit=$(mktemp "${TMPDIR:-/tmp}/blockstore-units.XXXXXX.xml")
+    python -m pytest tests/unit -q -rs -p no:cacheprovider --junitxml "$junit" "$@"; rc=$?
+    record_pytest_skips "units::" "$junit"
+    rm -f "$junit"
   else
     echo "== unit tests: ansible-test units"
     sync_tree
     test_settings json >"$dest/tests/unit/environment.json"  # read by tests/unit/conftest.py
     (cd "$dest" && ansible-test units --local --python "$PYVER" --color no); rc=$?
+    record_pytest_skips "units::" "$dest"/tests/output/junit/python"$PYVER"-*units.xml
+    # Tests that mean something only for a user other than root (tests/unit/conftest.py: non_root)
+    # are skipped above when this runs as root: they run here as nobody.
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "== unit tests: as the unprivileged user nobody (tests marked non_root)"
+      non_root=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-non-root.XXXXXX")
+      chown nobody "$non_root"
+      (cd "$dest" && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$non_root" TMPDIR="$non_root" \
+         "${BLOCKSTORE_NONROOT_VENV:-$REPO/.venv-nonroot}/bin/python" -m pytest tests/unit -q -rs -p no:cacheprovider -m non_root \
+         --junitxml "$non_root/junit.xml"); rc_non_root=$?
+      if [ $rc_non_root -eq 5 ]; then
+        skip units-non-root "no test is marked non_root"
+      else
+        record units-non-root $rc_non_root
+        record_pytest_skips "units-non-root::" "$non_root/junit.xml"
+      fi
+      rm -rf "$non_root"
+    fi
     # The core runs on target hosts from Python 3.9: its tests run there too, in a venv with
     # tests/unit/requirements.txt (ansible-test skips the controller-only tests on 3.9).
     link_pythons
     if [ -x "$pythons/python$OLDEST_TARGET_PYTHON" ]; then
       echo "== unit tests: ansible-test units on Python $OLDEST_TARGET_PYTHON (module_utils)"
       (cd "$dest" && PATH="$pythons:$PATH" ansible-test units --venv --python "$OLDEST_TARGET_PYTHON" --color no); rc39=$?
-      [ $rc39 -eq 5 ] && rc39=0
-      record "units-py$OLDEST_TARGET_PYTHON" $rc39
+      if [ $rc39 -eq 5 ]; then
+        skip "units-py$OLDEST_TARGET_PYTHON" "pytest collected no test"
+      else
+        record "units-py$OLDEST_TARGET_PYTHON" $rc39
+        record_pytest_skips "units-py$OLDEST_TARGET_PYTHON::" "$dest"/tests/output/junit/python"$OLDEST_TARGET_PYTHON"-*units.xml
+      fi
     else
-      echo "== unit tests: no python$OLDEST_TARGET_PYTHON here; the core's tests ran on $PYVER only"
+      skip "units-py$OLDEST_TARGET_PYTHON" "no python$OLDEST_TARGET_PYTHON on this machine: the core's tests ran on $PYVER only"
     fi
   fi
-  [ $rc -eq 5 ] && rc=0  # no tests collected is not a failure of the code
-  record units $rc
+  if [ $rc -eq 5 ]; then skip units "pytest collected no test"; else record units $rc; fi
 fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then
@@ -156,9 +212,14 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
   for target in "${targets[@]}"; do
     echo "== integration: $target"
     started=$SECONDS
-    (cd "$dest" && ansible-test integration --local --python "$PYVER" "$target"); rc=$?
-    record "integration/$target" $rc
-    echo "== integration: $target $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
+    (cd "$dest" && ansible-test integration --local --python "$PYVER" "$target") 2>&1 | tee "$tree/integration.log"
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" -eq 0 ] && grep -q '^WARNING: All targets skipped' "$tree/integration.log"; then
+      record_ansible_test_skips "integration/$target" "$tree/integration.log"
+    else
+      record "integration/$target" "$rc"
+    fi
+    echo "== integration: $target $([ "$rc" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
   done
 fi
 
@@ -188,6 +249,39 @@ if [ "$what" = all ] || [ "$what" = molecule ]; then
   done
 fi
 
+if [ "$what" = all ] || [ "$what" = matrix ]; then
+  # The collection on the older ansible-core releases it supports (meta/runtime.yml), each from its own
+  # venv (scripts/setup-matrix.sh) and its own copy of the tree: the quick start twice (the second run
+  # must pass too), then one integration target through that release's ansible-test. The main venv's
+  # release runs everything above.
+  cores=()
+  [ "$what" = matrix ] && cores=("$@")
+  # shellcheck disable=SC2206  # a list of versions, split on spaces
+  [ ${#cores[@]} -eq 0 ] && cores=($ANSIBLE_CORE_MATRIX)
+  for core in "${cores[@]}"; do
+    core_venv="$REPO/.venv-core$core"
+    if [ ! -x "$core_venv/bin/ansible-playbook" ]; then
+      record "matrix/ansible-core-$core" 1
+      echo "== matrix: no $core_venv; run scripts/setup.sh (scripts/setup-matrix.sh)"
+      continue
+    fi
+    echo "== matrix: $("$core_venv/bin/ansible" --version 2>/dev/null | head -1)"
+    started=$SECONDS
+    core_tree="$tree-core$core"
+    core_dest="$core_tree/ansible_collections/blockstore/storage"
+    sync_tree "$core_dest"
+    rc=0
+    for run in 1 2; do
+      echo "-- quick start, run $run"
+      (cd "$core_dest" && ANSIBLE_COLLECTIONS_PATH="$core_tree:$HOME/.ansible/collections" \
+         "$core_venv/bin/ansible-playbook" examples/quickstart.yml -e "ansible_python_interpreter=$core_venv/bin/python") || rc=1
+    done
+    (cd "$core_dest" && PATH="$core_venv/bin:$PATH" ansible-test integration --local --python "$PYVER" storage_file_raw) || rc=1
+    record "matrix/ansible-core-$core" $rc
+    echo "== matrix: ansible-core $core $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
+  done
+fi
+
 if [ "$what" = all ] || [ "$what" = packaging ]; then
   # The collection as users get it: built tarball installed offline, execution environment build
   # context, AWX credential type (tests/packaging/*).
@@ -204,7 +298,26 @@ if [ "$what" = all ] || [ "$what" = packaging ]; then
   done
 fi
 
+if [ "$what" = all ]; then
+  left=$(machine_state | comm -13 "${TMPDIR:-/tmp}/blockstore-machine-before.$$" -)
+  rm -f "${TMPDIR:-/tmp}/blockstore-machine-before.$$"
+  if [ -n "$left" ]; then
+    printf 'left running or mounted by the tests:\n%s\n' "$left"
+    record leftovers 1
+  else
+    record leftovers 0
+  fi
+fi
+
+# Under CI every test must run: a skip fails the run unless tests/skips-allowed.txt lists it with a reason.
+if [ "${CI:-}" = true ] && [ $skipped -gt 0 ]; then
+  while IFS= read -r unlisted; do
+    failed=$((failed + 1)); failures+=("skipped, and not in tests/skips-allowed.txt: $unlisted")
+  done < <(printf '%s\n' "${skips[@]}" | python tests/utils/skips_allowed.py tests/skips-allowed.txt)
+fi
+
 echo
+[ ${#skips[@]} -gt 0 ] && printf 'skipped: %s\n' "${skips[@]}"
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -40,3 +40,23 @@ if not _collection_importable():
     os.makedirs(os.path.join(_root, "ansible_collections", "blockstore"))
     os.symlink(REPO, os.path.join(_root, "ansible_collections", "blockstore", "storage"))
     sys.path.insert(0, _root)
+
+
+# Tests that only mean something for a user other than root (permission bits do not stop root).
+# As root they are skipped; scripts/test.sh runs them again as the unprivileged user nobody
+# (the units-non-root leg), so CI runs them too.
+NON_ROOT_REASON = "needs a user other than root: scripts/test.sh runs it as nobody (units-non-root)"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"non_root: {NON_ROOT_REASON}")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    if os.geteuid() != 0:
+        return
+    for item in items:
+        if item.get_closest_marker("non_root") is not None:
+            item.add_marker(pytest.mark.skip(reason=NON_ROOT_REASON))

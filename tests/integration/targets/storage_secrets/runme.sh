@@ -12,6 +12,8 @@ collections=${ANSIBLE_COLLECTIONS_PATH%%:*}
 collection="$collections/ansible_collections/blockstore/storage"
 # shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
 . ../setup_blockstore/files/settings.sh
+# shellcheck source=tests/integration/targets/setup_blockstore/files/tgtd.sh
+. ../setup_blockstore/files/tgtd.sh
 pg_url=$(setting BLOCKSTORE_TEST_PG_URL)
 ceph_conf=$(setting BLOCKSTORE_TEST_CEPH_CONF)
 admin_keyring=$(setting BLOCKSTORE_TEST_CEPH_ADMIN_KEYRING)
@@ -31,7 +33,7 @@ cleanup() {
   # After a failure: whatever the run made (the database is shared with other tests).
   [ -f "$work/vars.json" ] && [ ! -f "$work/results-remove.json" ] && \
     ansible-playbook -i "$work/inventory" secrets.yml -e "@$work/vars.json" -e secrets_phase=remove >/dev/null 2>&1
-  [ -f "$work/tgtd.pid" ] && kill "$(cat "$work/tgtd.pid")" 2>/dev/null
+  stop_tgtd "$tgt_port" "$work/tgtd.pid"
   ceph "${admin[@]}" osd pool rm "$pool" "$pool" --yes-i-really-really-mean-it </dev/null >/dev/null 2>&1
   ceph "${admin[@]}" auth rm "client.$user" </dev/null >/dev/null 2>&1
   losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$work" 'index($2, w) == 1 {print $1}' | xargs -r -n1 losetup -d
@@ -45,8 +47,7 @@ trap cleanup EXIT
 quiet() { "$@" </dev/null >>"$work/ceph.log" 2>&1 || { cat "$work/ceph.log"; return 1; }; }
 
 echo "== secrets: tgtd, a pool and a cephx user of this run"
-tgtd -C "$tgt_port" --iscsi "portal=127.0.0.1:$portal_port" --pid-file "$work/tgtd.pid" </dev/null >/dev/null 2>&1
-for _ in $(seq 50); do tgtadm -C "$tgt_port" --mode system --op show >/dev/null 2>&1 && break; sleep 0.2; done
+start_tgtd "$tgt_port" "$portal_port" "$work/tgtd.pid"
 quiet ceph "${admin[@]}" osd pool create "$pool" 8 8
 quiet ceph "${admin[@]}" osd pool application enable "$pool" rbd
 quiet rbd "${admin[@]}" pool init "$pool"

@@ -323,7 +323,7 @@ def test_unreadable_state_file_is_refused_and_left_alone(tmp_path):
     assert path.is_dir() and list(path.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.non_root  # root reads files whatever their mode
 def test_state_file_without_read_permission_is_refused(tmp_path):
     path = tmp_path / "state.json"
     path.write_text(serialization.dumps([]))

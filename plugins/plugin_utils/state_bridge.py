@@ -85,9 +85,21 @@ def module_result(result: dict, backend: object) -> dict:
     return result
 
 
+def module_fqcn(action) -> str:
+    """The FQCN of the module the task names, found as Ansible finds modules.
+
+    Not `task.resolved_action`: ansible-core before 2.19 resolves the task's action through the action
+    plugin routing first, so there it names this collection's shared action plugin, not the module.
+    """
+    task = action._task
+    context = action._shared_loader_obj.module_loader.find_plugin_with_context(
+        task.action, collection_list=task.collections)
+    return context.resolved_fqcn if context.resolved else task.action
+
+
 def run_action(action, task_vars: dict) -> dict:
     task = action._task
-    module_name = task.resolved_action or task.action
+    module_name = module_fqcn(action)
     short_name = module_name.rsplit(".", 1)[-1]
     args = dict(task.args)
     internal = sorted(k for k in args if k.startswith("_blockstore"))

@@ -39,10 +39,15 @@ record_pytest_skips() {  # record_pytest_skips PREFIX JUNIT_FILE...
   done < <(python tests/utils/junit_skips.py "$@")
 }
 # ansible-test's own skips (a sanity test or Python it did not run, targets it left out), from its output.
+# 'Skipping sanity test "compile" on Python 3.14 because ...' is named NAME/compile/python3.14.
 record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
-  local line
+  local line name
   while IFS= read -r line; do
-    skip "$1" "$line"
+    name=$1
+    if [[ $line =~ ^Skipping\ sanity\ test\ \"([^\"]+)\"(\ on\ Python\ ([0-9.]+))? ]]; then
+      name="$1/${BASH_REMATCH[1]}${BASH_REMATCH[3]:+/python${BASH_REMATCH[3]}}"
+    fi
+    skip "$name" "$line"
   done < <(grep -E '^WARNING: (Skipping|All targets skipped)' "$2" | sed 's/^WARNING: //' | sort -u)
 }
 

@@ -23,7 +23,7 @@ def read_allowlist(path: str) -> tuple[list[str], list[str]]:
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            pattern, _, reason = text.partition(" #")
+            pattern, _separator, reason = text.partition(" #")
             if not pattern.strip() or not reason.strip():
                 problems.append(f"{path}:{number}: '{text}' needs the form 'PATTERN  # REASON'")
                 continue

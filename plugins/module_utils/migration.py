@@ -36,6 +36,7 @@ import tempfile
 from typing import Any
 
 from .errors import InvalidParameter, MissingDependency, StateStoreError
+from .handler import CONTROLLER, Handler, Task
 from .objects import (
     AVAILABLE,
     CONNECTED,
@@ -51,10 +52,10 @@ from .objects import (
     to_record,
 )
 from .persistence.base import Store
-from .resources import lock_keys
-from .sealing import mask, sealer_of
+from .sealing import mask
 from .serialization import dumps as dump_state
 from .serialization import loads as load_state
+from .transaction import lock_keys
 
 STATES = ("imported", "exported")
 OVO_NAMESPACES = ("versioned_object", "cinder_object")
@@ -377,7 +378,7 @@ def _comparable(record: dict) -> dict:
 
 
 def import_records(store: Store, backend: str, incoming: list[dict], check_mode: bool) -> dict:
-    sealer = sealer_of(store)
+    sealer = store.sealer
     existing = {r["id"]: r for kind in (VOLUME, SNAPSHOT, CONNECTION) for r in store.find(backend, kind)}
     added, updated, upserts = [], [], []
     for new in incoming:
@@ -428,11 +429,14 @@ def export_records(store: Store, backend: str, dest: str, check_mode: bool) -> t
     return True, len(records)
 
 
-class StateTransfer:
+class StateTransfer(Handler):
     """Handler of storage_state: runs where the store is (the controller), never on a target."""
 
-    runs_on_controller = True
-    needs_backend = True
+    runs_on = CONTROLLER
+
+    @classmethod
+    def on_store(cls, task: Task, store: Store, ship: object = None, answer_noop: object = None) -> dict:
+        return cls.run_on_store(store, task.backend, task.params, task.check_mode)
 
     @classmethod
     def run_on_store(cls, store: Store, backend: str, params: dict, check_mode: bool) -> dict:

@@ -172,11 +172,3 @@ class Sealer:
     def unseal_tree(self, obj: Any) -> Any:
         return _walk(obj, self.unseal)
 
-
-def sealer_of(store: object) -> Sealer:
-    """The store's sealer; a store made without open_store() gets a key for this process only."""
-    sealer = getattr(store, "sealer", None)
-    if sealer is None:
-        sealer = Sealer(key=new_key())
-        store.sealer = sealer
-    return sealer

@@ -89,8 +89,8 @@ actions:
   elements: str
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 
 ARGUMENT_SPEC = {
     "volume": {"type": "str"},

@@ -146,8 +146,8 @@ actions:
   sample: ["create volume 'data1' of 10 GiB"]
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import VolumeResource
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 ARGUMENT_SPEC = {
     "name": {"type": "str"},

@@ -134,7 +134,14 @@ class FileDriver(Driver):
         return os.path.join(self.path, name)
 
     def volume_path(self, volume: Volume) -> str:
-        return self._file(f"volume-{volume.id}")
+        return self.local_path(volume.id)
+
+    def local_path(self, volume_id: str) -> str:
+        return self._file(f"volume-{volume_id}")
+
+    def copy_freezes_image(self, volume: Volume) -> bool:
+        # A qcow2 snapshot or clone makes the current image a read-only backing file.
+        return self._format(volume) == "qcow2"
 
     def snapshot_path(self, snapshot: Snapshot) -> str:
         return self._file(f"snapshot-{snapshot.id}")

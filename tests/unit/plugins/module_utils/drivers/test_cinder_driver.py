@@ -120,3 +120,59 @@ def test_process_wide_effects_are_exactly_the_documented_ones(tmp_path):
     assert changes["eventlet_monkey_patched"] == []
     assert not changes["global_conf_parsed"] and changes["global_conf_overrides"] == []
     assert changes["threads_added"] == 0
+
+
+class RecordingCinderDriver:
+    """Stands in for a Cinder volume driver class (the adapter's `_impl`): an export with CHAP
+    credentials in its model update, and a record of what each call was handed."""
+
+    SECRET = "CHAP bsuser s3cret-chap-password"
+
+    def __init__(self) -> None:
+        self.handed: dict[str, object] = {}
+
+    def create_volume(self, volume):
+        return {"provider_location": f"lab/{volume.name}"}
+
+    def delete_volume(self, volume):
+        self.handed["delete_volume"] = volume.name
+
+    def create_export(self, context, volume, connector):
+        return {"provider_auth": self.SECRET}
+
+    def initialize_connection(self, volume, connector):
+        return {"driver_volume_type": "iscsi", "data": {"target_iqn": f"iqn.test:{volume.name}", "target_lun": 1}}
+
+    def terminate_connection(self, volume, connector):
+        self.handed["terminate_connection"] = volume.provider_auth
+
+    def remove_export(self, context, volume):
+        self.handed["remove_export"] = volume.provider_auth
+
+
+def test_a_force_delete_hands_the_cinder_driver_the_clear_secret():
+    """storage_volume state=absent force=true disconnects first: the Cinder driver's
+    terminate_connection and remove_export get the export's credentials in clear, not the
+    sealed token the store keeps."""
+    from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+    from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+    from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+    from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
+
+    impl = RecordingCinderDriver()
+    driver = build_driver(backend())
+    driver._impl = impl  # what _load() makes from volume_driver where cinder is installed
+    store = open_store({"storage": "memory"})
+
+    def run(handler, **params):
+        return dispatch(handler, Task(params, driver=driver), store=store)[0]
+
+    run(VolumeResource, name="v1", size=1)
+    run(AttachmentResource, volume="v1", state="connected", connector={"host": "peer", "initiator": "iqn.test:peer"})
+    stored = json.dumps(store.all_records())
+    assert RecordingCinderDriver.SECRET not in stored and "sealed:v1:" in stored
+    result = run(VolumeResource, name="v1", state="absent", force=True)
+    assert result["changed"] and store.all_records() == []
+    assert impl.handed == {"terminate_connection": RecordingCinderDriver.SECRET,
+                           "remove_export": RecordingCinderDriver.SECRET, "delete_volume": "volume-" + result[
+                               "volume"]["id"]}

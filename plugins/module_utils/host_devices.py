@@ -18,6 +18,7 @@ import os
 
 from . import connectors
 from .connectors import loop, qsd
+from .connectors.base import device_users
 from .drivers.base import Driver
 from .errors import Conflict
 from .objects import CONNECTION, Connection, RecordSet, Volume, is_interrupted
@@ -41,29 +42,33 @@ class LocalHost:
         return connectors.attach(connection_info, volume_id, read_only, method)
 
     def detach(self, device: dict | None, connection_info: dict) -> None:
-        connectors.detach(device, connection_info)
+        if device:
+            connectors.for_device(device).disconnect_volume(device, connection_info)
 
     def present(self, device: dict | None) -> bool:
-        return connectors.present(device)
+        return bool(device and device.get("path")) and connectors.for_device(device).check_valid_device(device)
 
     def size(self, device: dict) -> int | None:
-        return connectors.size(device)
+        try:
+            return connectors.for_device(device).size(device)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
 
     def users(self, device: dict) -> list[str]:
-        return connectors.users(device)
+        return device_users(device["path"]) if device.get("path") else []
 
     def grow(self, device: dict, connection_info: dict, size_bytes: int) -> None:
-        connectors.grow(device, connection_info, size_bytes)
+        connectors.for_device(device).extend_volume(device, connection_info, size_bytes)
 
     def owns_image(self, device: dict | None) -> bool:
-        return connectors.owns_image(device)
+        return bool(device) and connectors.for_device(device).owns_image(device)
 
     # what runs here, recorded or not ----------------------------------------
     def bound_loops(self) -> dict[str, str]:
         return loop.bound_devices()
 
     def loop_users(self, device: str) -> list[str]:
-        return loop.users(device)
+        return device_users(device)
 
     def free_loop(self, device: str, path: str) -> None:
         loop.detach(device, path)
@@ -173,7 +178,7 @@ def refuse_held_open(driver: Driver | None, records: RecordSet, volume: Volume, 
     if driver is None or not driver.copy_freezes_image(volume):
         return
     for conn in records.find(CONNECTION, volume_id=volume.id):
-        if connectors.owns_image(conn.device):
+        if LocalHost().owns_image(conn.device):
             raise Conflict(f"{option}: {volume.name!r} is a qcow2 image attached on {conn.host} as "
                            f"{conn.device.get('path')}; detach it before taking a {what} of it (its daemon holds "
                            "the image open)", option)

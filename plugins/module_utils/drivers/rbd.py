@@ -27,22 +27,20 @@ bindings exist only for the Python that the distribution built them for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import Opt
 from ..errors import DriverError, InvalidParameter, MissingDependency
-from ..objects import Connection, Snapshot, Volume, is_uuid
+from ..objects import RESUMED_DELETE, Connection, Snapshot, Volume, is_uuid
 from ..units import GiB
 from .base import Driver
 
 HIDDEN_SUFFIX = ".deleted"
-# A record in one of these statuses when its delete starts was being deleted by a run that
-# crashed or failed: the driver then also collects what that run may have left.
-RESUMED_DELETE = ("deleting", "error_deleting")
 USER_SNAP_PREFIX = "snapshot-"
 CLONE_BASE_PREFIX = "clone-base-"
 # librados' own limit when rados_connect_timeout is negative (client_mount_timeout).
@@ -280,8 +278,15 @@ class RbdDriver(Driver):
     def snapshot_name(snapshot: Snapshot) -> str:
         return f"{USER_SNAP_PREFIX}{snapshot.id}"
 
-    def _fail(self, what: str, exc: Exception) -> DriverError:
-        return DriverError(f"rbd driver: {what} in pool {self.pool!r} failed: {exc}")
+    @contextlib.contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        """The bindings' errors in the block become one DriverError saying what failed (loading the
+        bindings first, so a missing one is reported as such)."""
+        errors = self._errors()
+        try:
+            yield
+        except errors as exc:
+            raise DriverError(f"rbd driver: {what} in pool {self.pool!r} failed: {exc}") from None
 
     def _image(self, name: str, snapshot: str | None = None, read_only: bool = False) -> Any:
         ioctx = self._connect()[1]
@@ -436,14 +441,11 @@ class RbdDriver(Driver):
         return {"pool": self.pool, "image": name}
 
     def create_volume(self, volume: Volume) -> dict:
-        errors = self._errors()
         name = self.volume_image(volume.id)
-        try:
+        with self._failing(f"creating image {name} of {volume.size} GiB"):
             self._remove_leftover(name)
             ioctx = self._connect()[1]
             self._rbd.RBD().create(ioctx, name, volume.size * GiB, old_format=False)
-        except errors as exc:
-            raise self._fail(f"creating image {name} of {volume.size} GiB", exc) from None
         return self._driver_data(name)
 
     def _copy(self, source: str, snap: str, dest: str) -> None:
@@ -462,10 +464,9 @@ class RbdDriver(Driver):
             self._collect(self.pool, source, snap)
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
-        errors = self._errors()
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)
-        try:
+        with self._failing(f"creating image {name} from {self.volume_image(snapshot.volume_id)}@{snap}"):
             source = self._source_image(snapshot.volume_id)
             self._remove_leftover(name)
             if self.conf["rbd_max_clone_depth"] == 0:
@@ -473,16 +474,12 @@ class RbdDriver(Driver):
             else:
                 self._clone(source, snap, name, self.conf["rbd_flatten_volume_from_snapshot"])
             self._resize_to(name, volume.size)
-        except errors as exc:
-            source_text = f"{self.volume_image(snapshot.volume_id)}@{snap}"
-            raise self._fail(f"creating image {name} from {source_text}", exc) from None
         return self._driver_data(name)
 
     def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
-        errors = self._errors()
         name = self.volume_image(volume.id)
         base = f"{CLONE_BASE_PREFIX}{volume.id}"
-        try:
+        with self._failing(f"cloning volume image {self.volume_image(source.id)} to {name}"):
             source_name = self._source_image(source.id)
             self._remove_leftover(name)
             with self._image(source_name) as image:
@@ -494,25 +491,20 @@ class RbdDriver(Driver):
             else:
                 self._clone(source_name, base, name, flatten=False)
             self._resize_to(name, volume.size)
-        except errors as exc:
-            raise self._fail(f"cloning volume image {self.volume_image(source.id)} to {name}", exc) from None
         return self._driver_data(name), source.driver_data
 
     def extend_volume(self, volume: Volume, new_size: int) -> dict:
-        errors = self._errors()
         name = self.volume_image(volume.id)
-        try:
-            self._resize_to(name, new_size)
-        except self._rbd.ImageNotFound:
-            raise DriverError(f"rbd driver: the image {self.pool}/{name} is missing from the pool") from None
-        except errors as exc:
-            raise self._fail(f"extending image {name} to {new_size} GiB", exc) from None
+        with self._failing(f"extending image {name} to {new_size} GiB"):
+            try:
+                self._resize_to(name, new_size)
+            except self._rbd.ImageNotFound:
+                raise DriverError(f"rbd driver: the image {self.pool}/{name} is missing from the pool") from None
         return volume.driver_data or self._driver_data(name)
 
     def delete_volume(self, volume: Volume) -> None:
-        errors = self._errors()
         name = self.volume_image(volume.id)
-        try:
+        with self._failing(f"deleting image {name}"):
             if self._exists(name):
                 self._remove_or_hide(name)
             if volume.source_volume_id:
@@ -522,49 +514,38 @@ class RbdDriver(Driver):
                     self._collect(self.pool, source, f"{CLONE_BASE_PREFIX}{volume.id}")
             if volume.status in RESUMED_DELETE:
                 self._collect_garbage()
-        except errors as exc:
-            raise self._fail(f"deleting image {name}", exc) from None
 
     def volume_exists(self, volume: Volume) -> bool:
         self._errors()
         return self._exists(self.volume_image(volume.id))
 
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
-        errors = self._errors()
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)
-        try:
+        with self._failing(f"reverting image {name} to snapshot {snap}"):
             with self._image(name) as image:
                 image.rollback_to_snap(snap)
                 # A rollback also restores the snapshot's size; volumes only grow.
                 if image.size() < volume.size * GiB:
                     image.resize(volume.size * GiB)
-        except errors as exc:
-            raise self._fail(f"reverting image {name} to snapshot {snap}", exc) from None
         return volume.driver_data
 
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
-        errors = self._errors()
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)
-        try:
+        with self._failing(f"creating snapshot {name}@{snap}"):
             with self._image(name) as image:
                 if snap not in self._snap_names(image):
                     image.create_snap(snap)
-        except errors as exc:
-            raise self._fail(f"creating snapshot {name}@{snap}", exc) from None
         return {"pool": self.pool, "image": name, "snapshot": snap}, volume.driver_data
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
-        errors = self._errors()
         snap = self.snapshot_name(snapshot)
-        try:
+        with self._failing(f"deleting snapshot {snap} of {self.volume_image(snapshot.volume_id)}"):
             self._delete_snapshot(snap, snapshot.volume_id)
             if snapshot.status in RESUMED_DELETE:
                 self._collect_garbage()
-        except errors as exc:
-            raise self._fail(f"deleting snapshot {snap} of {self.volume_image(snapshot.volume_id)}", exc) from None
 
     def _delete_snapshot(self, snap: str, volume_id: str) -> None:
         name = self._find_volume_image(volume_id)
@@ -614,15 +595,12 @@ class RbdDriver(Driver):
         return "cephx" in (cluster.conf_get("auth_client_required") or "")
 
     def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
-        errors = self._errors()
         name = self.volume_image(volume.id)
-        try:
+        with self._failing(f"exporting image {name}"):
             if not self._exists(name):
                 raise DriverError(f"rbd driver: the image {self.pool}/{name} is missing from the pool")
             hosts, ports = self._monitors()
             auth_enabled = self._auth_enabled()
-        except errors as exc:
-            raise self._fail(f"exporting image {name}", exc) from None
         user = self.conf["rbd_user"] or "admin"
         return {"driver_volume_type": "rbd", "data": {
             "name": f"{self.pool}/{name}",
@@ -666,18 +644,14 @@ class RbdDriver(Driver):
         return round(total / GiB, 2), round(free / GiB, 2), quota
 
     def list_volume_ids(self) -> list[str]:
-        errors = self._errors()
-        try:
+        with self._failing("listing images"):
             names = self._names()
-        except errors as exc:
-            raise self._fail("listing images", exc) from None
         return sorted(n[len("volume-"):] for n in names
                       if n.startswith("volume-") and not n.endswith(HIDDEN_SUFFIX))
 
     def list_snapshot_ids(self) -> list[str]:
-        errors = self._errors()
         found = []
-        try:
+        with self._failing("listing snapshots"):
             for name in self._names():
                 if not name.startswith("volume-"):
                     continue
@@ -687,8 +661,6 @@ class RbdDriver(Driver):
                                   if s.startswith(USER_SNAP_PREFIX)]
                 except self._rbd.ImageNotFound:
                     continue  # deleted meanwhile
-        except errors as exc:
-            raise self._fail("listing snapshots", exc) from None
         return sorted(found)
 
     def _garbage(self) -> tuple[list[str], list[tuple[str, str]]]:
@@ -710,11 +682,8 @@ class RbdDriver(Driver):
         return images, snaps
 
     def list_leftovers(self) -> list[str]:
-        errors = self._errors()
-        try:
+        with self._failing("listing images"):
             images, snaps = self._garbage()
-        except errors as exc:
-            raise self._fail("listing images", exc) from None
         return sorted(images + [f"{name}@{snap}" for name, snap in snaps])
 
     def _collect_garbage(self) -> None:

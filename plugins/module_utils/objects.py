@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The object model: Volume, Snapshot, Connection, their status machine, and
-RecordSet, the view of stored records a task works on.
+"""The object model: Volume, Snapshot, Connection, their status machine, and RecordSet.
+
+RecordSet is the view of stored records a task works on.
 
 Records are plain JSON-able dicts with a 'kind' and an 'id'; the dataclasses here
 give them names and defaults. Storage objects are named by id, never by name.

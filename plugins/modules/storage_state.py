@@ -114,8 +114,8 @@ count:
   type: int
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.migration import STATES, StateTransfer
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.transfer import STATES, StateTransfer
 
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": list(STATES), "required": True},

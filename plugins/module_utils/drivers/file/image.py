@@ -11,12 +11,10 @@ the record's `format` and keeps everything the formats share (paths, exports, li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ...objects import Snapshot, Volume
-
-if TYPE_CHECKING:  # the driver hands itself to its formats; never imported at run time
-    from . import FileDriver
+from ..base import Driver
 
 
 class ImageFormat:
@@ -30,8 +28,8 @@ class ImageFormat:
     clone_text: ClassVar[str] = ""
     snapshot_delete_text: ClassVar[str] = ""
 
-    def __init__(self, driver: FileDriver) -> None:
-        self.driver = driver
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver  # the FileDriver: its paths, options and file helpers
 
     def check_setup(self) -> None:
         """Tools this format needs on the host."""

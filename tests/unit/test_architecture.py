@@ -96,11 +96,12 @@ def test_no_import_cycle():
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = "open"
+        stack = [*path, module]
         for target in sorted(edges[module]):
             if state.get(target) == "open":
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(target):] + [module, target]))
+                raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(target):], target]))
             if target not in state:
-                visit(target, path + [module])
+                visit(target, stack)
         state[module] = "done"
 
     for module in sorted(edges):

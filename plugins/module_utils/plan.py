@@ -29,6 +29,7 @@ from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
 from .handler import Handler, Task
 from .host_devices import LocalHost
 from .objects import (
+    AVAILABLE,
     CONNECTION,
     ERROR,
     ERROR_DELETING,
@@ -72,6 +73,16 @@ class Action:
 
 def store_target(resource: Resource, step: Step, driver: Driver) -> None:
     """The step of a change that is only in the record (rename, metadata, a status)."""
+
+
+def made_from_source(resource: Resource, step: Step, data: tuple[dict, dict]) -> None:
+    """Record what a driver made from a source (a clone, a snapshot): the new object's driver_data,
+    and the source's, which the driver may have changed (a frozen image, a protected snapshot)."""
+    step.target.driver_data, source_data = data
+    step.target.status = AVAILABLE
+    if source_data != step.source.driver_data:
+        step.source.driver_data = source_data
+        resource.records.put(step.source)
 
 
 @dataclasses.dataclass

@@ -17,19 +17,15 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
 from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, made_from_source, store_target
 
 
 # steps (the table is SnapshotResource.ACTIONS) ---------------------------------
 def _create_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
-    step.target.driver_data, volume_data = driver.create_snapshot(step.target, step.source)
-    step.target.status = AVAILABLE
-    if volume_data != step.source.driver_data:
-        step.source.driver_data = volume_data
-        resource.records.put(step.source)
+    made_from_source(resource, step, driver.create_snapshot(step.target, step.source))
 
 
-def _delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
+def delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
     driver.delete_snapshot(step.target)
 
 
@@ -45,7 +41,7 @@ class SnapshotResource(Resource):
     needs_secrets = True
     ACTIONS: ClassVar[dict[str, Action]] = {
         "create_snapshot": Action(_create_snapshot, pending=CREATING, creates=True, undo=_undo_snapshot),
-        "delete_snapshot": Action(_delete_snapshot, pending=DELETING, deletes=True),
+        "delete_snapshot": Action(delete_snapshot, pending=DELETING, deletes=True),
         "update": Action(store_target),
     }
 

@@ -34,7 +34,7 @@ from .objects import (
     public_view,
 )
 from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, made_from_source, store_target
 from .units import parse_size
 
 
@@ -50,11 +50,7 @@ def _create_from_snapshot(resource: Resource, step: Step, driver: Driver) -> Non
 
 
 def _clone(resource: Resource, step: Step, driver: Driver) -> None:
-    step.target.driver_data, source_data = driver.create_cloned_volume(step.target, step.source)
-    step.target.status = AVAILABLE
-    if source_data != step.source.driver_data:
-        step.source.driver_data = source_data
-        resource.records.put(step.source)
+    made_from_source(resource, step, driver.create_cloned_volume(step.target, step.source))
 
 
 def _extend(resource: Resource, step: Step, driver: Driver) -> None:
@@ -78,14 +74,14 @@ def _delete_connection(resource: Resource, step: Step, driver: Driver) -> None:
     force_detach(resource.host, driver, step.source, step.target)
 
 
+def _delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:  # of a cascade
+    driver.delete_snapshot(step.target)
+
+
 def _forget_connection(resource: Resource, step: Step, driver: Driver) -> None:
     # The record of an attachment task that was killed: what it left on this host goes too.
     if resource.on_host:
         sweep(resource.host, driver, step.source, resource.records.find(CONNECTION, volume_id=step.source.id))
-
-
-def _delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
-    driver.delete_snapshot(step.target)
 
 
 class VolumeResource(Resource):

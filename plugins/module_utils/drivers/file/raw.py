@@ -56,24 +56,6 @@ class RawFormat(ImageFormat):
         os.replace(tmp, dst)
         return method
 
-    @staticmethod
-    def _reflink(src: str, dst: str) -> bool:
-        with open(src, "rb") as source, open(dst, "wb") as target:
-            try:
-                fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
-                return True
-            except OSError as exc:
-                if exc.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM):
-                    return False
-                raise
-
-    def _truncate(self, path: str, size_gib: int) -> None:
-        try:
-            if os.path.getsize(path) < size_gib * GiB:
-                os.truncate(path, size_gib * GiB)
-        except OSError as exc:
-            raise DriverError(f"file driver: cannot size {path} to {size_gib} GiB: {exc.strerror}") from None
-
     def _truncate(self, path: str, size_gib: int) -> None:
         try:
             if os.path.getsize(path) < size_gib * GiB:

@@ -53,7 +53,7 @@ RBD_MUTATIONS = re.compile(r"\.(create|clone|remove|rename|create_snap|remove_sn
 # Public driver and host-side calls that change something: their return is a step too.
 ENTRIES = ("create_volume", "create_volume_from_snapshot", "create_cloned_volume", "extend_volume", "delete_volume",
            "create_snapshot", "delete_snapshot", "revert_to_snapshot", "initialize_connection",
-           "terminate_connection", "attach", "detach", "grow")
+           "terminate_connection", "attach", "detach", "grow", "disconnect_volume")
 STATE = {"count": 0, "busy": False, "seen": {}}
 
 

@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder import (
-    CinderDriver,
-    _CinderObject,
-    _Configuration,
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder import CinderDriver
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder_objects import (
+    CinderObject,
+    Configuration,
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter, MissingDependency
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import Volume
@@ -59,7 +59,7 @@ def test_without_cinder_the_task_fails_naming_the_library():
 def test_configuration_is_private_typed_and_reports_unknown_options():
     cfg = pytest.importorskip("oslo_config.cfg")
     before = set(cfg.CONF)
-    conf = _Configuration(cfg, "c", {"rbd_pool": "volumes", "rbd_max_clone_depth": "3", "flag": "true",
+    conf = Configuration(cfg, "c", {"rbd_pool": "volumes", "rbd_max_clone_depth": "3", "flag": "true",
                                      "typo": "x"}, {"rbd_keyring_conf": "/k"})
     conf.append_config_values([cfg.StrOpt("rbd_pool", default="rbd"), cfg.IntOpt("rbd_max_clone_depth", default=5),
                                cfg.BoolOpt("flag", default=False), cfg.StrOpt("rbd_user", secret=True)])
@@ -71,11 +71,11 @@ def test_configuration_is_private_typed_and_reports_unknown_options():
     assert conf.rbd_user == "cinder"
     assert set(cfg.CONF) == before  # never the process-wide configuration
     with pytest.raises(InvalidParameter, match=r"backend\.depth: 'deep' is not valid for the Cinder driver's option"):
-        _Configuration(cfg, "c", {"depth": "deep"}, {}).append_config_values([cfg.IntOpt("depth")])
+        Configuration(cfg, "c", {"depth": "deep"}, {}).append_config_values([cfg.IntOpt("depth")])
 
 
 def test_light_objects_act_like_cinders_versioned_objects():
-    obj = _CinderObject(id="x", name="volume-x", size=1, provider_location=None, metadata={})
+    obj = CinderObject(id="x", name="volume-x", size=1, provider_location=None, metadata={})
     assert obj["name"] == "volume-x" and obj.get("missing", 5) == 5 and "size" in obj
     obj.update({"provider_location": "loc"})
     obj.save()

@@ -155,8 +155,10 @@ def _forget(resource: AttachmentResource, step: Step, driver: Driver) -> None:
 class AttachmentResource(Resource):
     kind = CONNECTION
     result_key = "attachment"
-    # Drivers and connectors get the connection's credentials (CHAP, keys) in clear.
+    # Drivers and connectors get the connection's credentials (CHAP, keys) in clear, and the
+    # credentials a new export makes are sealed before they leave the host.
     needs_secrets = True
+    makes_secrets = True
     ACTIONS: ClassVar[dict[str, Action]] = {
         CONNECT: Action(_connect),
         ATTACH: Action(_attach),

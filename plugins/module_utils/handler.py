@@ -30,7 +30,7 @@ from .drivers.base import Driver
 from .errors import BlockstoreError
 from .host_devices import LocalHost
 from .persistence.base import Store
-from .sealing import Sealer
+from .sealing import Sealer, holds_sealed
 
 # Where a handler's work runs.
 HOST, CONTROLLER = "host", "controller"
@@ -70,8 +70,11 @@ class Handler:
     needs_backend: ClassVar[bool] = True
     # Works on records of the store (selected on the store side, sent to the host side).
     needs_store: ClassVar[bool] = True
-    # The host half needs the records' secrets in clear (handed to drivers and connectors).
+    # The host half needs the records' secrets in clear (handed to drivers and connectors): it is
+    # sent the key when the records hold sealed secrets (`wants_key`).
     needs_secrets: ClassVar[bool] = False
+    # The host half makes secrets (connection credentials) and seals them before they leave it.
+    makes_secrets: ClassVar[bool] = False
     # The result's key for the object(s) it shows.
     result_key: ClassVar[str] = ""
     # True when a task with nothing to do needs nothing from the host: the action plugin then
@@ -82,6 +85,11 @@ class Handler:
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
         """The records the task needs, read on the store side."""
         return []
+
+    @classmethod
+    def wants_key(cls, records: list[dict] | None) -> bool:
+        """Whether the host half, sent these records, needs the key to sealed secrets."""
+        return cls.makes_secrets or (cls.needs_secrets and holds_sealed(records or []))
 
     @classmethod
     def on_store(cls, task: Task, store: Store, ship: Ship, answer_noop: NoopAnswer | None = None) -> dict:
@@ -138,7 +146,7 @@ def dispatch(handler: type[Handler], task: Task, store: Store | None = None, shi
         return handler.on_store(task, store, ship, answer_noop), None
     if store is not None and handler.needs_store:
         def here(records: list, new_ids: list) -> tuple[dict, dict | None]:
-            return _on_host(handler, dataclasses.replace(task, records=records, new_ids=new_ids,
-                                                         sealer=store.sealer))
+            sealer = store.sealer if handler.wants_key(records) else None
+            return _on_host(handler, dataclasses.replace(task, records=records, new_ids=new_ids, sealer=sealer))
         return handler.on_store(task, store, here), None
     return _on_host(handler, task)

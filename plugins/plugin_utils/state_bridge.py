@@ -109,7 +109,7 @@ def run_action(action, task_vars: dict) -> dict:
     def ship(records: list | None, new_ids: list) -> tuple[dict, dict | None]:
         """Run the module where Ansible runs it, with the records the controller selected."""
         internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
-        if handler.needs_secrets:
+        if handler.wants_key(records):
             internal["_blockstore_key"] = store.sealer.key()
         result = action._execute_module(module_name=module_name, task_vars=task_vars,
                                         module_args={**module_args, **internal})

@@ -178,4 +178,3 @@ class Sealer:
 
     def unseal_tree(self, obj: Any) -> Any:
         return _walk(obj, self.unseal)
-

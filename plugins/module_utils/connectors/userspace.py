@@ -85,7 +85,6 @@ def _await_size(path: str, size_bytes: int, timeout: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-
 class UserspaceConnector(Connector):
     method = "userspace"
 

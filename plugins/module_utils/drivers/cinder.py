@@ -84,7 +84,6 @@ MAX_LISTED = 100000
 HIDDEN_SUFFIX = ".deleted"
 
 
-
 class CinderDriver(Driver):
     """Runs a Cinder volume driver class; see the module docstring for what it changes globally."""
 

@@ -42,7 +42,6 @@ def qcow2_header(path: str) -> tuple[str | None, int]:
         return backing, virtual_size
 
 
-
 def qemu_img_path() -> str:
     path = shutil.which("qemu-img")
     if not path:
@@ -225,4 +224,3 @@ class Qcow2Format(ImageFormat):
         """After an interrupted delete: collect what it did not get to (under the exclusive chain lock)."""
         for name in self.garbage():
             self._collect(name)
-

@@ -68,16 +68,16 @@ class Host(LocalHost):
     def run_dir(self):
         return "/run/blockstore-test"
 
-    def attach(self, info, volume_id, read_only, method):
+    def attach(self, connection_info, volume_id, read_only, method):
         if self.fail:
             raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
-        self.seen_info.append(info)
+        self.seen_info.append(connection_info)
         device = {"path": f"/dev/loop{len(self.devices)}", "type": "block", "method": "userspace",
                   "protocol": "iscsi", "backing_file": "/run/x/export"}
         self.devices[device["path"]] = device
         return device
 
-    def detach(self, device, info):
+    def detach(self, device, connection_info):
         if device:
             self.devices.pop(device["path"], None)
 

@@ -60,7 +60,7 @@ def test_configuration_is_private_typed_and_reports_unknown_options():
     cfg = pytest.importorskip("oslo_config.cfg")
     before = set(cfg.CONF)
     conf = Configuration(cfg, "c", {"rbd_pool": "volumes", "rbd_max_clone_depth": "3", "flag": "true",
-                                "typo": "x"}, {"rbd_keyring_conf": "/k"})
+                                    "typo": "x"}, {"rbd_keyring_conf": "/k"})
     conf.append_config_values([cfg.StrOpt("rbd_pool", default="rbd"), cfg.IntOpt("rbd_max_clone_depth", default=5),
                                cfg.BoolOpt("flag", default=False), cfg.StrOpt("rbd_user", secret=True)])
     assert (conf.rbd_pool, conf.rbd_max_clone_depth, conf.flag, conf.rbd_user) == ("volumes", 3, True, None)

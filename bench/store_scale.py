@@ -50,10 +50,10 @@ def import_core(work: str):
         drivers,
         objects,
         persistence,
-        resources,
         transaction,
+        volumes,
     )
-    return drivers, objects, persistence, resources, transaction
+    return drivers, objects, persistence, volumes, transaction
 
 
 def postgres_url(port: str) -> tuple[str, bool]:
@@ -88,9 +88,9 @@ class Bench:
     """One store of one kind and size, and the two operations on it."""
 
     def __init__(self, core, kind: str, size: int, where: str, work: str) -> None:
-        drivers, objects, persistence, resources, transaction = core
+        drivers, objects, persistence, volumes, transaction = core
         self.kind, self.size = kind, size
-        self.resources, self.transaction = resources, transaction
+        self.volumes, self.transaction = volumes, transaction
         self.persistence = where
         self.open_store = persistence.open_store
         self.store = persistence.open_store(where)  # for filling it
@@ -121,14 +121,14 @@ class Bench:
         def execute(records, new_ids):
             started = time.perf_counter()
             try:
-                return self.transaction.perform(self.resources.VolumeResource, self.driver, params, records, new_ids,
+                return self.transaction.perform(self.volumes.VolumeResource, self.driver, params, records, new_ids,
                                                 False)
             finally:
                 module["seconds"] += time.perf_counter() - started
 
         started = time.perf_counter()
         with self.task_store() as store:
-            self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute)
+            self.transaction.run_task(store, self.volumes.VolumeResource, "bench", params, False, execute)
         return time.perf_counter() - started - module["seconds"]
 
     def task_store(self) -> contextlib.closing:
@@ -144,7 +144,7 @@ class Bench:
 
         started = time.perf_counter()
         with self.task_store() as store:
-            self.transaction.run_task(store, self.resources.VolumeResource, "bench", params, False, execute,
+            self.transaction.run_task(store, self.volumes.VolumeResource, "bench", params, False, execute,
                                       answer_noop=lambda result: result)
         return time.perf_counter() - started
 

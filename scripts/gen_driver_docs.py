@@ -137,8 +137,11 @@ def render_driver_page(cls) -> str:
         text = ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
         capabilities.append(f"| {key} | {text.replace('|', chr(92) + '|')} |")
     body = textwrap.indent(intro, "    ")
+    # A driver is a module (drivers/rbd.py before) or a package (drivers/rbd/): name the file the text is from.
+    source = "/".join(cls.__module__.split(".")[cls.__module__.split(".").index("plugins"):])
+    source += "/__init__.py" if module.__file__.endswith("__init__.py") else ".py"
     return (f"# Driver `{cls.name}`\n\n<!-- {GENERATED} -->\n\n"
-            f"From `plugins/module_utils/drivers/{cls.__module__.rsplit('.', 1)[-1]}.py`:\n\n{body}\n\n"
+            f"From `{source}`:\n\n{body}\n\n"
             f"## Options\n\nGiven in `backend` (`driver: {cls.name}`) or as keys of a backends-file section.\n\n"
             + "\n".join(rows) + "\n\n## Capabilities\n\n" + "\n".join(capabilities) + "\n")
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connections and local attachments, in the plan-then-apply style of resources.py.
+"""Connections and local attachments (storage_attachment), on plan.Resource's engine.
 
 A connection exports a volume to one host (the driver's initialize_connection);
 an attachment is a connection whose host also made a local block device of it
@@ -13,24 +13,26 @@ an attachment is a connection whose host also made a local block device of it
   detached   no device and no connection for that host
 
 Host facts (this host's name and connector properties, whether a recorded device
-still exists) are known only where the module runs: `prepare()` sets them there.
-On the controller the same plan runs without them, to validate the task and to
-reserve the id of a connection the module may create.
+still exists) are known only where the module runs, through the `LocalHost` seam
+(host_devices.py): `prepare()` reads them there. On the controller the same plan
+runs without them, to validate the task and to reserve the id of a connection the
+module may create.
 
-Secret fields of connection_info are sealed (sealing.py) before a record leaves
-the module, unsealed only to hand them to the driver or the connector, and
-masked in every result and diff.
+Secret fields of connection_info arrive here in clear through the handler's secret
+gate (handler.py), which seals them again before a record leaves the module; every
+result and diff masks them.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
+from typing import ClassVar
 
-from . import connectors
+from .connectors import METHODS
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
+from .host_devices import sweep
 from .objects import (
     ATTACHED,
     ATTACHING,
@@ -42,14 +44,14 @@ from .objects import (
     IN_USE,
     VOLUME,
     Connection,
-    RecordSet,
     Volume,
+    is_interrupted,
     now,
     to_record,
 )
 from .persistence.base import Store
-from .resources import Plan, Resource, Step
-from .sealing import Sealer, mask
+from .plan import Action, Plan, Resource, Step, by_ref
+from .sealing import mask
 from .units import GiB
 
 STATES = ("attached", "connected", "detached")
@@ -75,17 +77,11 @@ class AttachPlan(Plan):
         return [self.reserved_id] if self.reserved_id else []
 
 
-def is_interrupted(conn: Connection) -> bool:
-    """A connection record with no host is what the controller writes before an attachment task
-    runs; one that outlived its task marks a task that was killed on the way."""
-    return not conn.host
-
-
 def pending_connection(volume: Volume, connection_id: str, state: str) -> dict:
     """The record written before the module runs: the host is known only where the module runs, so
     it has none. The module's result replaces it (a new connection takes its id) or drops it; if the
     module dies, it stays, in status attaching, connecting or detaching, and the next task on the volume
-    cleans up after the killed one (`sweep_devices`)."""
+    cleans up after the killed one (host_devices.sweep)."""
     return to_record(Connection(id=connection_id, backend=volume.backend, volume_id=volume.id, host="",
                                 status=PENDING_STATUS[state]))
 
@@ -106,24 +102,84 @@ def connection_view(conn: Connection | None, volume: Volume | None) -> dict:
         "device": device_view(conn.device), "created_at": conn.created_at, "updated_at": conn.updated_at})
 
 
+# steps (the table is AttachmentResource.ACTIONS); each stores its own record --------
+def _connect(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    conn = step.target
+    conn.connection_info = driver.initialize_connection(step.source, copy.deepcopy(conn))
+    resource._stored(conn)
+    resource.made = conn
+
+
+def _attach(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    conn = step.target
+    current = resource.records.get(CONNECTION, conn.id) or conn
+    if current.device:  # a vanished device: remove what is left of it, and say so in the record
+        resource.host.detach(current.device, current.connection_info)
+        current.device, current.status = None, CONNECTED
+        resource._stored(current)
+    info = copy.deepcopy(conn.connection_info)  # the initiator name is for this attach, not the record
+    data = info.setdefault("data", {})
+    if conn.connector.get("initiator"):
+        data.setdefault("initiator_name", conn.connector["initiator"])
+    conn.device = resource.host.attach(info, step.source.id, conn.mode == "ro", resource.params.get("method") or "auto")
+    conn.status = ATTACHED
+    resource._stored(conn)
+
+
+def _grow(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    resource.host.grow(step.target.device, step.target.connection_info, step.source.size * GiB)
+
+
+def _detach_device(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    conn = step.target
+    current = resource.records.get(CONNECTION, conn.id) or conn  # the plan's target already shows no device
+    resource.host.detach(current.device, current.connection_info)
+    conn.device, conn.status = None, CONNECTED
+    resource._stored(conn)
+
+
+def _disconnect(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    driver.terminate_connection(step.source, copy.deepcopy(step.target))
+    resource.records.remove(step.target)
+
+
+def _volume_status(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    resource._stored(step.target)
+
+
+def _forget(resource: AttachmentResource, step: Step, driver: Driver) -> None:
+    sweep(resource.host, driver, step.source, resource.records.find(CONNECTION, volume_id=step.source.id))
+    resource.records.remove(step.target)
+
+
 class AttachmentResource(Resource):
     kind = CONNECTION
-    # The module must seal and unseal connection secrets: the action plugin passes it the key.
-    needs_key = True
+    result_key = "attachment"
+    # Drivers and connectors get the connection's credentials (CHAP, keys) in clear, and the
+    # credentials a new export makes are sealed before they leave the host.
+    needs_secrets = True
+    makes_secrets = True
+    ACTIONS: ClassVar[dict[str, Action]] = {
+        CONNECT: Action(_connect),
+        ATTACH: Action(_attach),
+        GROW: Action(_grow),
+        DETACH_DEVICE: Action(_detach_device),
+        DISCONNECT: Action(_disconnect, deletes=True),
+        VOLUME_STATUS: Action(_volume_status),
+        FORGET: Action(_forget, deletes=True),
+    }
 
-    def __init__(self, records: RecordSet, params: dict, new_ids: list[str] | None = None) -> None:
-        super().__init__(records, params, new_ids)
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
         self.interrupted: list[Connection] = []
-        self.on_host = False
         self.local_host: str | None = None
-        self.sealer: Sealer | None = None
         self._connector: dict | None = None
+        self.made: Connection | None = None
 
-    def prepare(self, sealer: Sealer | None) -> None:
-        """Where the module runs: host facts and the key become available."""
-        self.sealer = sealer
-        self.on_host = True
-        self.local_host = connectors.this_host()
+    def prepare(self) -> None:
+        """Where the module runs: host facts become available."""
+        super().prepare()
+        self.local_host = self.host.name()
 
     # selection (controller side) ------------------------------------------
     @classmethod
@@ -132,7 +188,7 @@ class AttachmentResource(Resource):
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
-        volumes = cls._by_ref(store, backend, VOLUME, params.get("volume"))
+        volumes = by_ref(store, backend, VOLUME, params.get("volume"))
         return volumes + [c for v in volumes for c in store.find(backend, CONNECTION, volume_id=v["id"])]
 
     # planning -----------------------------------------------------------
@@ -148,8 +204,8 @@ class AttachmentResource(Resource):
         if mode not in MODES:
             raise InvalidParameter(f"mode: {mode!r} is not one of {', '.join(MODES)}", "mode")
         method = params.get("method") or "auto"
-        if method not in connectors.METHODS:
-            raise InvalidParameter(f"method: {method!r} is not one of {', '.join(connectors.METHODS)}", "method")
+        if method not in METHODS:
+            raise InvalidParameter(f"method: {method!r} is not one of {', '.join(METHODS)}", "method")
         connector = params.get("connector")
         if connector is not None:
             if not isinstance(connector, dict) or not isinstance(connector.get("host"), str) \
@@ -164,10 +220,10 @@ class AttachmentResource(Resource):
 
     def _this_connector(self) -> dict:
         if self._connector is None:
-            self._connector = connectors.host_properties()
+            self._connector = self.host.properties()
         return self._connector
 
-    def plan(self) -> AttachPlan:
+    def make_plan(self) -> AttachPlan:
         ref, state, mode, _method, connector = self._validate()
         volume = self.records.lookup(VOLUME, ref, "volume", required=state != "detached")
         if volume is None:
@@ -250,12 +306,12 @@ class AttachmentResource(Resource):
                      steps: list[Step]) -> None:
         host = target.host
         if existing is not None and existing.device:
-            if not connectors.present(existing.device):
+            if not self.host.present(existing.device):
                 steps.append(Step(ATTACH, target, volume, message=f"attach volume {volume.name!r} on {host} again "
                                   f"(device {existing.device.get('path')} vanished)"))
                 target.status = ATTACHED
                 return
-            size = connectors.size(existing.device)
+            size = self.host.size(existing.device)
             if size is not None and size < volume.size * GiB:
                 steps.append(Step(GROW, target, volume, message=f"grow device {existing.device.get('path')} to "
                                   f"{volume.size} GiB"))
@@ -286,8 +342,8 @@ class AttachmentResource(Resource):
         return AttachPlan(steps, before, None)
 
     def _refuse_busy(self, conn: Connection, volume: Volume) -> None:
-        if self.on_host and connectors.present(conn.device):
-            users = connectors.users(conn.device)
+        if self.on_host and self.host.present(conn.device):
+            users = self.host.users(conn.device)
             if users:
                 raise Conflict(f"volume {volume.name!r}: device {conn.device.get('path')} is in use "
                                f"({', '.join(users)}); unmount it first")
@@ -299,201 +355,36 @@ class AttachmentResource(Resource):
         return Step(VOLUME_STATUS, target, message=f"volume {volume.name!r}: status {status}")
 
     # execution ----------------------------------------------------------
-    def _clear(self, conn: Connection) -> Connection:
-        """The connection with its secrets unsealed, for the driver and the connector only."""
-        clear = copy.deepcopy(conn)
-        if self.sealer is not None:
-            clear.connection_info = self.sealer.unseal_tree(conn.connection_info)
-        return clear
-
-    def _store(self, conn: Connection) -> None:
+    def _stored(self, conn: Connection) -> None:
         conn.updated_at = now()
-        if self.sealer is not None:
-            conn.connection_info = self.sealer.seal_tree(conn.connection_info)
         self.records.put(conn)
 
     def execute(self, plan: Plan, driver: Driver) -> None:
         self.executed = True
-        made: Connection | None = None  # a connection this task created, removed again if the attach fails
+        self.made = None  # a connection this task created, removed again if the attach fails
         for step in plan.steps:
             try:
-                if step.action == CONNECT:
-                    self._do_connect(step, driver)
-                    made = step.target
-                elif step.action == ATTACH:
-                    self._do_attach(step)
-                elif step.action == GROW:
-                    self._do_grow(step)
-                elif step.action == DETACH_DEVICE:
-                    self._do_detach_device(step)
-                elif step.action == DISCONNECT:
-                    self._do_disconnect(step, driver)
-                elif step.action == FORGET:
-                    sweep_devices(driver, step.source, self.records.find(CONNECTION, volume_id=step.source.id))
-                    self.records.remove(step.target)
-                else:
-                    step.target.updated_at = now()
-                    self.records.put(step.target)
+                self.ACTIONS[step.action].run(self, step, driver)
             except (BlockstoreError, OSError) as exc:
                 reason = str(exc) if isinstance(exc, BlockstoreError) else f"{type(exc).__name__}: {exc}"
-                undone = self._undo(made, step, driver) if made is not None else ""
+                undone = self._undo_connect(self.made, step, driver) if self.made is not None else ""
                 error = DriverError(f"{step.message} failed: {reason}{undone}", getattr(exc, "option", None))
                 raise error from None
 
-    def _undo(self, made: Connection, step: Step, driver: Driver) -> str:
+    def _undo_connect(self, made: Connection, step: Step, driver: Driver) -> str:
         """Leave no half state: remove the connection this task made (and its export)."""
         try:
-            driver.terminate_connection(step.source, self._clear(made))
+            driver.terminate_connection(step.source, copy.deepcopy(made))
         except (BlockstoreError, OSError) as exc:
-            self._store(made)  # keep it visible so a detached run can remove the export
+            self._stored(made)  # keep it visible so a detached run can remove the export
             return f"; removing the new connection failed too ({exc}), it stays recorded for state detached"
         self.records.remove(made)
         return "; the new connection and its export were removed again"
 
-    def _do_connect(self, step: Step, driver: Driver) -> None:
-        conn = step.target
-        clear = self._clear(conn)
-        conn.connection_info = driver.initialize_connection(step.source, clear)
-        self._store(conn)
-
-    def _do_attach(self, step: Step) -> None:
-        conn = step.target
-        current = self.records.get(CONNECTION, conn.id) or conn
-        if current.device:  # a vanished device: remove what is left of it, and say so in the record
-            connectors.detach(current.device, self._clear(current).connection_info)
-            current.device, current.status = None, CONNECTED
-            self._store(current)
-        info = self._clear(conn).connection_info
-        data = info.setdefault("data", {})
-        if conn.connector.get("initiator"):
-            data.setdefault("initiator_name", conn.connector["initiator"])
-        conn.device = connectors.attach(info, step.source.id, conn.mode == "ro", self.params.get("method") or "auto")
-        conn.status = ATTACHED
-        self._store(conn)
-
-    def _do_grow(self, step: Step) -> None:
-        conn = step.target
-        connectors.grow(conn.device, self._clear(conn).connection_info, step.source.size * GiB)
-
-    def _do_detach_device(self, step: Step) -> None:
-        conn = step.target
-        current = self.records.get(CONNECTION, conn.id) or conn  # the plan's target already shows no device
-        connectors.detach(current.device, self._clear(current).connection_info)
-        conn.device, conn.status = None, CONNECTED
-        self._store(conn)
-
-    def _do_disconnect(self, step: Step, driver: Driver) -> None:
-        driver.terminate_connection(step.source, self._clear(step.target))
-        self.records.remove(step.target)
-
     # result -------------------------------------------------------------
-    def result(self, plan: Plan, result_key: str) -> dict:
+    def shown(self, plan: Plan) -> dict | None:
         if plan.after is None:
-            shown = dict(plan.before, status="detached", device=None) if plan.before else None
-        else:
-            current = self.records.get(CONNECTION, plan.after["id"]) if self.executed else None
-            volume = self.records.get(VOLUME, current.volume_id) if current is not None else None
-            shown = connection_view(current, volume) if current is not None else plan.after
-        return {
-            "changed": plan.changed,
-            "actions": [s.message for s in plan.steps],
-            "attachment": shown,
-            "diff": {"before": plan.before or {}, "after": plan.after or {}},
-        }
-
-
-class HostInfo:
-    """storage_host_info: this host's connector properties; needs no backend and no store."""
-
-    needs_backend = False
-
-    @classmethod
-    def run(cls, records: object, params: dict, driver: object) -> dict:
-        return {"connector": connectors.host_properties()}
-
-
-# Used by storage_volume (resources.py) ---------------------------------------
-def plan_force_disconnect(volume: Volume, connections: list[Connection], force: bool, on_host: bool) -> list[Step]:
-    """Steps that remove a volume's connections before it is deleted, or a clear refusal."""
-    interrupted = [c for c in connections if is_interrupted(c)]
-    connections = [c for c in connections if not is_interrupted(c)]
-    described = ", ".join(sorted(f"{c.host} (attached as {c.device.get('path')})" if c.device else c.host
-                                 for c in connections))
-    if connections and not force:
-        raise Conflict(f"volume {volume.name!r} is connected to {described}; detach it first (storage_attachment "
-                       "state: detached) or set force: true to detach and delete it", "force")
-    here = connectors.this_host() if on_host else None
-    steps = []
-    for conn in connections:
-        if conn.device and conn.host == here and connectors.present(conn.device):
-            users = connectors.users(conn.device)
-            if users:
-                raise Conflict(f"force: volume {volume.name!r} is attached here as {conn.device.get('path')}, "
-                               f"which is in use ({', '.join(users)}); unmount it first", "force")
-        if conn.device and conn.host != here:
-            what = f"disconnect volume {volume.name!r} from {conn.host} (its device there goes stale)"
-        elif conn.device:
-            what = f"detach {conn.device.get('path')} and disconnect volume {volume.name!r} from {conn.host}"
-        else:
-            what = f"disconnect volume {volume.name!r} from {conn.host}"
-        steps.append(Step("delete_connection", conn, volume, message=what))
-    steps += [Step("forget_connection", c, volume, message=f"clean up after an interrupted task on volume "
-                   f"{volume.name!r} (connection {c.id} was left {c.status})") for c in interrupted]
-    return steps
-
-
-def sweep_devices(driver: Driver, volume: Volume, connections: list[Connection]) -> list[str]:
-    """Remove this host's loop devices and qemu-storage-daemon serving `volume` that no connection
-    records: what a task killed during an attach or detach leaves. Returns what it removed."""
-    from .connectors import loop, qsd
-
-    here = connectors.this_host()
-    mine = [c for c in connections if c.host == here and c.device and not is_interrupted(c)]
-    recorded = {c.device.get("path") for c in mine}
-    directory = os.path.join(connectors.run_dir(), volume.id)
-    served = {os.path.normpath(qsd.paths(directory)["export"])}
-    if hasattr(driver, "volume_path"):
-        served.add(os.path.normpath(driver.volume_path(volume)))
-    removed = []
-    for device, backing in sorted(loop.bound_devices().items()):
-        path = os.path.normpath(backing.replace(" (deleted)", ""))
-        if path not in served or device in recorded:
-            continue
-        busy = loop.users(device)
-        if busy:
-            raise Conflict(f"volume {volume.name!r}: {device} was made by an interrupted task and is in use "
-                           f"({', '.join(busy)}); unmount it, then run the task again")
-        loop.detach(device, path)
-        removed.append(device)
-    if directory not in {(c.device.get("daemon") or {}).get("dir") for c in mine} and os.path.isdir(directory):
-        qsd.stop({"dir": directory})
-        removed.append(directory)
-    return removed
-
-
-def force_disconnect(driver: Driver, volume: Volume, conn: Connection) -> None:
-    """Detach a connection's device if it is on this host, then remove the export."""
-    if conn.device and conn.host == connectors.this_host():
-        connectors.detach(conn.device, conn.connection_info)
-    driver.terminate_connection(volume, conn)
-
-
-def extend_attached(driver: Driver, volume: Volume, connections: list[Connection]) -> dict:
-    """Extend a volume and make its devices on this host show the new size.
-
-    A daemon that holds a qcow2 image open must grow it itself (qemu-img would
-    find the image locked); everything else grows on the backend first, then the
-    device re-reads its size. Devices on other hosts grow at their next
-    `state: attached` run there.
-    """
-    here = connectors.this_host()
-    local = [c for c in connections if c.device and c.host == here and connectors.present(c.device)]
-    size = volume.size * GiB
-    for conn in local:
-        if connectors.owns_image(conn.device):
-            connectors.grow(conn.device, conn.connection_info, size)
-    driver_data = driver.extend_volume(volume, volume.size)
-    for conn in local:
-        if not connectors.owns_image(conn.device):
-            connectors.grow(conn.device, conn.connection_info, size)
-    return driver_data
+            return dict(plan.before, status="detached", device=None) if plan.before else None
+        current = self.records.get(CONNECTION, plan.after["id"]) if self.executed else None
+        volume = self.records.get(VOLUME, current.volume_id) if current is not None else None
+        return connection_view(current, volume) if current is not None else plan.after

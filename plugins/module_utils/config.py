@@ -16,7 +16,10 @@ from typing import Any, Mapping, Sequence
 
 from .errors import InvalidParameter
 
-TYPES = ("str", "int", "bool", "path")
+# Option types, each with the oslo.config Opt class a backends file parses it with (`path` has no
+# oslo type of its own: a StrOpt).
+OSLO_TYPES = {"str": "StrOpt", "path": "StrOpt", "int": "IntOpt", "bool": "BoolOpt"}
+TYPES = tuple(OSLO_TYPES)
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -31,6 +34,10 @@ class Opt:
     required: bool = False
     secret: bool = False
     min: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:  # a mistake in a driver's declarations, not in a task
+            raise ValueError(f"option {self.name}: type {self.type!r} is not one of {', '.join(TYPES)}")
 
     def convert(self, value: Any, where: str) -> Any:
         option = f"{where}.{self.name}"
@@ -84,10 +91,6 @@ def validate_options(opts: Sequence[Opt], given: Mapping[str, Any], where: str, 
 
 def secret_names(opts: Sequence[Opt]) -> list[str]:
     return [o.name for o in opts if o.secret]
-
-
-# oslo.config's type for each of ours; `path` has no oslo type of its own (a StrOpt).
-OSLO_TYPES = {"str": "StrOpt", "path": "StrOpt", "int": "IntOpt", "bool": "BoolOpt"}
 
 
 def to_oslo_opt(opt: Opt, cfg: Any) -> Any:

@@ -27,16 +27,13 @@ may show as transient: check when no task runs on the backend.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 from .drivers.base import Driver
+from .host_devices import LocalHost, lost, serving
 from .objects import (
-    ATTACHING,
     AVAILABLE,
-    CONNECTING,
     CONNECTION,
-    DETACHING,
     ERROR,
     ERROR_DELETING,
     EXTENDING,
@@ -47,7 +44,6 @@ from .objects import (
     RecordSet,
 )
 
-TRANSIENT = (*TRANSIENT_STATUSES, CONNECTING, ATTACHING, DETACHING)
 FAILED = (ERROR, ERROR_DELETING)
 # A record in one of these statuses must have its object on the backend.
 HAS_OBJECT = {VOLUME: (AVAILABLE, IN_USE, EXTENDING), SNAPSHOT: (AVAILABLE,)}
@@ -61,7 +57,7 @@ def _brief(obj: object) -> dict:
     return {"kind": obj.kind, "id": obj.id, "name": name, "status": obj.status}
 
 
-def check(records: RecordSet, driver: Driver, devices: bool = True) -> dict:
+def check(records: RecordSet, driver: Driver, devices: bool = True, host: LocalHost | None = None) -> dict:
     """The drift report of `driver`'s backend against `records` (see the module docstring)."""
     volumes = {v.id: v for v in records.all(VOLUME)}
     snapshots = {s.id: s for s in records.all(SNAPSHOT)}
@@ -79,7 +75,7 @@ def check(records: RecordSet, driver: Driver, devices: bool = True) -> dict:
         report["missing_objects"] += [_brief(o) for i, o in sorted(known.items())
                                       if i not in found and o.status in HAS_OBJECT[kind]]
     everything = [*volumes.values(), *snapshots.values(), *connections]
-    report["transient_records"] = [_brief(o) for o in everything if o.status in TRANSIENT]
+    report["transient_records"] = [_brief(o) for o in everything if o.status in TRANSIENT_STATUSES]
     report["failed_records"] = [_brief(o) for o in everything if o.status in FAILED]
     report["dangling_records"] = [dict(_brief(o), volume_id=o.volume_id) for o in [*snapshots.values(), *connections]
                                   if o.volume_id not in volumes]
@@ -91,42 +87,24 @@ def check(records: RecordSet, driver: Driver, devices: bool = True) -> dict:
                                       for n, ids in sorted(by_name.items()) if len(ids) > 1]
     report["leftovers"] = driver.list_leftovers()
     if devices:
-        report["unknown_devices"], report["lost_devices"] = _devices(driver, volumes, volume_ids, connections)
+        report["unknown_devices"], report["lost_devices"] = _devices(host or LocalHost(), driver,
+                                                                     sorted(set(volumes) | volume_ids), connections)
     report["in_sync"] = not any(report[key] for key in REPORT_KEYS)
     report["problems"] = _problems(report)
     return report
 
 
-def _devices(driver: Driver, volumes: dict, volume_ids: set, connections: list) -> tuple[list, list]:
+def _devices(host: LocalHost, driver: Driver, volume_ids: list[str], connections: list) -> tuple[list, list]:
     """Local devices of this host serving the backend's volumes that no record lists, and recorded
     devices of this host that are gone."""
-    from . import connectors
-    from .connectors import loop, qsd
-
-    here = connectors.this_host()
-    mine = [c for c in connections if c.host == here and c.device]
-    recorded_paths = {c.device.get("path") for c in mine}
-    recorded_dirs = {(c.device.get("daemon") or {}).get("dir") for c in mine}
-    served: dict[str, str] = {}  # backing file -> volume id
-    volume_path = getattr(driver, "volume_path", None)
-    for volume_id in set(volumes) | volume_ids:
-        served[qsd.paths(os.path.join(connectors.run_dir(), volume_id))["export"]] = volume_id
-        if volume_path is not None:
-            served[os.path.join(driver.path, f"volume-{volume_id}")] = volume_id
-    unknown = []
-    for device, backing in sorted(loop.bound_devices().items()):
-        volume_id = served.get(os.path.normpath(backing.replace(" (deleted)", "")))
-        if volume_id is not None and device not in recorded_paths:
-            unknown.append({"device": device, "backing_file": backing, "volume_id": volume_id})
-    for volume_id in sorted(set(volumes) | volume_ids):
-        directory = os.path.join(connectors.run_dir(), volume_id)
-        pid = qsd.daemon_pid(directory)
-        if pid is not None and directory not in recorded_dirs:
-            unknown.append({"device": f"qemu-storage-daemon pid {pid}", "backing_file": directory,
-                            "volume_id": volume_id})
-    lost = [{"connection_id": c.id, "volume_id": c.volume_id, "device": c.device.get("path")}
-            for c in mine if not connectors.present(c.device)]
-    return unknown, lost
+    found = serving(host, driver, volume_ids, connections)
+    unknown = list(found.loops)
+    for item in found.daemons:
+        pid = host.daemon_pid(item["dir"])
+        if pid is not None:
+            unknown.append({"device": f"qemu-storage-daemon pid {pid}", "backing_file": item["dir"],
+                            "volume_id": item["volume_id"]})
+    return unknown, lost(host, connections)
 
 
 def _problems(report: dict) -> list[str]:

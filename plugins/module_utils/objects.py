@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The object model: Volume, Snapshot, Connection, their status machine, and
-RecordSet, the view of stored records a task works on.
+"""The object model: Volume, Snapshot, Connection, their status machine, and RecordSet.
+
+RecordSet is the view of stored records a task works on.
 
 Records are plain JSON-able dicts with a 'kind' and an 'id'; the dataclasses here
 give them names and defaults. Storage objects are named by id, never by name.
@@ -29,12 +30,14 @@ CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING = (
     "creating", "available", "extending", "in-use", "deleting", "error", "error_deleting")
 VOLUME_STATUSES = (CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING)
 SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING)
-TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING)
+# A delete that was interrupted or failed: the next delete resumes it and tolerates what is gone.
+RESUMED_DELETE = (DELETING, ERROR_DELETING)
 # A connection exports a volume to one host ("connected"); an attachment is a
 # connection whose host also made a local block device of it ("attached").
 CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING = (
     "connecting", "connected", "attaching", "attached", "detaching")
-CONNECTION_STATUSES = (CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING, ERROR)
+# Statuses a record carries only while a task runs on it: one left behind marks an interrupted task.
+TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING, CONNECTING, ATTACHING, DETACHING)
 
 MAX_NAME_LENGTH = 255
 
@@ -141,6 +144,12 @@ class Connection:
 
 OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot, CONNECTION: Connection}
 StorageObject = Union[Volume, Snapshot, Connection]
+
+
+def is_interrupted(conn: Connection) -> bool:
+    """A connection record with no host is what the controller writes before an attachment task
+    runs; one that outlived its task marks a task that was killed on the way."""
+    return not conn.host
 
 
 def from_record(record: dict) -> StorageObject:

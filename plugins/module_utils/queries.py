@@ -1,34 +1,43 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read-only queries behind the *_info modules: select records, shape results."""
+"""The read-only queries behind the *_info modules: select records, shape results.
+
+Each query is a handler (handler.py) whose host half answers from the records it is
+sent (and the driver, for storage_backend_info); storage_host_info needs neither.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
+from . import drift
 from .drivers.base import Driver
 from .errors import InvalidParameter
+from .handler import Handler, Task
 from .objects import SNAPSHOT, VOLUME, VOLUME_STATUSES, RecordSet, public_view
 from .persistence.base import Store
-from .resources import Resource, VolumeResource, _check_id
+from .plan import by_ref, check_id
+from .volumes import VolumeResource
 
 # Above this many volumes one query for all snapshots beats one per volume.
 _PER_VOLUME_QUERY_LIMIT = 20
 
 
-class Query:
-    result_key: ClassVar[str] = ""
-    # True when run() uses nothing but the records: the action plugin answers the task from the
-    # store without shipping the module (docs/performance.md). False when it asks the backend.
-    noop_on_controller: ClassVar[bool] = False
+class Query(Handler):
+    """A handler that changes nothing: `answer()` is the value of the result's `result_key`."""
 
     @classmethod
-    def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
-        return []
+    def on_host(cls, task: Task) -> tuple[dict, None]:
+        records = RecordSet(task.backend, task.records or [])
+        return {"changed": False, **cls.run(records, task.params, task.driver)}, None
 
     @classmethod
     def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
+        return {cls.result_key: cls.answer(records, params, driver)}
+
+    @classmethod
+    def answer(cls, records: RecordSet, params: dict, driver: Driver) -> Any:
         raise NotImplementedError
 
 
@@ -36,7 +45,7 @@ def _filter(params: dict, key: str) -> str | None:
     value = params.get(key)
     if value is not None and (not isinstance(value, str) or not value):
         raise InvalidParameter(f"{key}: must be a non-empty string", key)
-    return _check_id(value, key) if key == "id" else value
+    return check_id(value, key) if key == "id" else value
 
 
 class VolumeInfo(Query):
@@ -54,12 +63,12 @@ class VolumeInfo(Query):
         return volumes + [s for v in volumes for s in store.find(backend, SNAPSHOT, volume_id=v["id"])]
 
     @classmethod
-    def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
+    def answer(cls, records: RecordSet, params: dict, driver: Driver) -> list[dict]:
         viewer = VolumeResource(records, {})
         volumes = sorted(records.find(VOLUME, name=params.get("name"), status=params.get("status")),
                          key=lambda v: (v.name, v.id))
         volume_id = _filter(params, "id")
-        return {"volumes": [viewer.view(v) for v in volumes if volume_id in (None, v.id)]}
+        return [viewer.view(v) for v in volumes if volume_id in (None, v.id)]
 
 
 class SnapshotInfo(Query):
@@ -68,7 +77,7 @@ class SnapshotInfo(Query):
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
-        volumes = Resource._by_ref(store, backend, VOLUME, _filter(params, "volume"))
+        volumes = by_ref(store, backend, VOLUME, _filter(params, "volume"))
         if params.get("volume") is not None and not volumes:
             return []
         snapshots = store.find(backend, SNAPSHOT, name=_filter(params, "name"), id=_filter(params, "id"),
@@ -76,7 +85,7 @@ class SnapshotInfo(Query):
         return volumes + snapshots
 
     @classmethod
-    def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
+    def answer(cls, records: RecordSet, params: dict, driver: Driver) -> list[dict]:
         volume_ids = None
         if params.get("volume") is not None:
             volume = records.lookup(VOLUME, params["volume"], "volume", required=False)
@@ -84,7 +93,7 @@ class SnapshotInfo(Query):
         snapshot_id = _filter(params, "id")
         snapshots = [s for s in records.find(SNAPSHOT, name=params.get("name"))
                      if (volume_ids is None or s.volume_id in volume_ids) and snapshot_id in (None, s.id)]
-        return {"snapshots": [public_view(s) for s in sorted(snapshots, key=lambda s: (s.name, s.id))]}
+        return [public_view(s) for s in sorted(snapshots, key=lambda s: (s.name, s.id))]
 
 
 def _check_drift(params: dict) -> bool:
@@ -103,10 +112,25 @@ class BackendInfo(Query):
         return store.find(backend) if _check_drift(params) else []
 
     @classmethod
+    def answer(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
+        return {"name": driver.backend_name, "driver": driver.name, "stats": driver.get_stats(),
+                "capabilities": driver.capabilities}
+
+    @classmethod
     def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
-        result = {"backend": {"name": driver.backend_name, "driver": driver.name,
-                              "stats": driver.get_stats(), "capabilities": driver.capabilities}}
+        result = super().run(records, params, driver)
         if _check_drift(params):
-            from .drift import check
-            result["drift"] = check(records, driver)
+            result["drift"] = drift.check(records, driver)
         return result
+
+
+class HostInfo(Query):
+    """storage_host_info: this host's connector properties; needs no backend and no store."""
+
+    result_key = "connector"
+    needs_backend = False
+    needs_store = False
+
+    @classmethod
+    def on_host(cls, task: Task) -> tuple[dict, None]:
+        return {"changed": False, cls.result_key: task.host.properties()}, None

@@ -19,12 +19,9 @@ from .backend_env import fill_secrets_from_env
 from .backends_file import ENV_BACKENDS_FILE, resolve_backend
 from .drivers import build_driver, driver_class
 from .errors import BlockstoreError
-from .objects import RecordSet
+from .handler import Handler, Task, dispatch
 from .persistence import STORAGES, open_store
-from .queries import Query
-from .resources import Resource
 from .sealing import Sealer
-from .transaction import perform, run_task
 
 INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key")
 COMMON_SPEC = {
@@ -75,16 +72,15 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
     module.no_log_values.update(backend_secret_values(backend))
 
 
-def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> None:
+def run_module(handler: type[Handler], argument_spec: dict) -> None:
     module = BlockstoreModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
     records = module.internal["_blockstore_records"]
-    new_ids = module.internal["_blockstore_ids"] or []
     key = module.internal["_blockstore_key"]
     if key:
         module.no_log_values.add(key)
     params = dict(module.params)
     backends_file = params.pop("backends_file", None)
-    if getattr(handler, "needs_backend", True):
+    if handler.needs_backend:
         # Sent by the action plugin already resolved (secrets from the controller's environment
         # included); resolved here when the module runs alone.
         try:
@@ -94,31 +90,16 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
         except BlockstoreError as exc:
             module.fail_json(msg=str(exc), option=exc.option)
     hide_backend_secrets(module, params["backend"])
-    changes = None
+    task = Task(params, module.check_mode, records=records, new_ids=module.internal["_blockstore_ids"] or [],
+                sealer=Sealer(key=key) if key else None)
+    store = None
     try:
-        if not getattr(handler, "needs_backend", True):
-            module.exit_json(changed=False, **handler.run(None, params, None))
-        driver = build_driver(params["backend"])
-        if getattr(handler, "runs_on_controller", False):
-            # Only reached without the action plugin: the store is opened here.
+        if handler.needs_backend:
+            task.driver = build_driver(params["backend"])
+        if records is None and handler.needs_store:
+            # Run without the action plugin: the store is opened (and closed) here.
             store = open_store(params["persistence"])
-            try:
-                module.exit_json(**handler.run_on_store(store, driver.backend_name, params, module.check_mode))
-            finally:
-                store.close()
-        if issubclass(handler, Query):
-            if records is None:
-                store = open_store(params["persistence"])
-                records = handler.select(store, driver.backend_name, params)
-            result = {"changed": False, **handler.run(RecordSet(driver.backend_name, records), params, driver)}
-        elif records is None:
-            store = open_store(params["persistence"])
-            result = run_task(store, handler, driver.backend_name, params, module.check_mode,
-                              lambda recs, ids: perform(handler, driver, params, recs, ids, module.check_mode,
-                                                        sealer=store.sealer))
-        else:
-            sealer = Sealer(key=key) if key else None
-            result, changes = perform(handler, driver, params, records, new_ids, module.check_mode, sealer=sealer)
+        result, changes = dispatch(handler, task, store=store)
     except BlockstoreError as exc:
         # Records were sent, so the action plugin waits for changes: "none" (not
         # a missing key, which means the module died) puts back what it pre-wrote.
@@ -126,6 +107,9 @@ def run_module(handler: type[Resource] | type[Query], argument_spec: dict) -> No
         if failed_changes is None and records is not None:
             failed_changes = {"upserts": [], "deletes": []}
         module.fail_json(msg=str(exc), option=exc.option, _blockstore_changes=failed_changes)
+    finally:
+        if store is not None:
+            store.close()
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(_blockstore_changes=changes, **result)

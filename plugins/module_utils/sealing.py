@@ -72,6 +72,13 @@ def clear_values(obj: Any) -> list[str]:
     return found
 
 
+def holds_sealed(obj: Any) -> bool:
+    """Whether a secret field anywhere in `obj` is sealed."""
+    found = []
+    _walk(obj, lambda value: found.append(value) if is_sealed(value) else value)
+    return bool(found)
+
+
 def new_key() -> str:
     # The same format as Fernet.generate_key(), without importing cryptography.
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -171,12 +178,3 @@ class Sealer:
 
     def unseal_tree(self, obj: Any) -> Any:
         return _walk(obj, self.unseal)
-
-
-def sealer_of(store: object) -> Sealer:
-    """The store's sealer; a store made without open_store() gets a key for this process only."""
-    sealer = getattr(store, "sealer", None)
-    if sealer is None:
-        sealer = Sealer(key=new_key())
-        store.sealer = sealer
-    return sealer

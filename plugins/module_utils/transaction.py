@@ -6,18 +6,18 @@
 The storage work (`perform`) runs where Ansible runs the module; everything else
 runs where the store is (the controller, through the action plugin, or in the
 module itself when no action plugin is involved). Both paths use `run_task`.
+`resource_cls` is a plan.Resource; this file does not import it, so that the
+engine can call down into it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from .drivers.base import Driver
 from .errors import BlockstoreError, StateStoreError
 from .objects import RecordSet
 from .persistence.base import Store
-from .resources import Resource, lock_keys
-from .sealing import Sealer, sealer_of
 
 # An executor takes (records, new ids) and returns (result, changes); changes is
 # None when the outcome is unknown (the module process died).
@@ -27,16 +27,26 @@ NoopAnswer = Callable[[dict], dict]
 MAX_LOCK_ROUNDS = 10
 
 
-def perform(resource_cls: type[Resource], driver: Driver, params: dict, records: list[dict],
-            new_ids: list[str], check_mode: bool, sealer: Sealer | None = None) -> tuple[dict, dict]:
+def lock_keys(backend: str, records: list[dict], names: dict[str, list[str]]) -> set[str]:
+    """Keys that serialize tasks on the same objects, whether named by name or by id."""
+    keys = {f"{backend}:{kind}:name:{name}" for kind, values in names.items() for name in values if name}
+    for record in records:
+        keys.add(f"{backend}:{record['kind']}:id:{record['id']}")
+        if record.get("name"):
+            keys.add(f"{backend}:{record['kind']}:name:{record['name']}")
+    return keys
+
+
+def perform(resource_cls: Any, driver: Driver, params: dict, records: list[dict],
+            new_ids: list[str], check_mode: bool, host: Any = None) -> tuple[dict, dict]:
     """Plan and (unless check mode) apply; the module side of a task.
 
     A BlockstoreError raised here carries `.changes`: what was stored despite the
     failure (undo results, error_deleting), so the store ends up truthful.
     """
-    resource = resource_cls(RecordSet(driver.backend_name, records), params, new_ids)
+    resource = resource_cls(RecordSet(driver.backend_name, records), params, new_ids, host=host, driver=driver)
     try:
-        resource.prepare(sealer)
+        resource.prepare()
         plan = resource.plan()
         if plan.changed and not check_mode:
             driver.check_setup()
@@ -44,11 +54,11 @@ def perform(resource_cls: type[Resource], driver: Driver, params: dict, records:
     except BlockstoreError as exc:
         exc.changes = resource.records.changes()
         raise
-    return resource.result(plan, resource_cls.kind), resource.records.changes()
+    return resource.result(plan), resource.records.changes()
 
 
-def run_task(store: Store, resource_cls: type[Resource], backend: str, params: dict, check_mode: bool,
-             execute: Executor, answer_noop: NoopAnswer | None = None) -> dict:
+def run_task(store: Store, resource_cls: Any, backend: str, params: dict, check_mode: bool,
+             execute: Executor, answer_noop: NoopAnswer | None = None, driver: Driver | None = None) -> dict:
     """Run one task under locks on every object it touches, named by name or by id.
 
     With `answer_noop`, a task whose plan has no steps is answered from that plan
@@ -63,26 +73,26 @@ def run_task(store: Store, resource_cls: type[Resource], backend: str, params: d
             records = resource_cls.select(store, backend, params)
             needed = lock_keys(backend, records, names)
             if needed <= keys:
-                return _run_locked(store, resource_cls, backend, params, records, check_mode, execute, answer_noop)
+                return _run_locked(store, resource_cls(RecordSet(backend, records), params, driver=driver), records,
+                                   check_mode, execute, answer_noop)
         keys |= needed
     raise StateStoreError("persistence: the objects of this task kept changing while it waited for their "
                           "locks; try again")
 
 
-def _run_locked(store: Store, resource_cls: type[Resource], backend: str, params: dict, records: list[dict],
-                check_mode: bool, execute: Executor, answer_noop: NoopAnswer | None = None) -> dict:
+def _run_locked(store: Store, resource: Any, records: list[dict], check_mode: bool, execute: Executor,
+                answer_noop: NoopAnswer | None = None) -> dict:
     # The same plan the module will make: validates everything before any write,
     # and names the records to write in their transient status first.
-    resource = resource_cls(RecordSet(backend, records), params)
     plan = resource.plan()
-    if answer_noop is not None and not plan.steps and resource_cls.noop_on_controller:
+    if answer_noop is not None and not plan.steps and resource.noop_on_controller:
         # The module would make this same empty plan from these same records and return its
         # result: nothing to write, nothing to do on the host.
-        return answer_noop(resource.result(plan, resource_cls.kind))
+        return answer_noop(resource.result(plan))
     pending = [] if check_mode else plan.pending()
     new_ids = plan.new_ids()
     if pending:
-        store.apply(upserts=[sealer_of(store).seal_tree(r) for r in pending])
+        store.apply(upserts=[store.sealer.seal_tree(r) for r in pending])
     try:
         result, changes = execute(records, new_ids)
     except BlockstoreError as exc:
@@ -113,5 +123,4 @@ def _merge(store: Store, records: list[dict], pending: list[dict], changes: dict
             deletes.append({"kind": record["kind"], "id": record["id"]})
     if upserts or deletes:
         # Modules seal what they make; this is the one gate every store's writes pass.
-        sealer = sealer_of(store)
-        store.apply(upserts=[sealer.seal_tree(r) for r in upserts], deletes=deletes)
+        store.apply(upserts=[store.sealer.seal_tree(r) for r in upserts], deletes=deletes)

@@ -145,15 +145,16 @@ actions:
   sample: ["connect volume 'data1' to host1", "attach volume 'data1' on host1", "volume 'data1': status in-use"]
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+from ansible_collections.blockstore.storage.plugins.module_utils.attachments import MODES, STATES, AttachmentResource
+from ansible_collections.blockstore.storage.plugins.module_utils.connectors import METHODS
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
 
 ARGUMENT_SPEC = {
     "volume": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["attached", "connected", "detached"], "default": "attached"},
+    "state": {"type": "str", "choices": list(STATES), "default": "attached"},
     "connector": {"type": "dict"},
-    "mode": {"type": "str", "choices": ["rw", "ro"], "default": "rw"},
-    "method": {"type": "str", "choices": ["auto", "kernel", "userspace"], "default": "auto"},
+    "mode": {"type": "str", "choices": list(MODES), "default": "rw"},
+    "method": {"type": "str", "choices": list(METHODS), "default": "auto"},
 }
 HANDLER = AttachmentResource
 

@@ -52,7 +52,7 @@ connector:
            platform: x86_64, os_type: linux, nqn: "nqn.2014-08.org.nvmexpress:uuid:...", gathered_by: os-brick}
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.attachments import HostInfo
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import HostInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
 
 ARGUMENT_SPEC = {"backend": {"type": "raw"}}

@@ -89,14 +89,15 @@ actions:
   elements: str
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource
+from ansible_collections.blockstore.storage.plugins.module_utils.plan import STATES
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 
 ARGUMENT_SPEC = {
     "volume": {"type": "str"},
     "name": {"type": "str"},
     "id": {"type": "str"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "description": {"type": "str"},
     "metadata": {"type": "dict"},
 }

@@ -114,11 +114,11 @@ count:
   type: int
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.migration import StateTransfer
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.transfer import STATES, StateTransfer
 
 ARGUMENT_SPEC = {
-    "state": {"type": "str", "choices": ["imported", "exported"], "required": True},
+    "state": {"type": "str", "choices": list(STATES), "required": True},
     "src": {"type": "str"},
     "src_backend": {"type": "str"},
     "dest": {"type": "path"},

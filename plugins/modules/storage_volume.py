@@ -146,13 +146,14 @@ actions:
   sample: ["create volume 'data1' of 10 GiB"]
 '''
 
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.plan import STATES
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 ARGUMENT_SPEC = {
     "name": {"type": "str"},
     "id": {"type": "str"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "size": {"type": "raw"},
     "source": {"type": "dict", "options": {"snapshot": {"type": "str"}, "volume": {"type": "str"}},
                "mutually_exclusive": [["snapshot", "volume"]]},

@@ -54,14 +54,14 @@ volumes:
   elements: dict
 '''
 
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import VOLUME_STATUSES
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
 
 ARGUMENT_SPEC = {
     "name": {"type": "str"},
     "id": {"type": "str"},
-    "status": {"type": "str", "choices": ["creating", "available", "extending", "in-use", "deleting", "error",
-                                          "error_deleting"]},
+    "status": {"type": "str", "choices": list(VOLUME_STATUSES)},
 }
 HANDLER = VolumeInfo
 

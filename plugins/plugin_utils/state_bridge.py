@@ -24,12 +24,9 @@ from ansible_collections.blockstore.storage.plugins.module_utils.backend_env imp
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
-from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet
+from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
-from ansible_collections.blockstore.storage.plugins.module_utils.queries import Query
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import backend_secret_values, full_spec
-from ansible_collections.blockstore.storage.plugins.module_utils.sealing import sealer_of
-from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 
 COLLECTION = "blockstore.storage"
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
@@ -62,7 +59,7 @@ def answers_noop_here(action, task_vars: dict, handler: type, validated: object)
     (ansible-core < 2.21 always adds it, later ones when INJECT_INVOCATION is on) and no
     warnings about aliases or deprecated options. docs/performance.md explains the choice.
     """
-    if not getattr(handler, "noop_on_controller", False):
+    if not handler.noop_on_controller:
         return False
     always = task_vars.get(ALWAYS_RUN_MODULE_VAR, False)
     if isinstance(always, str):
@@ -119,43 +116,33 @@ def run_action(action, task_vars: dict) -> dict:
     # resolved backend dict.
     module_args = {k: v for k, v in args.items() if k not in ("persistence", "backends_file")}
 
-    def execute(records: list, new_ids: list) -> tuple[dict, dict | None]:
-        internal = {"_blockstore_records": records, "_blockstore_ids": new_ids}
-        if getattr(module.HANDLER, "needs_key", False):
-            internal["_blockstore_key"] = sealer_of(store).key()
+    handler = module.HANDLER
+
+    def ship(records: list | None, new_ids: list) -> tuple[dict, dict | None]:
+        """Run the module where Ansible runs it, with the records the controller selected."""
+        internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
+        if handler.wants_key(records):
+            internal["_blockstore_key"] = store.sealer.key()
         result = action._execute_module(module_name=module_name, task_vars=task_vars,
                                         module_args={**module_args, **internal})
         return _strip_internal(result), result.pop("_blockstore_changes", None)
 
-    if not getattr(module.HANDLER, "needs_backend", True):
-        result = _strip_internal(action._execute_module(module_name=module_name, task_vars=task_vars,
-                                                        module_args=module_args))
-        result.pop("diff", None)
-        return result
     store = None
     try:
-        # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
-        module_args["backend"] = fill_secrets_from_env(
-            resolve_backend(params["backend"], params.get("backends_file")), os.environ)
-        driver = build_driver(module_args["backend"])  # fails on bad options before any write
-        store = open_store(params.get("persistence"))
-        answer_here = answers_noop_here(action, task_vars, module.HANDLER, validated)
+        job = Task(params, check_mode)
+        if handler.needs_backend:
+            # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
+            module_args["backend"] = fill_secrets_from_env(
+                resolve_backend(params["backend"], params.get("backends_file")), os.environ)
+            job.driver = build_driver(module_args["backend"])  # fails on bad options before any write
+        if handler.needs_store:
+            store = open_store(params.get("persistence"))
 
         def answer_noop(noop_result: dict) -> dict:
             return module_result(noop_result, module_args["backend"])
 
-        if getattr(module.HANDLER, "runs_on_controller", False):
-            result = module.HANDLER.run_on_store(store, driver.backend_name, params, check_mode)
-        elif issubclass(module.HANDLER, Query):
-            records = module.HANDLER.select(store, driver.backend_name, params)
-            if answer_here:
-                result = answer_noop({"changed": False, **module.HANDLER.run(
-                    RecordSet(driver.backend_name, records), params, driver)})
-            else:
-                result = execute(records, [])[0]
-        else:
-            result = run_task(store, module.HANDLER, driver.backend_name, params, check_mode, execute,
-                              answer_noop if answer_here else None)
+        answer_here = answers_noop_here(action, task_vars, handler, validated)
+        result = dispatch(handler, job, store=store, ship=ship, answer_noop=answer_noop if answer_here else None)[0]
     except BlockstoreError as exc:
         return _failure(str(exc), exc.option)
     finally:

@@ -22,10 +22,12 @@ import os
 import platform
 import socket
 import sys
-import time
 
 from ..errors import Conflict, InvalidParameter, MissingDependency
-from . import loop, qsd
+from .base import Connector
+from .kernel import KernelConnector
+from .loop import LoopConnector
+from .userspace import UserspaceConnector
 
 METHODS = ("auto", "kernel", "userspace")
 LOOP, USERSPACE, KERNEL = "loop", "userspace", "kernel"
@@ -35,6 +37,9 @@ DEFAULT_RUN_DIR = "/run/blockstore"
 KERNEL_PROTOCOL_PATHS = {"iscsi": "/sys/module/iscsi_tcp", "rbd": "/sys/bus/rbd"}
 USERSPACE_PROTOCOLS = ("local", "iscsi", "rbd")
 INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
+# method -> connector class, as os-brick maps a protocol to its connector.
+CONNECTORS: dict[str, type[Connector]] = {LOOP: LoopConnector, USERSPACE: UserspaceConnector,
+                                          KERNEL: KernelConnector}
 GENERATED_INITIATOR_PREFIX = "iqn.2010-10.org.blockstore.host:"
 
 
@@ -111,161 +116,18 @@ def host_properties() -> dict:
     return props
 
 
-# attach ---------------------------------------------------------------------
-def _blockdev(protocol: str, data: dict, image_format: str, read_only: bool) -> tuple[dict, str | None]:
-    """The qemu blockdev that opens the volume, and the secret it needs (or None)."""
-    common = {"read-only": read_only, "cache": {"direct": False}}
-    if protocol == "local":
-        file_node = {"driver": "file", "filename": data["device_path"]}
-        if image_format == "raw":
-            return dict(common, **file_node), None
-        return dict(common, driver=image_format, file=file_node), None
-    if protocol == "iscsi":
-        portal = data.get("target_portal") or ""
-        node = dict(common, driver="iscsi", transport="tcp", portal=portal, target=data["target_iqn"],
-                    lun=int(data.get("target_lun") or 0))
-        if data.get("initiator_name"):
-            node["initiator-name"] = data["initiator_name"]
-        secret = None
-        if (data.get("auth_method") or "").upper() == "CHAP":
-            node["user"] = data["auth_username"]
-            node["password-secret"] = qsd.SECRET_ID
-            secret = data["auth_password"]
-        return node, secret
-    if protocol == "rbd":
-        pool, _slash, image = (data.get("name") or "").partition("/")
-        node = dict(common, driver="rbd", pool=pool, image=image)
-        conf = data.get("ceph_conf") or data.get("conf")
-        if conf:
-            node["conf"] = conf
-        if data.get("auth_username"):
-            node["user"] = data["auth_username"]
-        servers = [{"host": h, "port": str(p)} for h, p in zip(data.get("hosts") or [], data.get("ports") or [])]
-        if servers and not (conf and os.path.exists(conf)):
-            # qemu writes these as msgr1 addresses; a conf file (mon host = v2:...) is better when there is one.
-            node["server"] = servers
-        secret = data.get("keyring") or _keyring_key(data.get("keyring_path"), data.get("auth_username"))
-        if secret:
-            node["key-secret"] = qsd.SECRET_ID
-            node["auth-client-required"] = ["cephx"]
-        elif data.get("auth_enabled") is False:
-            node["auth-client-required"] = ["none"]
-        return node, secret
-    raise Conflict(f"attach: no userspace path for {protocol} connections")
-
-
-def _keyring_key(path: str | None, user: str | None) -> str | None:
-    """The key of client.<user> from a Ceph keyring file (qemu takes the key itself, as a secret)."""
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    wanted, section = f"[client.{user or 'admin'}]", None
-    for raw in lines:
-        line = raw.strip()
-        if line.startswith("["):
-            section = line
-        elif section == wanted and line.partition("=")[0].strip() == "key":
-            return line.partition("=")[2].strip()
-    return None
-
-
+# attach -----------------------------------------------------------------------
 def attach(connection_info: dict, volume_id: str, read_only: bool, method: str) -> dict:
     """Make a local block device; returns the `device` facts a later detach needs.
 
     On failure nothing is left behind (loop device, daemon, directory).
     """
     protocol = connection_info.get("driver_volume_type")
-    data = dict(connection_info.get("data") or {})
-    image_format = data.get("format", "raw")
+    image_format = (connection_info.get("data") or {}).get("format", "raw")
     how = choose(protocol, image_format, method, kernel_has(protocol))
-    if how == LOOP:
-        path = data["device_path"]
-        device = loop.attach(path, read_only)
-        return {"path": device, "type": "block", "method": LOOP, "backing_file": path}
-    if how == USERSPACE:
-        blockdev, secret = _blockdev(protocol, data, image_format, read_only)
-        daemon = qsd.start(os.path.join(run_dir(), volume_id), blockdev, writable=not read_only, secret=secret,
-                           secret_format="base64" if protocol == "rbd" else "raw")
-        try:
-            device = loop.attach(daemon["export"], read_only)
-        except Exception:
-            qsd.stop(daemon)
-            raise
-        return {"path": device, "type": "block", "method": USERSPACE, "protocol": protocol,
-                "backing_file": daemon["export"], "daemon": daemon}
-    from . import brick
-    info = brick.connect(protocol, data)
-    return {"path": info.get("path"), "type": info.get("type", "block"), "method": KERNEL, "protocol": protocol,
-            "device_info": info}
+    return CONNECTORS[how]().connect_volume(connection_info, os.path.join(run_dir(), volume_id), read_only)
 
 
-def present(device: dict | None) -> bool:
-    """Whether the recorded device is still there and whole (false after a reboot, a killed daemon...)."""
-    if not device or not device.get("path"):
-        return False
-    how = device.get("method")
-    if how in (LOOP, USERSPACE):
-        if not loop.bound_to(device["path"], device.get("backing_file", "")):
-            return False
-        return how == LOOP or qsd.running(device.get("daemon") or {})
-    return os.path.exists(device["path"])
-
-
-def users(device: dict) -> list[str]:
-    return loop.users(device["path"]) if device.get("path") else []
-
-
-def detach(device: dict | None, connection_info: dict) -> None:
-    """Remove the local device and whatever serves it; idempotent, tolerant of a vanished device."""
-    if not device:
-        return
-    how = device.get("method")
-    if how in (LOOP, USERSPACE) and device.get("path"):
-        loop.detach(device["path"], device.get("backing_file", ""))
-    if how == USERSPACE:
-        qsd.stop(device.get("daemon") or {})
-    elif how == KERNEL:
-        from . import brick
-        brick.disconnect(device.get("protocol"), dict(connection_info.get("data") or {}),
-                         device.get("device_info") or {})
-
-
-def size(device: dict) -> int | None:
-    try:
-        return loop.size(device["path"]) if device.get("method") in (LOOP, USERSPACE) else None
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def grow(device: dict, connection_info: dict, size_bytes: int) -> None:
-    """Make an attached device show the volume's new size.
-
-    userspace: the daemon resizes its node (a qcow2 image grows itself; iscsi and
-    rbd re-read the target's capacity), then the loop device follows.
-    """
-    how = device.get("method")
-    if how == USERSPACE:
-        qsd.resize(device.get("daemon") or {}, size_bytes)
-        # The FUSE export's size is cached by the kernel for a second, and losetup takes
-        # the cached one: stat until the new size shows.
-        _await_size(device["backing_file"], size_bytes)
-    if how in (LOOP, USERSPACE):
-        loop.refresh(device["path"])
-    elif how == KERNEL:
-        from . import brick
-        brick.extend(device.get("protocol"), dict(connection_info.get("data") or {}))
-
-
-def _await_size(path: str, size_bytes: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while os.stat(path).st_size < size_bytes and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def owns_image(device: dict | None) -> bool:
-    """Whether a local daemon holds the image file open (then it, not qemu-img, must resize it)."""
-    return bool(device) and device.get("method") == USERSPACE and device.get("protocol") == "local"
+def for_device(device: dict) -> Connector:
+    """The connector that made a recorded device."""
+    return CONNECTORS.get(device.get("method"), Connector)()

@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Loop devices (losetup): a file, or a FUSE export of an image, as a real block device."""
+"""Loop devices (losetup): a file, or a FUSE export of an image, as a real block device.
+
+`LoopConnector` attaches a local raw file; the userspace connector puts a loop device on
+its daemon's export with the same helpers.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import shutil
 
 from ..commands import run
 from ..errors import DriverError, MissingDependency
+from .base import Connector
 
 _LOOP = re.compile(r"^/dev/loop(\d+)$")
 
@@ -87,22 +92,24 @@ def size(device: str) -> int:
         return int(handle.read()) * 512
 
 
-def users(device: str) -> list[str]:
-    """What keeps the device busy: mount points and holders (device-mapper, md...)."""
-    found = []
-    try:
-        real = os.path.realpath(device)
-        with open("/proc/self/mounts", encoding="utf-8") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) > 1 and os.path.realpath(fields[0]) == real:
-                    found.append(fields[1].replace("\\040", " "))
-    except OSError:
-        pass
-    sys_dir = _sys_dir(device)
-    if sys_dir:
-        try:
-            found += [f"holder {h}" for h in os.listdir(os.path.join(sys_dir, "holders"))]
-        except OSError:
-            pass
-    return found
+class LoopConnector(Connector):
+    """A local raw file as a loop device."""
+
+    method = "loop"
+
+    def connect_volume(self, connection_info: dict, directory: str, read_only: bool) -> dict:
+        path = (connection_info.get("data") or {})["device_path"]
+        return {"path": attach(path, read_only), "type": "block", "method": self.method, "backing_file": path}
+
+    def disconnect_volume(self, device: dict, connection_info: dict) -> None:
+        if device.get("path"):
+            detach(device["path"], device.get("backing_file", ""))
+
+    def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
+        refresh(device["path"])
+
+    def check_valid_device(self, device: dict) -> bool:
+        return bound_to(device["path"], device.get("backing_file", ""))
+
+    def size(self, device: dict) -> int | None:
+        return size(device["path"])

@@ -66,6 +66,16 @@ class Driver:
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
                           "create a new volume from the snapshot instead", "snapshot")
 
+    def local_path(self, volume_id: str) -> str | None:
+        """The file on this host that backs the volume, for drivers that keep volumes as local
+        files (a loop device may serve it); None for the others."""
+        return None
+
+    def copy_freezes_image(self, volume: Volume) -> bool:
+        """Whether a snapshot or clone of `volume` freezes its current image file (then a local
+        daemon holding that file open would lose its later writes, so the core refuses)."""
+        return False
+
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         """Return (snapshot's driver_data, volume's driver_data)."""

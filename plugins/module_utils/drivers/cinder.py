@@ -16,7 +16,7 @@ host the module runs on), so they are checked there, by oslo.config, against the
 the driver registers: an unknown name or a wrong type fails naming the option and the
 driver's own options.
 
-Cinder drivers take volume and snapshot objects: they get light objects (`_CinderObject`)
+Cinder drivers take volume and snapshot objects: they get light objects (`CinderObject`)
 built from our records, with the fields Cinder's versioned objects have (id, name
 `volume-<id>`, size, provider_location, ...). What a driver returns (its model update:
 provider_location, provider_auth, ...) is kept in the record's driver_data and put back
@@ -29,7 +29,7 @@ Cinder's RBDDriver; nothing else is patched, faked or configured):
     eventlet, without monkey patching (Cinder then runs in its native-threads mode);
   - importing Cinder's modules registers their option declarations on oslo.config's
     global cfg.CONF (declarations only: cfg.CONF is never parsed and no value is set on
-    it; the driver's values live in a private ConfigOpts, see `_Configuration`);
+    it; the driver's values live in a private ConfigOpts, see `Configuration`);
   - importing Cinder's config module makes oslo.log add a stderr handler to the root
     logger when it has none; the adapter removes it again right after the import, so
     logging is left as it was (the drivers' loggers get no handler, level or format:
@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import logging
 import re
 from typing import Any, Callable
@@ -60,6 +59,15 @@ from ..config import Opt, validate_options
 from ..errors import BlockstoreError, DriverError, InvalidParameter, MissingDependency
 from ..objects import Connection, Snapshot, Volume
 from .base import Driver
+from .cinder_objects import (
+    SNAPSHOT_FIELDS,
+    VOLUME_FIELDS,
+    CinderObject,
+    Configuration,
+    is_plain,
+    model_fields,
+    unsealed,
+)
 
 REQUIREMENTS_FILE = "requirements-cinder.txt"
 CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
@@ -70,172 +78,10 @@ SECRET_NAME = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
 # Options some Cinder drivers read as plain attributes of their configuration without
 # declaring them (cinderlib set them the same way).
 ATTRIBUTE_OPTIONS = {"cinder.volume.drivers.rbd.RBDDriver": ("rbd_keyring_conf",)}
-# Model-update fields holding credentials are kept under a name the store seals.
-SEALED_FIELDS = {"provider_auth": "provider_auth_secret"}
 # Cinder's default volume_name_template; hidden images (name.deleted) are not volumes.
 VOLUME_IMAGE = re.compile(r"^volume-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 MAX_LISTED = 100000
 HIDDEN_SUFFIX = ".deleted"
-VOLUME_FIELDS: dict[str, Any] = {
-    "provider_location": None, "provider_auth": None, "provider_id": None, "provider_geometry": None,
-    "volume_type": None, "volume_type_id": None, "encryption_key_id": None, "consistencygroup": None,
-    "consistencygroup_id": None, "group": None, "group_id": None, "replication_status": None,
-    "replication_driver_data": None, "replication_extended_status": None, "migration_status": None,
-    "attach_status": "detached", "volume_attachment": [], "admin_metadata": {}, "bootable": False,
-    "project_id": None, "user_id": None, "availability_zone": "nova", "shared_targets": False,
-    "service_uuid": None, "use_quota": True, "deleted": False, "snapshot_id": None, "source_volid": None,
-    "previous_status": None, "scheduled_at": None, "launched_at": None, "terminated_at": None,
-    "cluster_name": None,
-}
-SNAPSHOT_FIELDS: dict[str, Any] = {
-    "provider_location": None, "provider_auth": None, "provider_id": None, "progress": "100%",
-    "project_id": None, "user_id": None, "use_quota": True, "encryption_key_id": None,
-    "group_snapshot": None, "group_snapshot_id": None, "cgsnapshot": None, "cgsnapshot_id": None,
-    "deleted": False, "volume_type_id": None,
-}
-
-
-class _CinderObject:
-    """A light stand-in for Cinder's versioned objects: attributes, item access, no database.
-
-    save() does nothing: what a driver changes is read back from the object (`changes`)."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-        self._initial = copy.deepcopy({k: v for k, v in fields.items() if _plain(v)})
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
-
-    def __contains__(self, key: str) -> bool:
-        return hasattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-    def update(self, values: dict) -> None:
-        for key, value in (values or {}).items():
-            setattr(self, key, value)
-
-    def save(self) -> None:
-        """Nothing to write: blockstore's records are the source of truth."""
-
-    def obj_reset_changes(self, *args: Any, **kwargs: Any) -> None:
-        """Versioned-object bookkeeping some drivers call; nothing to reset here."""
-
-    def obj_attr_is_set(self, name: str) -> bool:
-        return hasattr(self, name)
-
-    def obj_what_changed(self) -> set:
-        return set(self.changes())
-
-    def is_replicated(self) -> bool:
-        return False
-
-    def is_multiattach(self) -> bool:
-        return bool(getattr(self, "multiattach", False))
-
-    def changes(self) -> dict:
-        """Fields a driver set on the object itself (instead of returning a model update)."""
-        return {k: v for k, v in self.__dict__.items()
-                if not k.startswith("_") and _plain(v) and self._initial.get(k, _MISSING) != v}
-
-
-_MISSING = object()
-
-
-def _plain(value: Any) -> bool:
-    """JSON-able, so it can be kept in a record."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _model_fields(update: dict | None) -> dict:
-    """A driver's model update as kept in driver_data: JSON-able, credentials under sealed names."""
-    kept = {}
-    for key, value in (update or {}).items():
-        if _plain(value):
-            kept[SEALED_FIELDS.get(key, key)] = value
-    return kept
-
-
-def _unsealed(model: dict) -> dict:
-    names = {v: k for k, v in SEALED_FIELDS.items()}
-    return {names.get(k, k): v for k, v in (model or {}).items()}
-
-
-class _Configuration:
-    """Cinder's driver `configuration` object, over a private oslo.config ConfigOpts.
-
-    Cinder's own Configuration class registers options on the process-wide cfg.CONF; this
-    one keeps them in a ConfigOpts of its own, in one group named after the backend. The
-    task's values are applied as each option is registered (drivers read their options in
-    __init__, right after registering them), converted and checked by the option's type.
-    """
-
-    def __init__(self, cfg: Any, group: str, given: dict, attributes: dict) -> None:
-        object.__setattr__(self, "_cfg", cfg)
-        object.__setattr__(self, "_conf", cfg.ConfigOpts())
-        object.__setattr__(self, "_given", dict(given))
-        object.__setattr__(self, "_registered", {})
-        object.__setattr__(self, "config_group", group)
-        for key, value in attributes.items():
-            object.__setattr__(self, key, value)
-
-    def append_config_values(self, opts: list) -> None:
-        conf, registered, group = self._conf, self._registered, self.config_group
-        for opt in opts:
-            if opt.dest in registered:
-                continue
-            conf.register_opt(opt, group=group)
-            registered[opt.dest] = opt
-            if opt.dest in self._given:
-                self._apply(opt, self._given[opt.dest])
-
-    def _apply(self, opt: Any, value: Any) -> None:
-        if isinstance(value, bool) and opt.type.__class__.__name__ != "Boolean":
-            value = str(value).lower()
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and \
-                opt.type.__class__.__name__ == "String":
-            value = str(value)
-        try:
-            self._conf.set_override(opt.dest, value, group=self.config_group)
-        except (ValueError, TypeError) as exc:
-            raise InvalidParameter(f"backend.{opt.dest}: {value!r} is not valid for the Cinder driver's option "
-                                   f"{opt.dest} ({opt.type!r}): {exc}", f"backend.{opt.dest}") from None
-
-    def unknown(self) -> list[str]:
-        return sorted(k for k in self._given if k not in self._registered)
-
-    def secret_names(self) -> list[str]:
-        return sorted(name for name, opt in self._registered.items() if opt.secret)
-
-    def safe_get(self, name: str) -> Any:
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            return None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self, name, default)
-
-    def set_default(self, name: str, default: Any) -> None:
-        self._conf.set_default(name, default, group=self.config_group)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names that are not plain attributes: the driver's options.
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._conf[self.config_group], name)  # NoSuchOptError is an AttributeError
 
 
 class CinderDriver(Driver):
@@ -276,7 +122,7 @@ class CinderDriver(Driver):
         for key, value in extra.items():
             if not isinstance(key, str) or not OPTION_NAME.match(key):
                 raise InvalidParameter(f"{where}: {key!r} is not an option name", where)
-            if value is not None and not _plain(value):
+            if value is not None and not is_plain(value):
                 raise InvalidParameter(f"{where}.{key}: must be text, a number, a boolean, a list or a dict",
                                        f"{where}.{key}")
         conf = validate_options(cls.options, own, where, cls.name)
@@ -320,7 +166,7 @@ class CinderDriver(Driver):
         attributes = {k: self.driver_options[k] for k in ATTRIBUTE_OPTIONS.get(self.class_path, ())
                       if k in self.driver_options}
         given = {k: v for k, v in self.driver_options.items() if k not in attributes}
-        configuration = _Configuration(cfg, self.backend_name, given, attributes)
+        configuration = Configuration(cfg, self.backend_name, given, attributes)
         impl = self._call(f"loading {self.class_path}", lambda: driver_cls(
             configuration=configuration, host=f"blockstore@{self.backend_name}", cluster_name=None,
             active_backend_id=None, is_vol_db_empty=False))
@@ -351,7 +197,7 @@ class CinderDriver(Driver):
                               f"{message}") from None
 
     # light objects ------------------------------------------------------------
-    def _volume(self, volume: Volume, size: int | None = None, model: dict | None = None) -> _CinderObject:
+    def _volume(self, volume: Volume, size: int | None = None, model: dict | None = None) -> CinderObject:
         fields = dict(copy.deepcopy(VOLUME_FIELDS))
         fields.update(
             id=volume.id, name_id=volume.id, _name_id=None, name=f"volume-{volume.id}", size=size or volume.size,
@@ -359,10 +205,10 @@ class CinderDriver(Driver):
             host=f"blockstore@{self.backend_name}#{self.backend_name}", metadata=dict(volume.metadata),
             volume_metadata=[], multiattach=volume.multiattach, snapshot_id=volume.source_snapshot_id,
             source_volid=volume.source_volume_id, created_at=volume.created_at, obj_context=self._context)
-        fields.update(_unsealed(model if model is not None else volume.driver_data.get("model", {})))
-        return _CinderObject(**fields)
+        fields.update(unsealed(model if model is not None else volume.driver_data.get("model", {})))
+        return CinderObject(**fields)
 
-    def _snapshot(self, snapshot: Snapshot, volume: Volume | None = None) -> _CinderObject:
+    def _snapshot(self, snapshot: Snapshot, volume: Volume | None = None) -> CinderObject:
         if volume is None:
             volume = Volume(id=snapshot.volume_id, name="", backend=self.backend_name, size=snapshot.volume_size,
                             status="available")
@@ -376,13 +222,13 @@ class CinderDriver(Driver):
             volume=self._volume(volume, model=volume_model), display_name=snapshot.name,
             display_description=snapshot.description, status=snapshot.status, metadata=dict(snapshot.metadata),
             created_at=snapshot.created_at, obj_context=self._context)
-        fields.update(_unsealed(snapshot.driver_data.get("model", {})))
-        return _CinderObject(**fields)
+        fields.update(unsealed(snapshot.driver_data.get("model", {})))
+        return CinderObject(**fields)
 
-    def _volume_data(self, volume: Volume, light: _CinderObject, update: dict | None, size: int) -> dict:
+    def _volume_data(self, volume: Volume, light: CinderObject, update: dict | None, size: int) -> dict:
         model = dict(volume.driver_data.get("model", {}))
-        model.update(_model_fields(light.changes()))
-        model.update(_model_fields(update))
+        model.update(model_fields(light.changes()))
+        model.update(model_fields(update))
         for key in ("size", "status", "display_name", "display_description", "metadata"):
             model.pop(key, None)  # ours, not the driver's
         return {"volume_driver": self.class_path, "size": size, "model": model}
@@ -448,9 +294,9 @@ class CinderDriver(Driver):
         light = self._snapshot(snapshot, volume)
         update = self._call(f"create_snapshot {light.name} of {light.volume_name}",
                             lambda: impl.create_snapshot(light))
-        model = _model_fields(light.changes())
+        model = model_fields(light.changes())
         model.pop("status", None)
-        model.update(_model_fields(update))
+        model.update(model_fields(update))
         data = {"volume_driver": self.class_path, "model": model,
                 "volume_model": volume.driver_data.get("model", {})}
         return data, volume.driver_data
@@ -482,13 +328,13 @@ class CinderDriver(Driver):
         info = copy.deepcopy(info)
         info.setdefault("data", {}).setdefault("access_mode", connection.mode)
         # The export's model update is needed again to remove it: kept with the connection.
-        info["cinder_export"] = _model_fields(export)
+        info["cinder_export"] = model_fields(export)
         return info
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         impl = self._load()
         light = self._volume(volume)
-        light.update(_unsealed((connection.connection_info or {}).get("cinder_export") or {}))
+        light.update(unsealed((connection.connection_info or {}).get("cinder_export") or {}))
         connector = dict(connection.connector or {})
         connector.setdefault("host", connection.host)
         self._call(f"terminate_connection {light.name}", lambda: impl.terminate_connection(light, connector))
@@ -534,7 +380,7 @@ class CinderDriver(Driver):
     def get_stats(self) -> dict:
         impl = self._load()
         stats = self._call("get_volume_stats", lambda: impl.get_volume_stats(refresh=True)) or {}
-        stats = {k: v for k, v in stats.items() if _plain(v)}
+        stats = {k: v for k, v in stats.items() if is_plain(v)}
         pools = stats.get("pools") or [{**stats, "pool_name": stats.get("volume_backend_name")}]
         try:
             listed: dict | None = self._listed_volumes()

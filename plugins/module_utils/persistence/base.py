@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from typing import Iterable, Iterator
 
 from ..errors import StateStoreError
+from ..sealing import Sealer, new_key
 
 # Filters a store must support in find(); each matches one record field exactly.
 FILTER_FIELDS = ("id", "name", "volume_id", "status")
@@ -33,6 +34,20 @@ LOCK_STRIPES = 1024
 
 class Store(ABC):
     """A controller-side state store."""
+
+    _sealer: Sealer | None = None
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals secret fields before they are written (sealing.py). open_store() gives it the
+        persistent key of its `persistence`; a store made otherwise gets a key for this process only."""
+        if self._sealer is None:
+            self._sealer = Sealer(key=new_key())
+        return self._sealer
+
+    @sealer.setter
+    def sealer(self, sealer: Sealer) -> None:
+        self._sealer = sealer
 
     @abstractmethod
     def find(self, backend: str, kind: str | None = None, **filters: str | None) -> list[dict]:

@@ -3,7 +3,7 @@
 # pool and a cephx user of this run): create, snapshot, clone, volume from snapshot, extend,
 # delete (with a snapshot), delete of a snapshot a volume was made from, and attach and detach
 # through qemu-storage-daemon. librbd makes no audit events: the kill hook counts the lines of
-# drivers/rbd.py that call a mutating librbd function (see storage_crash's sitecustomize.py).
+# drivers/rbd/ that call a mutating librbd function (see storage_crash's sitecustomize.py).
 #
 #   BLOCKSTORE_CRASH_EVERY=0    kill only at a sample of the steps; default: every step
 #   BLOCKSTORE_CRASH_HOSTS=N    local hosts sharing the steps (forks); default 2

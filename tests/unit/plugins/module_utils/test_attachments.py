@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connections and attachments: planning, statuses, multiattach, undo and secrets.
 
-The driver and the host side are stand-ins here (pure logic); the real ones are
-exercised by the integration targets storage_attachment and storage_attachment_iscsi.
+The driver and the host (host_devices.LocalHost, the core's seam to the host) are stand-ins
+here (pure logic); the real ones are exercised by the integration targets storage_attachment
+and storage_attachment_iscsi.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible_collections.blockstore.storage.plugins.module_utils import attachments, connectors
 from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict, DriverError
+from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+from ansible_collections.blockstore.storage.plugins.module_utils.host_devices import LocalHost
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, Volume, to_record
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
-from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 HERE = {"host": "here", "initiator": "iqn.2005-03.test:here", "platform": "x86_64", "os_type": "linux"}
 PEER = {"host": "peer", "initiator": "iqn.2005-03.test:peer"}
@@ -45,38 +48,64 @@ class FakeDriver(Driver):
         self.exports.pop(connection.id, None)
 
 
-class Host:
-    """The host side as a stand-in: devices that exist until detached or made to vanish."""
+class Host(LocalHost):
+    """The host as a stand-in: devices that exist until detached or made to vanish, and loop
+    devices or daemons a killed task may have left (`loops`, {device: backing file})."""
 
     def __init__(self) -> None:
         self.devices: dict[str, dict] = {}
         self.fail = False
         self.seen_info: list[dict] = []
+        self.loops: dict[str, str] = {}
+        self.busy: list[str] = []
 
-    def attach(self, info, volume_id, read_only, method):
+    def name(self):
+        return "here"
+
+    def properties(self):
+        return dict(HERE)
+
+    def run_dir(self):
+        return "/run/blockstore-test"
+
+    def attach(self, connection_info, volume_id, read_only, method):
         if self.fail:
             raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
-        self.seen_info.append(info)
+        self.seen_info.append(connection_info)
         device = {"path": f"/dev/loop{len(self.devices)}", "type": "block", "method": "userspace",
                   "protocol": "iscsi", "backing_file": "/run/x/export"}
         self.devices[device["path"]] = device
         return device
 
-    def detach(self, device, info):
+    def detach(self, device, connection_info):
         if device:
             self.devices.pop(device["path"], None)
 
+    def present(self, device):
+        return bool(device) and device.get("path") in self.devices
+
+    def size(self, device):
+        return 1 << 30
+
+    def users(self, device):
+        return []
+
+    def bound_loops(self):
+        return dict(self.loops)
+
+    def loop_users(self, device):
+        return list(self.busy)
+
+    def free_loop(self, device, path):
+        self.loops.pop(device)
+
+    def stop_daemon(self, directory):
+        pass
+
 
 @pytest.fixture
-def lab(monkeypatch):
+def lab():
     host = Host()
-    monkeypatch.setattr(connectors, "this_host", lambda: "here")
-    monkeypatch.setattr(connectors, "host_properties", lambda: dict(HERE))
-    monkeypatch.setattr(connectors, "attach", host.attach)
-    monkeypatch.setattr(connectors, "detach", host.detach)
-    monkeypatch.setattr(connectors, "present", lambda d: bool(d) and d.get("path") in host.devices)
-    monkeypatch.setattr(connectors, "size", lambda d: 1 << 30)
-    monkeypatch.setattr(connectors, "users", lambda d: [])
     store = open_store({"storage": "memory"})
     for name, multi in (("v1", False), ("shared", True)):
         store.apply(upserts=[to_record(Volume(id=f"00000000-0000-0000-0000-00000000000{1 + multi}", name=name,
@@ -85,13 +114,19 @@ def lab(monkeypatch):
     class Lab:
         driver = FakeDriver()
 
-        def run(self, check_mode=False, sealer="store", **params):
-            params.setdefault("state", "attached")
+        def run(self, check_mode=False, sealer="store", handler=AttachmentResource, **params):
+            """The task as the action plugin runs it: the store side here, the module's side
+            shipped with the records (and the key to their secrets, unless sealer=None)."""
+            if handler is AttachmentResource:
+                params.setdefault("state", "attached")
             seal = store.sealer if sealer == "store" else sealer
+            task = Task(params, check_mode, driver=self.driver, host=host)
 
-            def execute(records, new_ids):
-                return perform(AttachmentResource, self.driver, params, records, new_ids, check_mode, sealer=seal)
-            return run_task(store, AttachmentResource, "lab", params, check_mode, execute)
+            def ship(records, new_ids):
+                sent = Task(params, check_mode, driver=self.driver, records=records, new_ids=new_ids, sealer=seal,
+                            host=host)
+                return dispatch(handler, sent)
+            return dispatch(handler, task, store=store, ship=ship)[0]
 
         def volume(self, name):
             return store.find("lab", "volume", name=name)[0]
@@ -240,30 +275,25 @@ def test_a_pending_record_goes_when_the_module_finishes(lab):
     assert lab.connections() == []
 
 
-def test_the_next_run_cleans_up_after_a_killed_attach(lab, monkeypatch):
-    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop, qsd
+def test_the_next_run_cleans_up_after_a_killed_attach(lab):
     run_killed(lab, volume="v1")
     killed, = lab.connections()
     # The killed module had made a loop device on the volume's file.
-    leftovers = {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000001"}
-    monkeypatch.setattr(loop, "bound_devices", lambda: dict(leftovers))
-    monkeypatch.setattr(loop, "detach", lambda device, path: leftovers.pop(device))
-    monkeypatch.setattr(qsd, "stop", lambda daemon: None)
-    lab.driver.volume_path = lambda volume: f"/srv/lab/volume-{volume.id}"
+    lab.host.loops = {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000001"}
+    lab.driver.local_path = lambda volume_id: f"/srv/lab/volume-{volume_id}"
     result = lab.run(volume="v1")
     assert result["changed"] and "interrupted task" in result["actions"][0]
-    assert leftovers == {}
+    assert lab.host.loops == {}
     conn, = lab.connections()
     assert conn["id"] == killed["id"] and conn["status"] == "attached"  # the killed task's id is taken over
     assert not lab.run(volume="v1")["changed"]
 
 
-def test_a_device_left_by_a_killed_task_in_use_is_refused(lab, monkeypatch):
-    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop
+def test_a_device_left_by_a_killed_task_in_use_is_refused(lab):
     run_killed(lab, volume="v1")
-    monkeypatch.setattr(loop, "bound_devices", lambda: {"/dev/loop7": "/srv/lab/volume-x"})
-    monkeypatch.setattr(loop, "users", lambda device: ["/mnt/data"])
-    lab.driver.volume_path = lambda volume: "/srv/lab/volume-x"
+    lab.host.loops = {"/dev/loop7": "/srv/lab/volume-x"}
+    lab.host.busy = ["/mnt/data"]
+    lab.driver.local_path = lambda volume_id: "/srv/lab/volume-x"
     with pytest.raises(DriverError, match="interrupted task and is in use"):
         lab.run(volume="v1")
     assert lab.connections()[0]["host"] == ""
@@ -279,15 +309,18 @@ def test_a_detach_after_a_killed_task_forgets_it_and_frees_the_volume(lab):
     assert lab.run(volume="v1", state="detached")["changed"] and lab.connections() == []
 
 
-def test_force_disconnect_plan(monkeypatch, lab):
+def test_force_disconnect_plan(lab):
     lab.run(volume="shared")
     lab.run(volume="shared", state="connected", connector=PEER)
     records = RecordSet("lab", lab.store.all_records())
-    volume = records.lookup("volume", "shared", "volume")
-    conns = records.find("connection", volume_id=volume.id)
+
+    def plan(force):
+        resource = VolumeResource(records, {"name": "shared", "state": "absent", "force": force}, host=lab.host)
+        resource.prepare()
+        return resource.plan()
     with pytest.raises(Conflict, match="force: true"):
-        attachments.plan_force_disconnect(volume, conns, force=False, on_host=True)
-    steps = attachments.plan_force_disconnect(volume, conns, force=True, on_host=True)
+        plan(force=False)
+    steps = plan(force=True).steps[:-1]  # the connections' steps, before the delete
     messages = sorted(s.message for s in steps)
     assert messages[0].startswith("detach /dev/loop0")
     assert messages[1].startswith("disconnect volume 'shared' from peer")

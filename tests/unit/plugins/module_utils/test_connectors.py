@@ -8,7 +8,7 @@ import json
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import connectors
-from ansible_collections.blockstore.storage.plugins.module_utils.connectors import brick
+from ansible_collections.blockstore.storage.plugins.module_utils.connectors import brick, userspace
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.tgt import Tgt
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
     Conflict,
@@ -53,7 +53,7 @@ def test_iscsi_blockdev_keeps_the_chap_secret_out_of_the_command_line():
     data = {"target_portal": "127.0.0.1:3260", "target_iqn": "iqn.2010-10.org.blockstore:volume-x",
             "target_lun": 1, "auth_method": "CHAP", "auth_username": "bsabc", "auth_password": "s3cret-pass",
             "initiator_name": "iqn.1993-08.org.debian:01:host"}
-    node, secret = connectors._blockdev("iscsi", data, "raw", read_only=False)
+    node, secret = userspace._blockdev("iscsi", data, "raw", read_only=False)
     assert secret == "s3cret-pass"
     assert "s3cret-pass" not in json.dumps(node)
     assert node["password-secret"] == "sec0" and node["user"] == "bsabc"
@@ -64,7 +64,7 @@ def test_iscsi_blockdev_keeps_the_chap_secret_out_of_the_command_line():
 def test_rbd_blockdev_from_os_brick_shaped_info():
     data = {"name": "volumes/volume-1", "hosts": ["127.0.0.1"], "ports": ["3300"], "auth_username": "cinder",
             "keyring": "AQBkey==", "conf": "/etc/ceph/ceph.conf"}
-    node, secret = connectors._blockdev("rbd", data, "raw", read_only=True)
+    node, secret = userspace._blockdev("rbd", data, "raw", read_only=True)
     assert (node["pool"], node["image"], node["user"]) == ("volumes", "volume-1", "cinder")
     assert node["server"] == [{"host": "127.0.0.1", "port": "3300"}]
     assert node["read-only"] is True and node["key-secret"] == "sec0" and secret == "AQBkey=="
@@ -77,13 +77,13 @@ def test_rbd_key_from_the_keyring_file_of_the_driver(tmp_path):
     conf.write_text("[global]\nmon host = v2:127.0.0.1:3300\n")
     data = {"name": "rbd/volume-1", "hosts": ["127.0.0.1"], "ports": ["3300"], "auth_username": "cinder",
             "ceph_conf": str(conf), "keyring_path": str(keyring)}
-    node, secret = connectors._blockdev("rbd", data, "raw", read_only=False)
+    node, secret = userspace._blockdev("rbd", data, "raw", read_only=False)
     assert secret == "AQBcinder==" and node["conf"] == str(conf)
     assert "server" not in node  # the conf's v2 monitor address is used
 
 
 def test_local_qcow2_blockdev():
-    node, secret = connectors._blockdev("local", {"device_path": "/v/volume-1"}, "qcow2", read_only=False)
+    node, secret = userspace._blockdev("local", {"device_path": "/v/volume-1"}, "qcow2", read_only=False)
     assert node["driver"] == "qcow2" and node["file"] == {"driver": "file", "filename": "/v/volume-1"}
     assert secret is None
 

@@ -21,8 +21,9 @@ from ansible_collections.blockstore.storage.plugins.module_utils.objects import 
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 
 class Lab:
@@ -212,14 +213,11 @@ def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
     assert {r["id"] for r in store.all_records()} == {"a", "b"}
 
 
-def test_devices_of_this_host_that_no_connection_records(tmp_path, monkeypatch):
-    from ansible_collections.blockstore.storage.plugins.module_utils import connectors
-    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop
+def test_devices_of_this_host_that_no_connection_records(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.host_devices import LocalHost
     lab = Lab(str(tmp_path / "lab"), "raw")
     v1 = lab.run(VolumeResource, name="v1", size=1)["volume"]
     v2 = lab.run(VolumeResource, name="v2", size=1)["volume"]
-    monkeypatch.setattr(connectors, "this_host", lambda: "here")
-    monkeypatch.setenv("BLOCKSTORE_RUN_DIR", str(tmp_path / "run"))
     recorded = {"path": "/dev/loop3", "type": "block", "method": "loop", "backing_file": lab.file(f"volume-{v1['id']}")}
     gone = {"path": "/dev/loop9", "type": "block", "method": "loop", "backing_file": lab.file(f"volume-{v2['id']}")}
     for conn_id, volume, device in (("c1", v1, recorded), ("c2", v2, gone)):
@@ -230,9 +228,23 @@ def test_devices_of_this_host_that_no_connection_records(tmp_path, monkeypatch):
              "/dev/loop5": lab.file(f"volume-{v1['id']}"),                       # left by a killed attach
              "/dev/loop6": str(tmp_path / "run" / v2["id"] / "export"),          # a daemon's export
              "/dev/loop7": "/somewhere/else"}                                     # not this backend's
-    monkeypatch.setattr(loop, "bound_devices", lambda: dict(bound))
-    monkeypatch.setattr(connectors, "present", lambda device: device["path"] in bound)
-    report = drift.check(RecordSet("lab", lab.store.find("lab")), lab.driver)
+
+    class Host(LocalHost):
+        """This host as a stand-in: its loop devices are `bound`."""
+
+        def name(self):
+            return "here"
+
+        def run_dir(self):
+            return str(tmp_path / "run")
+
+        def bound_loops(self):
+            return dict(bound)
+
+        def present(self, device):
+            return device["path"] in bound
+
+    report = drift.check(RecordSet("lab", lab.store.find("lab")), lab.driver, host=Host())
     assert [(d["device"], d["volume_id"]) for d in report["unknown_devices"]] == [
         ("/dev/loop5", v1["id"]), ("/dev/loop6", v2["id"])]
     assert [d["device"] for d in report["lost_devices"]] == ["/dev/loop9"]

@@ -22,9 +22,10 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.units import GiB
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 FORMATS = ["raw", "qcow2"]
 

@@ -11,9 +11,10 @@ import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
-from ansible_collections.blockstore.storage.plugins.module_utils.resources import SnapshotResource, VolumeResource
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.units import GiB
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 
 class KeyRecordingStore(MemoryStore):

@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder import (
-    CinderDriver,
-    _CinderObject,
-    _Configuration,
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder import CinderDriver
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.cinder_objects import (
+    CinderObject,
+    Configuration,
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter, MissingDependency
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import Volume
@@ -59,8 +59,8 @@ def test_without_cinder_the_task_fails_naming_the_library():
 def test_configuration_is_private_typed_and_reports_unknown_options():
     cfg = pytest.importorskip("oslo_config.cfg")
     before = set(cfg.CONF)
-    conf = _Configuration(cfg, "c", {"rbd_pool": "volumes", "rbd_max_clone_depth": "3", "flag": "true",
-                                     "typo": "x"}, {"rbd_keyring_conf": "/k"})
+    conf = Configuration(cfg, "c", {"rbd_pool": "volumes", "rbd_max_clone_depth": "3", "flag": "true",
+                                    "typo": "x"}, {"rbd_keyring_conf": "/k"})
     conf.append_config_values([cfg.StrOpt("rbd_pool", default="rbd"), cfg.IntOpt("rbd_max_clone_depth", default=5),
                                cfg.BoolOpt("flag", default=False), cfg.StrOpt("rbd_user", secret=True)])
     assert (conf.rbd_pool, conf.rbd_max_clone_depth, conf.flag, conf.rbd_user) == ("volumes", 3, True, None)
@@ -71,11 +71,11 @@ def test_configuration_is_private_typed_and_reports_unknown_options():
     assert conf.rbd_user == "cinder"
     assert set(cfg.CONF) == before  # never the process-wide configuration
     with pytest.raises(InvalidParameter, match=r"backend\.depth: 'deep' is not valid for the Cinder driver's option"):
-        _Configuration(cfg, "c", {"depth": "deep"}, {}).append_config_values([cfg.IntOpt("depth")])
+        Configuration(cfg, "c", {"depth": "deep"}, {}).append_config_values([cfg.IntOpt("depth")])
 
 
 def test_light_objects_act_like_cinders_versioned_objects():
-    obj = _CinderObject(id="x", name="volume-x", size=1, provider_location=None, metadata={})
+    obj = CinderObject(id="x", name="volume-x", size=1, provider_location=None, metadata={})
     assert obj["name"] == "volume-x" and obj.get("missing", 5) == 5 and "size" in obj
     obj.update({"provider_location": "loc"})
     obj.save()
@@ -120,3 +120,59 @@ def test_process_wide_effects_are_exactly_the_documented_ones(tmp_path):
     assert changes["eventlet_monkey_patched"] == []
     assert not changes["global_conf_parsed"] and changes["global_conf_overrides"] == []
     assert changes["threads_added"] == 0
+
+
+class RecordingCinderDriver:
+    """Stands in for a Cinder volume driver class (the adapter's `_impl`): an export with CHAP
+    credentials in its model update, and a record of what each call was handed."""
+
+    SECRET = "CHAP bsuser s3cret-chap-password"
+
+    def __init__(self) -> None:
+        self.handed: dict[str, object] = {}
+
+    def create_volume(self, volume):
+        return {"provider_location": f"lab/{volume.name}"}
+
+    def delete_volume(self, volume):
+        self.handed["delete_volume"] = volume.name
+
+    def create_export(self, context, volume, connector):
+        return {"provider_auth": self.SECRET}
+
+    def initialize_connection(self, volume, connector):
+        return {"driver_volume_type": "iscsi", "data": {"target_iqn": f"iqn.test:{volume.name}", "target_lun": 1}}
+
+    def terminate_connection(self, volume, connector):
+        self.handed["terminate_connection"] = volume.provider_auth
+
+    def remove_export(self, context, volume):
+        self.handed["remove_export"] = volume.provider_auth
+
+
+def test_a_force_delete_hands_the_cinder_driver_the_clear_secret():
+    """storage_volume state=absent force=true disconnects first: the Cinder driver's
+    terminate_connection and remove_export get the export's credentials in clear, not the
+    sealed token the store keeps."""
+    from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+    from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+    from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+    from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
+
+    impl = RecordingCinderDriver()
+    driver = build_driver(backend())
+    driver._impl = impl  # what _load() makes from volume_driver where cinder is installed
+    store = open_store({"storage": "memory"})
+
+    def run(handler, **params):
+        return dispatch(handler, Task(params, driver=driver), store=store)[0]
+
+    run(VolumeResource, name="v1", size=1)
+    run(AttachmentResource, volume="v1", state="connected", connector={"host": "peer", "initiator": "iqn.test:peer"})
+    stored = json.dumps(store.all_records())
+    assert RecordingCinderDriver.SECRET not in stored and "sealed:v1:" in stored
+    result = run(VolumeResource, name="v1", state="absent", force=True)
+    assert result["changed"] and store.all_records() == []
+    volume_name = "volume-" + result["volume"]["id"]
+    assert impl.handed == {"terminate_connection": RecordingCinderDriver.SECRET,
+                           "remove_export": RecordingCinderDriver.SECRET, "delete_volume": volume_name}

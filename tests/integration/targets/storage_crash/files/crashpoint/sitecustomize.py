@@ -14,7 +14,7 @@ module_utils/connectors/*) does that changes something, seen through Python's au
 hooks (files opened for writing, renamed, removed, truncated, linked, chmod'ed, reflinked;
 commands started; a daemon's control socket connected to; directories made are not steps:
 whether there is one to make depends on what ran before), plus, for the rbd driver (librbd
-is C: no audit events), every line of drivers/rbd.py that calls a mutating librbd function,
+is C: no audit events), every line of drivers/rbd/ that calls a mutating librbd function,
 plus the return of the outermost driver or connector call that changes something
 (create_volume, attach...: the work is done, the module has not answered).
 
@@ -47,13 +47,14 @@ NOT_STEPS = ("host_properties",)  # reading the host's facts
 NORMALIZE = ((re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
              (re.compile(r"/dev/loop[0-9]+"), "/dev/loop<n>"),
              (re.compile(r"\.(state|key)-[A-Za-z0-9_]+"), r".\1-<tmp>"))
-# librbd calls of drivers/rbd.py that change the cluster.
+# librbd calls of drivers/rbd/ that change the cluster.
 RBD_MUTATIONS = re.compile(r"\.(create|clone|remove|rename|create_snap|remove_snap|protect_snap|unprotect_snap|"
                            r"resize|flatten|copy|rollback_to_snap)\(")
+RBD_FILES = re.compile(r"/drivers/rbd(\.py|/\w+\.py)$")
 # Public driver and host-side calls that change something: their return is a step too.
 ENTRIES = ("create_volume", "create_volume_from_snapshot", "create_cloned_volume", "extend_volume", "delete_volume",
            "create_snapshot", "delete_snapshot", "revert_to_snapshot", "initialize_connection",
-           "terminate_connection", "attach", "detach", "grow")
+           "terminate_connection", "attach", "detach", "grow", "disconnect_volume")
 STATE = {"count": 0, "busy": False, "seen": {}}
 
 
@@ -137,7 +138,7 @@ def tracer(frame, event, arg):
     if event != "call" or not WATCHED.search(filename):
         return None
     entry = is_public_entry(frame)
-    rbd = filename.endswith("/drivers/rbd.py")
+    rbd = RBD_FILES.search(filename) is not None
     if not entry and not rbd:
         return None
 

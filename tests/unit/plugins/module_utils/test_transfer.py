@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter
-from ansible_collections.blockstore.storage.plugins.module_utils.migration import StateTransfer, read_source
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
 from ansible_collections.blockstore.storage.plugins.module_utils.sealing import is_sealed
+from ansible_collections.blockstore.storage.plugins.module_utils.sources import read_source
+from ansible_collections.blockstore.storage.plugins.module_utils.transfer import StateTransfer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DUMPS = os.path.join(HERE, "fixtures", "cinderlib_dumps.json")

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Moving state in and out of the store: import from cinderlib, export to our own JSON.
+"""Reading state to import (storage_state): cinderlib's JSON dumps and database, and our own JSON.
 
 Sources that `state: imported` reads (`src`):
   - cinderlib JSON: `cinderlib.dumps()` (a list of backends), `Backend.dumps`
@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Any
 
 from .errors import InvalidParameter, MissingDependency, StateStoreError
@@ -50,13 +49,8 @@ from .objects import (
     is_uuid,
     to_record,
 )
-from .persistence.base import Store
-from .resources import lock_keys
-from .sealing import mask, sealer_of
-from .serialization import dumps as dump_state
 from .serialization import loads as load_state
 
-STATES = ("imported", "exported")
 OVO_NAMESPACES = ("versioned_object", "cinder_object")
 DEFAULT_TYPE = "__DEFAULT__"
 # Cinder statuses we keep as they are; the rest become `error` and are reported.
@@ -65,9 +59,6 @@ PROVIDER_FIELDS = ("provider_location", "provider_auth", "provider_id", "provide
 # Fields with no counterpart here: reported when they carry something.
 UNMAPPED_VOLUME_FIELDS = ("encryption_key_id", "consistencygroup_id", "group_id",
                           "replication_driver_data", "migration_status")
-COMPARED = ("kind", "id", "backend", "name", "size", "status", "description", "metadata", "source_volume_id",
-            "source_snapshot_id", "multiattach", "volume_id", "volume_size", "host", "connector",
-            "connection_info", "mode", "driver_data")
 
 
 class Report:
@@ -369,98 +360,3 @@ def _our_records(records: dict[str, dict], backend: str, src_backend: str | None
                                    "the one to import", "src_backend")
         src_backend = names[0] if names else None
     return [dict(r, backend=backend) for r in records.values() if r["backend"] == src_backend]
-
-
-# the task ---------------------------------------------------------------------
-def _comparable(record: dict) -> dict:
-    return {k: record.get(k) for k in COMPARED if k in record}
-
-
-def import_records(store: Store, backend: str, incoming: list[dict], check_mode: bool) -> dict:
-    sealer = sealer_of(store)
-    existing = {r["id"]: r for kind in (VOLUME, SNAPSHOT, CONNECTION) for r in store.find(backend, kind)}
-    added, updated, upserts = [], [], []
-    for new in incoming:
-        current = existing.get(new["id"])
-        record = new
-        if current is None:
-            added.append(record)
-        else:
-            if _comparable(sealer.unseal_tree(current)) == _comparable(new):
-                continue
-            record = dict(new, created_at=current.get("created_at", new.get("created_at")))
-            updated.append(record)
-        upserts.append(record)
-    if upserts and not check_mode:
-        store.apply(upserts=[sealer.seal_tree(r) for r in upserts])
-    return {"added": added, "updated": updated}
-
-
-def export_records(store: Store, backend: str, dest: str, check_mode: bool) -> tuple[bool, int]:
-    records = {}
-    for kind in (VOLUME, SNAPSHOT, CONNECTION):
-        for record in store.find(backend, kind):
-            records[record["id"]] = record
-    text = dump_state(records)
-    if not os.path.isabs(dest):
-        raise InvalidParameter(f"dest: {dest!r} must be an absolute path", "dest")
-    if os.path.isfile(dest):
-        with open(dest, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return False, len(records)
-    if check_mode:
-        return True, len(records)
-    directory = os.path.dirname(dest) or "."
-    if not os.path.isdir(directory):
-        raise InvalidParameter(f"dest: directory {directory} does not exist", "dest")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".blockstore-export-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return True, len(records)
-
-
-class StateTransfer:
-    """Handler of storage_state: runs where the store is (the controller), never on a target."""
-
-    runs_on_controller = True
-    needs_backend = True
-
-    @classmethod
-    def run_on_store(cls, store: Store, backend: str, params: dict, check_mode: bool) -> dict:
-        state = params.get("state")
-        if state not in STATES:
-            raise InvalidParameter(f"state: {state!r} is not one of {', '.join(STATES)}", "state")
-        if state == "exported":
-            if not params.get("dest"):
-                raise InvalidParameter("dest: required with state exported (a path for the JSON file)", "dest")
-            changed, count = export_records(store, backend, params["dest"], check_mode)
-            return {"changed": changed, "dest": params["dest"], "count": count,
-                    "actions": [f"export {count} records of backend {backend!r} to {params['dest']}"] if changed
-                    else []}
-        records, unmapped = read_source(params.get("src"), backend, params.get("src_backend"))
-        # Tasks on these objects (by id or by name) wait for the import, and it for them.
-        with store.locked(lock_keys(backend, records, {})):
-            outcome = import_records(store, backend, records, check_mode)
-        added, updated = outcome["added"], outcome["updated"]
-        actions = [f"import {r['kind']} {r.get('name') or r['id']!r} ({r['id']})" for r in added]
-        actions += [f"update {r['kind']} {r.get('name') or r['id']!r} ({r['id']})" for r in updated]
-        counts = {kind: sum(1 for r in records if r["kind"] == kind) for kind in (VOLUME, SNAPSHOT, CONNECTION)}
-        return {
-            "changed": bool(added or updated),
-            "actions": actions,
-            "imported": {f"{k}s": v for k, v in counts.items()},
-            "unmapped": unmapped,
-            "diff": {"before": {"records": sorted(r["id"] for r in updated)},
-                     "after": {"records": sorted(r["id"] for r in added + updated)}},
-            "records": mask([{k: r.get(k) for k in ("kind", "id", "name", "status", "volume_id") if k in r}
-                             for r in added + updated]),
-        }

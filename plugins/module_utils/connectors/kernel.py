@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kernel connector: os-brick's connector for the protocol (open-iscsi, krbd...)."""
+
+from __future__ import annotations
+
+from . import brick
+from .base import Connector
+
+
+class KernelConnector(Connector):
+    method = "kernel"
+
+    def connect_volume(self, connection_info: dict, directory: str, read_only: bool) -> dict:
+        protocol = connection_info.get("driver_volume_type")
+        info = brick.connect(protocol, dict(connection_info.get("data") or {}))
+        return {"path": info.get("path"), "type": info.get("type", "block"), "method": self.method,
+                "protocol": protocol, "device_info": info}
+
+    def disconnect_volume(self, device: dict, connection_info: dict) -> None:
+        brick.disconnect(device.get("protocol"), dict(connection_info.get("data") or {}),
+                         device.get("device_info") or {})
+
+    def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
+        brick.extend(device.get("protocol"), dict(connection_info.get("data") or {}))

@@ -1,0 +1,267 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `file` driver: volumes as files in one directory, raw or qcow2.
+
+Files are named by id (`volume-<id>`, `snapshot-<id>`), never by a user's name.
+
+raw   sparse files. A snapshot or clone is a full point-in-time copy: a reflink
+      (FICLONE, constant time on XFS/btrfs) where the filesystem can, else a
+      sparse copy. Snapshots never depend on anything: delete in any order.
+qcow2 snapshots and clones are backing-file overlays (constant time whatever the
+      size): the volume's current image is frozen by renaming it to
+      `snapshot-<id>` (or `clone-base-<id>`), and a new empty overlay takes the
+      volume's name. Deleting a snapshot merges its data into its only dependent
+      image; a snapshot that several volumes were made from is kept hidden
+      (`snapshot-<id>.deleted` marks it) until the last of them is deleted.
+
+Every step is idempotent, so a re-run after a crash completes what was begun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import string
+
+from ...config import Opt
+from ...errors import Conflict, DriverError, InvalidParameter
+from ...objects import Connection, Snapshot, Volume
+from ...units import GiB
+from ..base import Driver
+from .image import ImageFormat
+from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
+from .raw import RawFormat, reflink
+
+# format name -> its class; a volume's record says which one made it.
+FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
+
+
+class FileDriver(Driver):
+    name = "file"
+    options = (
+        Opt("path", "path", required=True,
+            help="Directory holding the volume files, on the host the module runs on. Created if missing."),
+        Opt("format", default="raw", choices=tuple(FORMATS),
+            help="Image format of new volumes. raw: sparse files; qcow2: snapshots and clones as overlays."),
+        Opt("reflink", default="auto", choices=("auto", "always", "never"),
+            help="raw copies by reflink: auto uses it where the filesystem can, always fails where it cannot."),
+        Opt("target", default="local", choices=("local", "iscsi"),
+            help="How volumes are exported. local: the file path, attached on this host; iscsi: the userspace "
+                 "target tgt on this host, with CHAP per connection (raw volumes only)."),
+        Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
+        Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
+        Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
+            help="Prefix of target names; a volume's target is <prefix>volume-<id>."),
+        Opt("tgt_control_port", "int", default=0, min=0,
+            help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
+    )
+    capabilities = {
+        "formats": list(FORMATS),
+        "thin_provisioning": True,
+        "snapshot": {f.name: f.snapshot_text for f in FORMATS.values()},
+        "clone": {f.name: f.clone_text for f in FORMATS.values()},
+        "snapshot_delete_with_dependents": {f.name: f.snapshot_delete_text for f in FORMATS.values()},
+        "multiattach": True,
+        "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
+                             "iscsi": "tgt target per volume, initiator ACL and CHAP per connection; raw only"},
+    }
+
+    def __init__(self, backend_name: str, conf: dict) -> None:
+        super().__init__(backend_name, conf)
+        if not os.path.isabs(conf["path"]):
+            raise InvalidParameter(f"backend.path: {conf['path']!r} must be an absolute directory path",
+                                   "backend.path")
+        self.path = os.path.normpath(conf["path"])
+        if conf["target"] == "iscsi" and conf["format"] == "qcow2":
+            raise InvalidParameter("backend.target: iscsi exports raw files only (tgt serves a file's bytes as "
+                                   "they are); use format raw, or target local for qcow2", "backend.target")
+
+    # set-up -------------------------------------------------------------
+    def check_setup(self) -> None:
+        try:
+            os.makedirs(self.path, mode=0o755, exist_ok=True)
+        except OSError as exc:
+            raise DriverError(f"backend.path: cannot create directory {self.path}: {exc.strerror}",
+                              "backend.path") from None
+        if not os.path.isdir(self.path):
+            raise DriverError(f"backend.path: {self.path} exists and is not a directory", "backend.path")
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise DriverError(f"backend.path: directory {self.path} is not writable", "backend.path")
+        FORMATS[self.conf["format"]](self).check_setup()
+
+    # paths and formats ----------------------------------------------------
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def volume_path(self, volume: Volume) -> str:
+        return self.local_path(volume.id)
+
+    def local_path(self, volume_id: str) -> str:
+        return self.file(f"volume-{volume_id}")
+
+    def snapshot_path(self, snapshot: Snapshot) -> str:
+        return self.file(f"snapshot-{snapshot.id}")
+
+    @staticmethod
+    def unlink(path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def format_of(self, obj: Volume | Snapshot) -> ImageFormat:
+        """The format of an existing volume or snapshot, as its record says."""
+        return FORMATS[obj.driver_data.get("format", "raw")](self)
+
+    def copy_freezes_image(self, volume: Volume) -> bool:
+        return self.format_of(volume).copy_freezes_image
+
+    # volumes ------------------------------------------------------------
+    def create_volume(self, volume: Volume) -> dict:
+        fmt = FORMATS[self.conf["format"]](self)
+        path = self.volume_path(volume)
+        # Only ever called for a record still 'creating': a leftover file from a
+        # crashed run holds nothing a user could have written.
+        self.unlink(path)
+        return {"format": fmt.name, **fmt.create(volume, path)}
+
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        fmt = self.format_of(snapshot)
+        return {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, self.volume_path(volume))}
+
+    def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
+        fmt = self.format_of(source)
+        return {"format": fmt.name, **fmt.clone(volume, source, self.volume_path(volume))}, source.driver_data
+
+    def extend_volume(self, volume: Volume, new_size: int) -> dict:
+        path = self.volume_path(volume)
+        fmt = self.format_of(volume)
+        fmt.extend(volume, path, new_size)
+        if self.conf["target"] == "iscsi" and "iscsi" in fmt.targets:
+            self._tgt().refresh(self._iqn(volume), path)
+        return volume.driver_data
+
+    def delete_volume(self, volume: Volume) -> None:
+        self.format_of(volume).delete(volume, self.volume_path(volume))
+
+    def volume_exists(self, volume: Volume) -> bool:
+        return os.path.exists(self.volume_path(volume))
+
+    # snapshots ----------------------------------------------------------
+    def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
+        fmt = self.format_of(volume)
+        return {"format": fmt.name, **fmt.snapshot(snapshot, volume)}, volume.driver_data
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        path = self.snapshot_path(snapshot)
+        self.unlink(path + ".tmp")
+        self.format_of(snapshot).delete_snapshot(snapshot, path)
+
+    def snapshot_exists(self, snapshot: Snapshot) -> bool:
+        return os.path.exists(self.snapshot_path(snapshot))
+
+    # connections --------------------------------------------------------
+    def _tgt(self):
+        from ..tgt import Tgt
+        return Tgt(self.conf["tgt_control_port"])
+
+    def _iqn(self, volume: Volume) -> str:
+        return f"{self.conf['iscsi_target_prefix']}volume-{volume.id}"
+
+    @staticmethod
+    def chap_user(connection: Connection) -> str:
+        return "bs" + connection.id.replace("-", "")
+
+    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
+        path = self.volume_path(volume)
+        if not os.path.exists(path):
+            raise DriverError(f"file driver: volume image {path} is missing")
+        fmt = self.format_of(volume).name
+        if self.conf["target"] == "local":
+            return {"driver_volume_type": "local",
+                    "data": {"device_path": path, "format": fmt, "volume_id": volume.id,
+                             "access_mode": connection.mode}}
+        if "iscsi" not in FORMATS[fmt].targets:
+            raise Conflict(f"backend.target: volume {volume.name!r} is {fmt}; the iscsi target exports raw "
+                           "volumes only", "backend.target")
+        initiator = connection.connector.get("initiator")
+        if not initiator:
+            raise InvalidParameter("connector.initiator: an iscsi export needs the host's initiator IQN "
+                                   "(storage_host_info returns it)", "connector.initiator")
+        old = connection.connection_info.get("data") or {}
+        user = self.chap_user(connection)
+        # Same connection, same secret: a re-export (tgtd restarted) keeps working credentials.
+        password = old.get("auth_password") if old.get("auth_username") == user else None
+        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
+        tgt = self._tgt()
+        target = tgt.ensure_target(self._iqn(volume), path)
+        tgt.allow(target, initiator, user, password)
+        return {"driver_volume_type": "iscsi",
+                "data": {"target_discovered": False,
+                         "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
+                         "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
+                         "auth_method": "CHAP", "auth_username": user, "auth_password": password,
+                         "access_mode": connection.mode, "encrypted": False, "discard": False}}
+
+    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
+        if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":
+            return
+        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection))
+
+    # backend ------------------------------------------------------------
+    def _virtual_size(self, name: str) -> int:
+        path = self.file(name)
+        size = qcow2_header(path)[1]
+        return size if size else os.path.getsize(path)
+
+    def _names(self) -> list[str]:
+        try:
+            return os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+
+    def list_volume_ids(self) -> list[str]:
+        return sorted(n[len("volume-"):] for n in self._names()
+                      if n.startswith("volume-") and not n.endswith(".tmp"))
+
+    def list_snapshot_ids(self) -> list[str]:
+        names = set(self._names())
+        return sorted(n[len("snapshot-"):] for n in names
+                      if n.startswith("snapshot-") and not n.endswith((".tmp", HIDDEN_MARK))
+                      and n + HIDDEN_MARK not in names)
+
+    def list_leftovers(self) -> list[str]:
+        names = set(self._names())
+        found = [n for n in names if n.endswith(".tmp") or n.startswith(".reflink-probe")]
+        found += [n for n in names if n.endswith(HIDDEN_MARK) and n[:-len(HIDDEN_MARK)] not in names]
+        if any(n.startswith("clone-base-") or n.endswith(HIDDEN_MARK) for n in names):
+            found += Qcow2Format(self).garbage()
+        return sorted(found)
+
+    def get_stats(self) -> dict:
+        self.check_setup()
+        fs = os.statvfs(self.path)
+        ids = self.list_volume_ids()
+        provisioned = sum(self._virtual_size(f"volume-{i}") for i in ids)
+        total = fs.f_blocks * fs.f_frsize / GiB
+        free = fs.f_bavail * fs.f_frsize / GiB
+        return {
+            "driver": self.name,
+            "total_capacity_gb": round(total, 2),
+            "free_capacity_gb": round(free, 2),
+            "provisioned_capacity_gb": round(provisioned / GiB, 2),
+            "volume_count": len(ids),
+            "pools": [{"name": self.backend_name, "path": self.path, "total_capacity_gb": round(total, 2),
+                       "free_capacity_gb": round(free, 2), "format": self.conf["format"],
+                       "reflink": self._reflink_supported()}],
+        }
+
+    def _reflink_supported(self) -> bool:
+        probe = self.file(".reflink-probe")
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"x")
+            return reflink(probe, probe + ".clone")
+        finally:
+            self.unlink(probe)
+            self.unlink(probe + ".clone")

@@ -1,0 +1,69 @@
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The handler contract: which side runs what, and the secret gate in front of every host half."""
+
+from __future__ import annotations
+
+from ansible_collections.blockstore.storage.plugins.module_utils import sealing
+from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+from ansible_collections.blockstore.storage.plugins.module_utils.handler import Handler, SecretGate, Task, dispatch
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import HostInfo, VolumeInfo
+from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer
+from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
+
+SEALER = Sealer(key=sealing.new_key())
+RECORD = {"kind": "connection", "id": "c", "backend": "lab", "connection_info": {"data": {"auth_password": "pw"}}}
+
+
+class Echo(Handler):
+    """A host half that shows what it was handed and hands back what it made."""
+
+    needs_secrets = True
+
+    @classmethod
+    def on_host(cls, task):
+        return {"seen": task.records}, {"upserts": [dict(RECORD, id="new")], "deletes": []}
+
+
+def test_the_gate_opens_sealed_secrets_for_the_host_half_and_seals_what_comes_back():
+    sealed = SEALER.seal_tree(RECORD)
+    result, changes = dispatch(Echo, Task({}, records=[sealed], sealer=SEALER))
+    assert result["seen"] == [RECORD]
+    assert sealing.is_sealed(changes["upserts"][0]["connection_info"]["data"]["auth_password"])
+
+
+def test_without_the_key_the_gate_lets_records_through_as_they_are():
+    sealed = SEALER.seal_tree(RECORD)
+    gate = SecretGate(None)
+    assert gate.open([sealed]) == [sealed] and gate.close({"upserts": [RECORD]}) == {"upserts": [RECORD]}
+
+
+def test_the_key_goes_only_where_sealed_secrets_are_needed():
+    sealed = SEALER.seal_tree(RECORD)
+    assert VolumeResource.wants_key([sealed]) and not VolumeResource.wants_key([{"kind": "volume", "id": "v"}])
+    assert AttachmentResource.wants_key([])  # it seals the credentials a new export makes
+    assert not VolumeInfo.wants_key([sealed])
+
+
+def test_the_controller_side_ships_the_host_half_and_a_storeless_handler_without_records():
+    shipped = []
+
+    def ship(records, new_ids):
+        shipped.append(records)
+        return {"changed": False, "connector": {}}, None
+
+    dispatch(HostInfo, Task({}), ship=ship)
+    store = open_store({"storage": "memory"})
+    dispatch(VolumeInfo, Task({}, driver=_Driver()), store=store, ship=ship)
+    assert shipped == [None, []]
+
+
+def test_a_module_run_alone_runs_both_halves_here():
+    store = open_store({"storage": "memory"})
+    result, changes = dispatch(VolumeInfo, Task({}, driver=_Driver()), store=store)
+    assert result == {"changed": False, "volumes": []} and changes is None
+
+
+class _Driver:
+    backend_name = "lab"

@@ -22,8 +22,9 @@ Markers: an HTML comment on the line right before a fence (blank lines between a
                                     below; a relative PATH is in the example's working directory) before each
                                     later example of the same document runs, as the document says it must be.
   <!-- example: after previous -->  the previous runnable example of the same document runs once first (it must
-                                    succeed), in the same directories: for an example that changes what the
-                                    previous one made (a rename, a delete).
+                                    succeed; if it is itself marked `after previous`, the one before it runs
+                                    before it, and so on), in the same directories: for an example that changes
+                                    what the previous one made (a rename, a delete, a detach).
 Module EXAMPLES can carry none; MODULE_SKIPS below holds their skips, with reasons.
 
 How an example runs
@@ -83,6 +84,7 @@ RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\
 YAML_LANGS = ("yaml", "yml")
 SHELL_LANGS = ("sh", "shell", "bash")
 TRACE = "+EXAMPLE-COMMAND: "
+VERBOSE = False
 
 # Module EXAMPLES cannot carry an HTML marker: their skips, by module name, with the reason.
 MODULE_SKIPS = {
@@ -317,6 +319,8 @@ def quiet(command: list[str]) -> None:
 def run(command: list[str], sandbox: Sandbox) -> tuple[int, str]:
     proc = subprocess.run(command, cwd=sandbox.work, env=sandbox.env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, check=False, timeout=1800)
+    if VERBOSE:
+        print(proc.stdout)
     return proc.returncode, proc.stdout
 
 
@@ -374,9 +378,11 @@ def run_example(example: Example, python: str) -> tuple[str, str]:
         return "FAIL", "a YAML block that is neither plays nor tasks: show fragments in a plain fence"
     if example.marker and example.marker != "after previous":
         return "FAIL", f"unknown marker '{example.marker}'"
-    chain = [example.previous, example] if example.marker == "after previous" else [example]
-    if chain[0] is None:
-        return "FAIL", "'after previous', but no example before it"
+    chain = [example]
+    while chain[0].marker == "after previous":  # the previous example, and what it runs after
+        if chain[0].previous is None:
+            return "FAIL", "'after previous', but no example before it"
+        chain.insert(0, chain[0].previous)
     texts = " ".join(e.text for e in chain)
     sandbox = Sandbox(example, python)
     status, reason = "PASS", ""
@@ -390,11 +396,11 @@ def run_example(example: Example, python: str) -> tuple[str, str]:
             problem = sandbox.start_tgtd()
             if problem:
                 return "SKIP", f"needs tgtd on control port 0: {problem}"
-        if len(chain) == 2:
-            code, out, _ = run_once(chain[0], sandbox, 0)
+        for number, before in enumerate(chain[:-1]):
+            code, out, _ = run_once(before, sandbox, -1 - number)
             if code:
                 print(out)
-                return "FAIL", f"the previous example ({chain[0].where}), run first, failed (exit {code})"
+                return "FAIL", f"the example before it ({before.where}), run first, failed (exit {code})"
         for number in (1, 2):
             code, out, changes = run_once(example, sandbox, number)
             if code or (number == 2 and changes):
@@ -415,8 +421,11 @@ def main() -> int:
     parser.add_argument("repo")
     parser.add_argument("--only", action="append", help="run only examples whose FILE:LINE matches this glob")
     parser.add_argument("--list", action="store_true", help="list the examples, run nothing")
+    parser.add_argument("--verbose", action="store_true", help="print the output of every run")
     args = parser.parse_args()
     python = os.environ.get("BLOCKSTORE_EXAMPLES_PYTHON", sys.executable)
+    global VERBOSE  # noqa: PLW0603 - one switch for the whole run
+    VERBOSE = args.verbose
     failed = 0
     for example in all_examples(args.repo):
         if args.only and not any(fnmatch.fnmatch(example.where, pattern) for pattern in args.only):

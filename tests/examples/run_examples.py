@@ -32,6 +32,12 @@ How an example runs
   - Absolute paths under REDIRECTS (/var/lib/blockstore, /srv, /etc/blockstore, ...) in its text are
     rewritten to T/<the same path> (so /srv/volumes becomes T/srv/volumes, and
     sqlite:////var/lib/blockstore/state.db becomes sqlite:///T/var/lib/blockstore/state.db).
+  - T/srv and T/var/backups exist, as /srv and /var/backups do on a Debian host.
+  - Fixtures: files an example reads that its user already has, made when its text names them:
+    /var/lib/cinderlib/state.json (cinderlib.dumps() of backends ceph and lvm: the unit tests' fixture
+    cinderlib_dumps.json) and /var/lib/cinderlib/<name>.sqlite (a database in Cinder's schema with the same
+    objects: tests/utils/cinder_db_fixture.py, run by BLOCKSTORE_EXAMPLES_CINDER_PYTHON, default the target
+    Python, which needs cinder).
   - HOME is T/home (the default state store ~/.ansible/blockstore/state.json lands there),
     BLOCKSTORE_RUN_DIR is T/run (qemu-storage-daemon directories), the BLOCKSTORE_* variables of the
     caller are removed, and every ansible-playbook run gets `-e volume_fstab=T/etc/fstab`, so the volume
@@ -87,10 +93,7 @@ TRACE = "+EXAMPLE-COMMAND: "
 VERBOSE = False
 
 # Module EXAMPLES cannot carry an HTML marker: their skips, by module name, with the reason.
-MODULE_SKIPS = {
-    "storage_state": "needs cinderlib's saved state (a cinderlib.dumps() file, a database in Cinder's schema) "
-                     "of a Ceph backend; imports and exports run in the storage_state integration target",
-}
+MODULE_SKIPS: dict[str, str] = {}
 
 
 @dataclass
@@ -185,7 +188,8 @@ class Sandbox:
         self.work = os.path.join(self.root, "work")
         os.makedirs(self.work)
         os.makedirs(os.path.join(self.root, "home"))
-        os.makedirs(os.path.join(self.root, "etc"))
+        for directory in ("etc", "srv", "var/backups"):
+            os.makedirs(os.path.join(self.root, directory))
         self.python = env_python
         self.schema = ""
         self.pg_url = ""
@@ -194,6 +198,19 @@ class Sandbox:
         with open(self.inventory, "w", encoding="utf-8") as handle:
             handle.write("localhost\nstorage1\n\n[db_servers]\ndb1\ndb2\n\n[all:vars]\nansible_connection=local\n"
                          f"ansible_python_interpreter={env_python}\n")
+
+    def fixtures(self, text: str, repo: str) -> None:
+        """Make the files of cinderlib's that `text` names (see the docstring)."""
+        state = os.path.join(self.root, "var/lib/cinderlib/state.json")
+        if "/var/lib/cinderlib/state.json" in text:
+            os.makedirs(os.path.dirname(state), exist_ok=True)
+            shutil.copy(os.path.join(repo, "tests/unit/plugins/module_utils/fixtures/cinderlib_dumps.json"), state)
+        for name in sorted(set(re.findall(r"/var/lib/cinderlib/([\w.-]+\.sqlite)\b", text))):
+            database = os.path.join(self.root, "var/lib/cinderlib", name)
+            os.makedirs(os.path.dirname(database), exist_ok=True)
+            python = os.environ.get("BLOCKSTORE_EXAMPLES_CINDER_PYTHON", self.python)
+            subprocess.run([python, os.path.join(repo, "tests/utils/cinder_db_fixture.py"), database],
+                           check=True, capture_output=True)
 
     def rewrite(self, text: str) -> str:
         text = REDIRECT_RE.sub(lambda m: self.root + m.group(1), text)
@@ -370,7 +387,7 @@ def shell_changes(out: str) -> str:
     return "; ".join(f"'{c}' reported a change" for c in found)
 
 
-def run_example(example: Example, python: str) -> tuple[str, str]:
+def run_example(example: Example, python: str, repo: str) -> tuple[str, str]:
     """('PASS'|'FAIL'|'SKIP', reason)."""
     if example.marker.startswith("skip"):
         return "SKIP", example.marker.split("-", 1)[1].strip() if "-" in example.marker else "marked skip"
@@ -392,6 +409,7 @@ def run_example(example: Example, python: str) -> tuple[str, str]:
             if not url:
                 return "SKIP", "needs PostgreSQL: no BLOCKSTORE_TEST_PG_URL (scripts/test.sh starts one)"
             sandbox.start_postgres(url)
+        sandbox.fixtures(texts, repo)
         if re.search(r"target:\s*iscsi", texts):
             problem = sandbox.start_tgtd()
             if problem:
@@ -435,7 +453,10 @@ def main() -> int:
             continue
         print(f"== {example.where} ({example.kind})", flush=True)
         started = time.monotonic()
-        status, reason = run_example(example, python)
+        try:
+            status, reason = run_example(example, python, args.repo)
+        except Exception as error:  # one broken example must not hide the others
+            status, reason = "FAIL", f"the runner failed: {error!r}"
         failed += status == "FAIL"
         print(f"{status} {example.where}" + (f": {reason}" if reason else "")
               + ("" if status == "SKIP" else f" ({time.monotonic() - started:.0f} s)"), flush=True)

@@ -70,10 +70,10 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != s
 fi
 
 # A throwaway one-node Ceph on 127.0.0.1 for the rbd driver (unit tests through .venv-rbd,
-# targets named *rbd*, *ceph*, *cinder* or *secrets*), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
+# targets named *rbd*, *ceph*, *cinder* or *secrets*, the examples), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
 needs_ceph=""
 case "$what" in
-  all|units) needs_ceph=1 ;;
+  all|units|examples) needs_ceph=1 ;;
   integration) { [ $# -eq 0 ] || printf '%s\n' "$@" | grep -q 'rbd\|ceph\|cinder\|secrets'; } && needs_ceph=1 ;;
 esac
 if [ -n "$needs_ceph" ] && [ -z "${BLOCKSTORE_TEST_CEPH_CONF:-}" ]; then

@@ -25,6 +25,11 @@ Markers: an HTML comment on the line right before a fence (blank lines between a
                                     succeed; if it is itself marked `after previous`, the one before it runs
                                     before it, and so on), in the same directories: for an example that changes
                                     what the previous one made (a rename, a delete, a detach).
+  <!-- example: needs ceph -->      the example uses a Ceph cluster: the test one (BLOCKSTORE_TEST_CEPH_CONF, its user,
+                                    keyring; skipped without it). /etc/ceph/ceph.conf in its text becomes its
+                                    configuration, BLOCKSTORE_RBD_KEYRING_FILE (what the AWX credential injects) that
+                                    user's keyring, and afterwards the images of the volumes its stores record
+                                    (`volume-<id>` in BLOCKSTORE_TEST_CEPH_POOL) are removed.
 Module EXAMPLES can carry none; MODULE_SKIPS below holds their skips, with reasons.
 
 How an example runs
@@ -67,6 +72,7 @@ import argparse
 import ast
 import fnmatch
 import glob
+import json
 import os
 import re
 import shutil
@@ -194,6 +200,7 @@ class Sandbox:
         self.schema = ""
         self.pg_url = ""
         self.tgtd_pid = 0
+        self.ceph: dict[str, str] = {}
         self.inventory = os.path.join(self.root, "inventory")
         with open(self.inventory, "w", encoding="utf-8") as handle:
             handle.write("localhost\nstorage1\n\n[db_servers]\ndb1\ndb2\n\n[all:vars]\nansible_connection=local\n"
@@ -216,6 +223,8 @@ class Sandbox:
         text = REDIRECT_RE.sub(lambda m: self.root + m.group(1), text)
         if self.pg_url:
             text = PG_URL_RE.sub(self.pg_url, text)
+        if self.ceph:
+            text = text.replace("/etc/ceph/ceph.conf", self.ceph["conf"])
         return text
 
     def env(self) -> dict:
@@ -225,7 +234,33 @@ class Sandbox:
                    ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCALHOST_WARNING="false",
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_STDOUT_CALLBACK="default",
                    PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        if self.ceph:
+            env["BLOCKSTORE_RBD_KEYRING_FILE"] = self.ceph["keyring"]
         return env
+
+    def use_ceph(self) -> str:
+        """The test Ceph for this example, or why there is none."""
+        names = {"conf": "CONF", "keyring": "KEYRING", "user": "USER", "pool": "POOL",
+                 "admin_keyring": "ADMIN_KEYRING"}
+        ceph = {key: os.environ.get(f"BLOCKSTORE_TEST_CEPH_{name}", "") for key, name in names.items()}
+        if not all(ceph.values()):
+            return "needs Ceph: no BLOCKSTORE_TEST_CEPH_* (scripts/test.sh starts a test cluster)"
+        self.ceph = ceph
+        return ""
+
+    def _rbd_images(self) -> list[str]:
+        """The rbd images of the volumes recorded in the example's JSON stores."""
+        images = []
+        paths = [os.path.join(top, name) for top, _, names in os.walk(self.root) for name in names
+                 if name.endswith(".json")]  # ~/.ansible/blockstore/state.json too: glob skips hidden directories
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    records = json.load(handle).get("records", {})
+            except (OSError, ValueError, AttributeError):
+                continue
+            images += [f"volume-{r['id']}" for r in records.values() if r.get("kind") == "volume"]
+        return images
 
     # -- services the example needs
     def start_postgres(self, url: str) -> None:
@@ -305,6 +340,14 @@ class Sandbox:
         for device in self._loops():
             quiet(["losetup", "-d", device])
         left = self.leftovers()
+        if self.ceph:
+            admin = ["rbd", "--conf", self.ceph["conf"], "--id", "admin", "--keyring", self.ceph["admin_keyring"]]
+            images = self._rbd_images()
+            for image in images:
+                quiet([*admin, "rm", f"{self.ceph['pool']}/{image}"])
+            pool = subprocess.run([*admin, "ls", self.ceph["pool"]], capture_output=True, text=True,
+                                  check=False).stdout.split()
+            left += [f"rbd image {self.ceph['pool']}/{image}" for image in images if image in pool]
         if self.tgtd_pid:
             out = subprocess.run(["tgtadm", "-C", "0", "--lld", "iscsi", "--mode", "target", "--op", "show"],
                                  capture_output=True, text=True, check=False).stdout
@@ -393,7 +436,7 @@ def run_example(example: Example, python: str, repo: str) -> tuple[str, str]:
         return "SKIP", example.marker.split("-", 1)[1].strip() if "-" in example.marker else "marked skip"
     if example.kind == "fragment":
         return "FAIL", "a YAML block that is neither plays nor tasks: show fragments in a plain fence"
-    if example.marker and example.marker != "after previous":
+    if example.marker and example.marker not in ("after previous", "needs ceph"):
         return "FAIL", f"unknown marker '{example.marker}'"
     chain = [example]
     while chain[0].marker == "after previous":  # the previous example, and what it runs after
@@ -410,6 +453,10 @@ def run_example(example: Example, python: str, repo: str) -> tuple[str, str]:
                 return "SKIP", "needs PostgreSQL: no BLOCKSTORE_TEST_PG_URL (scripts/test.sh starts one)"
             sandbox.start_postgres(url)
         sandbox.fixtures(texts, repo)
+        if any(e.marker == "needs ceph" for e in chain):
+            problem = sandbox.use_ceph()
+            if problem:
+                return "SKIP", problem
         if re.search(r"target:\s*iscsi", texts):
             problem = sandbox.start_tgtd()
             if problem:

@@ -10,6 +10,7 @@
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
 #   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
+#   bash scripts/test.sh examples [FILE:LINE-GLOB...]   # every documented example, run twice (tests/examples)
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
 # every failed and skipped step, test, target or leg named above it. Under CI (CI=true) a skip that
@@ -74,10 +75,10 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != s
 fi
 
 # A throwaway one-node Ceph on 127.0.0.1 for the rbd driver (unit tests through .venv-rbd,
-# targets named *rbd*, *ceph*, *cinder* or *secrets*), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
+# targets named *rbd*, *ceph*, *cinder* or *secrets*, the examples), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
 needs_ceph=""
 case "$what" in
-  all|units) needs_ceph=1 ;;
+  all|units|examples) needs_ceph=1 ;;
   integration) { [ $# -eq 0 ] || printf '%s\n' "$@" | grep -q 'rbd\|ceph\|cinder\|secrets'; } && needs_ceph=1 ;;
 esac
 if [ -n "$needs_ceph" ] && [ -z "${BLOCKSTORE_TEST_CEPH_CONF:-}" ]; then
@@ -252,6 +253,34 @@ if [ "$what" = all ] || [ "$what" = molecule ]; then
     record "molecule/$scenario" $rc
     echo "== molecule: $scenario $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
   done
+fi
+
+if [ "$what" = all ] || [ "$what" = examples ]; then
+  # Every example of README.md, docs/, the roles' READMEs and the modules' EXAMPLES, from the tree's copy of
+  # the checkout, each in a temporary directory of its own (tests/examples/run_examples.py): the first run
+  # must succeed, the second must change nothing. One PASS, FAIL or SKIP line per example.
+  echo "== examples"
+  started=$SECONDS
+  sync_tree
+  only=()
+  [ "$what" = examples ] && for pattern in "$@"; do only+=(--only "$pattern"); done
+  ANSIBLE_COLLECTIONS_PATH="$tree:$HOME/.ansible/collections" BLOCKSTORE_EXAMPLES_PYTHON="$BLOCKSTORE_TEST_RBD_PYTHON" \
+    python tests/examples/run_examples.py "${only[@]}" "$dest" 2>&1 | tee "$tree/examples.log"
+  rc=${PIPESTATUS[0]}
+  results=0
+  while IFS= read -r line; do
+    status=${line%% *}; rest=${line#* }; name=${rest%% *}; name=${name%:}
+    results=$((results + 1))
+    case "$status" in
+      PASS) record "examples/$name" 0 ;;
+      FAIL) record "examples/$name" 1 ;;
+      SKIP) skip "examples/$name" "${rest#*: }" ;;
+    esac
+  done < <(grep -E '^(PASS|FAIL|SKIP) ' "$tree/examples.log")
+  # the runner itself failed (no example reported that)
+  if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$tree/examples.log"; then record examples "$rc"; fi
+  [ "$results" -eq 0 ] && [ "$rc" -eq 0 ] && skip examples "no example matched"
+  echo "== examples done in $((SECONDS - started)) s"
 fi
 
 if [ "$what" = all ] || [ "$what" = matrix ]; then

@@ -8,7 +8,7 @@
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
-#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
@@ -283,11 +283,11 @@ if [ "$what" = all ] || [ "$what" = matrix ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = packaging ]; then
-  # The collection as users get it: built tarball installed offline, execution environment build
-  # context, AWX credential type (tests/packaging/*).
+  # The collection as users get it: built tarball installed offline, galaxy-importer (Galaxy's upload
+  # check) with no warning, execution environment build context, AWX credential type (tests/packaging/*).
   checks=()
   [ "$what" = packaging ] && checks=("$@")
-  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential)
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install galaxy_importer ee_context awx_credential)
   for check in "${checks[@]}"; do
     echo "== packaging: $check"
     started=$SECONDS

@@ -3,7 +3,7 @@
 # ansible-test integration targets (real ansible-playbook runs on real storage).
 #
 #   bash scripts/test.sh                 # everything
-#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, ansible-doc of every module
+#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, CHANGELOG.rst current, ansible-doc of every module
 #   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
@@ -130,6 +130,8 @@ if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ansible-lint done in $((SECONDS - started)) s"
   echo "== antsibull-changelog lint"
   antsibull-changelog lint; record changelog-lint $?
+  echo "== CHANGELOG.rst is what changelogs/ makes (scripts/changelog.sh --check)"
+  BLOCKSTORE_VENV="$VENV" bash scripts/changelog.sh --check; record changelog-rst $?
   echo "== ansible-doc of every module"
   sync_tree
   python tests/utils/check_module_docs.py "$tree"; record ansible-doc $?

@@ -50,7 +50,8 @@ if grep -E '(^|/)(\.venv[^/]*|\.ansible|\.git|__pycache__|\.pytest_cache|\.ruff_
    grep -E '(^|/)[^/]*-artifact-[^/]*\.json$|(^|/)ansible-navigator\.log$' "$tmp/listing"; then
   fail "the tarball holds the files listed above; add them to build_ignore in galaxy.yml"
 fi
-for wanted in MANIFEST.json FILES.json COPYING README.md meta/runtime.yml meta/execution-environment.yml requirements.txt bindep.txt \
+for wanted in MANIFEST.json FILES.json COPYING README.md CHANGELOG.rst changelogs/changelog.yaml \
+              meta/runtime.yml meta/execution-environment.yml requirements.txt bindep.txt \
               plugins/modules/storage_volume.py plugins/action/storage.py roles/volume/tasks/main.yml \
               roles/volume/meta/argument_specs.yml extensions/molecule/config.yml docs/awx/inputs.yml \
               docs/awx/injectors.yml; do

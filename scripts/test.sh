@@ -3,12 +3,12 @@
 # ansible-test integration targets (real ansible-playbook runs on real storage).
 #
 #   bash scripts/test.sh                 # everything
-#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, ansible-doc of every module
+#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, CHANGELOG.rst current, ansible-doc of every module
 #   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
-#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #   bash scripts/test.sh examples [FILE:LINE-GLOB...]   # every documented example, run twice (tests/examples)
 #
@@ -136,6 +136,8 @@ if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ansible-lint done in $((SECONDS - started)) s"
   echo "== antsibull-changelog lint"
   antsibull-changelog lint; record changelog-lint $?
+  echo "== CHANGELOG.rst is what changelogs/ makes (scripts/changelog.sh --check)"
+  BLOCKSTORE_VENV="$VENV" bash scripts/changelog.sh --check; record changelog-rst $?
   echo "== ansible-doc of every module"
   sync_tree
   python tests/utils/check_module_docs.py "$tree"; record ansible-doc $?
@@ -317,11 +319,11 @@ if [ "$what" = all ] || [ "$what" = matrix ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = packaging ]; then
-  # The collection as users get it: built tarball installed offline, execution environment build
-  # context, AWX credential type (tests/packaging/*).
+  # The collection as users get it: built tarball installed offline, galaxy-importer (Galaxy's upload
+  # check) with no warning, execution environment build context, AWX credential type (tests/packaging/*).
   checks=()
   [ "$what" = packaging ] && checks=("$@")
-  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential)
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install galaxy_importer ee_context awx_credential)
   for check in "${checks[@]}"; do
     echo "== packaging: $check"
     started=$SECONDS

@@ -31,11 +31,13 @@ def is_plugin(persistence: object) -> bool:
 def split_plugin_options(persistence: object) -> tuple[object, dict]:
     """(`persistence` as the built-in argument spec sees it, the plugin store's own options).
 
-    Ansible validates the built-in keys; a plugin store's keys are validated by its own spec.
+    Ansible validates the built-in keys; a plugin store's keys are validated by its own spec. A key
+    set to None is not given (Ansible fills the built-in suboptions that way).
     """
     if not is_plugin(persistence):
         return persistence, {}
-    return {"storage": persistence["storage"]}, {k: v for k, v in persistence.items() if k != "storage"}
+    options = {k: v for k, v in persistence.items() if k != "storage" and v is not None}
+    return {"storage": persistence["storage"]}, options
 
 
 def normalize(persistence: dict | None) -> dict:
@@ -75,8 +77,9 @@ def open_store(persistence: dict | None, environ: dict | None = None) -> Store:
     options = normalize(persistence)
     if is_plugin(options):
         from .plugins import open_plugin_store
-        store = open_plugin_store(options["storage"], {k: v for k, v in options.items() if k != "storage"},
-                                  os.environ if environ is None else environ)
+        # None is "not given": Ansible's validation fills the built-in suboptions (path, connection) with it.
+        given = {k: v for k, v in options.items() if k != "storage" and v is not None}
+        store = open_plugin_store(options["storage"], given, os.environ if environ is None else environ)
     elif options["storage"] == "file":
         from .jsonfile import JsonFileStore
         store = JsonFileStore(options["path"])

@@ -203,12 +203,23 @@ def validate_options(cls: type[Store], name: str, given: Mapping[str, Any],
 
 
 def secret_values(storage: Any, given: Mapping[str, Any], environ: Mapping[str, str]) -> set[str]:
-    """Values to mask for a plugin store's options; every string given when the store cannot be loaded."""
+    """Values to mask for a plugin store's options: those of its `no_log` options, given or from the
+    environment. A store that cannot be loaded has none: it never saw the options, and the errors
+    about it show none."""
     try:
         cls, _where = find_store_class(storage)
-        return validate_options(cls, storage, given, environ)[1]
     except BlockstoreError:
-        return {str(v) for v in given.values() if isinstance(v, (str, int, float)) and str(v)}
+        return set()
+    found = set()
+    for option, option_spec in cls.options.items():
+        if not option_spec.get("no_log"):
+            continue
+        value = given.get(option)
+        if value is None:
+            value = next((environ[e] for e in option_spec.get("env") or [] if environ.get(e)), None)
+        if value not in (None, ""):
+            found.add(str(value))
+    return found
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:

@@ -10,9 +10,9 @@ pip would install it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import textwrap
-import types
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
@@ -93,10 +93,10 @@ def test_a_store_option_comes_from_its_environment_variable(site, monkeypatch):
 
 def test_a_store_found_by_collection_fqcn(site, monkeypatch):
     # What Ansible's collection loader gives for mycorp.cmdb's plugins/plugin_utils/state_store.py.
-    module = types.ModuleType("ansible_collections.mycorp.cmdb.plugins.plugin_utils.state_store")
-    exec(STORE_MODULE.format(version=CONTRACT_VERSION), module.__dict__)  # noqa: S102 - the test's own source
-    module.STORE = module.FakeStore
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    (site / "fake_collection_store.py").write_text(STORE_MODULE.format(version=CONTRACT_VERSION)
+                                                  + "\nSTORE = FakeStore\n")
+    module = importlib.import_module("fake_collection_store")
+    monkeypatch.setitem(sys.modules, "ansible_collections.mycorp.cmdb.plugins.plugin_utils.state_store", module)
     store = open_store({"storage": "mycorp.cmdb.state_store", "url": "fake://x"})
     assert module.OPENED == [{"url": "fake://x", "retries": 3, "mode": "safe"}]
     assert store.identity == "mycorp.cmdb.state_store (fake store)"
@@ -193,8 +193,10 @@ def test_secret_option_values_are_known_for_masking(site):
     install_package(site, "fake_store_mask", STORE_MODULE.format(version=CONTRACT_VERSION),
                     {"fake": "fake_store_mask:FakeStore"})
     assert secret_values("fake", {"url": "fake://u:hunter2@h", "retries": 2}, {}) == {"fake://u:hunter2@h"}
-    # A store that cannot be loaded: every value given is masked.
-    assert secret_values("nosuch", {"url": "fake://u:hunter2@h", "retries": 2}, {}) == {"fake://u:hunter2@h", "2"}
+    # From the environment too, and even when another option is bad (its message may follow).
+    assert secret_values("fake", {"retries": "many"}, {"FAKE_STORE_URL": "fake://env"}) == {"fake://env"}
+    # A store that cannot be loaded never saw its options: nothing to mask.
+    assert secret_values("nosuch", {"url": "fake://u:hunter2@h"}, {}) == set()
 
 
 def test_a_plugin_failure_becomes_a_store_error_without_its_secrets(site):
@@ -212,3 +214,11 @@ def test_a_plugin_failure_becomes_a_store_error_without_its_secrets(site):
                                  "cannot reach ********")
     with contextlib.suppress(BlockstoreError):
         store.close()
+
+
+def test_built_in_suboptions_left_unset_by_ansible_do_not_reach_the_store(site):
+    # Ansible's validation fills `persistence`'s built-in suboptions with None.
+    install_package(site, "fake_store_none", STORE_MODULE.format(version=CONTRACT_VERSION),
+                    {"fake": "fake_store_none:FakeStore"})
+    open_store({"storage": "fake", "url": "fake://x", "path": None, "connection": None})
+    assert sys.modules["fake_store_none"].OPENED == [{"url": "fake://x", "retries": 3, "mode": "safe"}]

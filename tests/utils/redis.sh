@@ -47,8 +47,8 @@ start() {
   # 9>&-: the server must not inherit (and so hold forever) the start/stop lock.
   redis-server "$DIR/redis.conf" --bind 127.0.0.1 --port "$PORT" --daemonize yes --pidfile "$PID_FILE" \
     --dir "$DIR" --logfile "$DIR/server.log" --save '' --appendonly no 9>&- || die "redis-server did not start"
-  local i
-  for i in $(seq 100); do
+  local _
+  for _ in $(seq 100); do
     if is_running && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then register; return 0; fi
     sleep 0.1
   done
@@ -73,10 +73,10 @@ stop() {
     return 0
   fi
   if is_running; then
-    local pid i
+    local pid
     pid=$(cat "$PID_FILE")
     kill "$pid"
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   [ -e "$DIR/.blockstore-redis" ] && rm -rf "$DIR"
   return 0

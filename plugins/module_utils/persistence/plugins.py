@@ -296,4 +296,3 @@ def open_plugin_store(storage: Any, given: Mapping[str, Any], environ: Mapping[s
         raise StateStoreError(_scrub(f"persistence: store {name!r} ({where}) failed to open: "
                                      f"{type(exc).__name__}: {exc}", secrets), "persistence") from None
     return GuardedStore(inner, name, secrets)
-

@@ -238,7 +238,7 @@ def _writer(spec: dict, backend: str, counter_id: str, number: int, errors) -> N
         store = open_store(spec)
         try:
             store.apply(upserts=[volume(backend, f"writer-{number}")])
-            for _ in range(INCREMENTS):
+            for _increment in range(INCREMENTS):
                 with store.locked([f"{backend}:volume:id:{counter_id}"]):
                     counter = store.find(backend, "volume", id=counter_id)[0]
                     time.sleep(0.002)  # widen the read-modify-write window
@@ -280,7 +280,7 @@ def test_no_lost_update_with_20_writers(store_spec, store, backend):
 def _thread_writer(store: Store, backend: str, counter_id: str, number: int, errors) -> None:
     try:
         store.apply(upserts=[volume(backend, f"writer-{number}")])
-        for _ in range(INCREMENTS):
+        for _increment in range(INCREMENTS):
             with store.locked([f"{backend}:volume:id:{counter_id}"]):
                 counter = store.find(backend, "volume", id=counter_id)[0]
                 time.sleep(0.002)

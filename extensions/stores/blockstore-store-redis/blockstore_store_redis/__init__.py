@@ -202,4 +202,3 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self.client.close()
-

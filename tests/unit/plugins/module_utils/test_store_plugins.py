@@ -93,8 +93,8 @@ def test_a_store_option_comes_from_its_environment_variable(site, monkeypatch):
 
 def test_a_store_found_by_collection_fqcn(site, monkeypatch):
     # What Ansible's collection loader gives for mycorp.cmdb's plugins/plugin_utils/state_store.py.
-    (site / "fake_collection_store.py").write_text(STORE_MODULE.format(version=CONTRACT_VERSION)
-                                                  + "\nSTORE = FakeStore\n")
+    source = STORE_MODULE.format(version=CONTRACT_VERSION) + "\nSTORE = FakeStore\n"
+    (site / "fake_collection_store.py").write_text(source)
     module = importlib.import_module("fake_collection_store")
     monkeypatch.setitem(sys.modules, "ansible_collections.mycorp.cmdb.plugins.plugin_utils.state_store", module)
     store = open_store({"storage": "mycorp.cmdb.state_store", "url": "fake://x"})

@@ -6,6 +6,7 @@
 #   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, CHANGELOG.rst current, ansible-doc of every module
 #   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
+#   bash scripts/test.sh conformance ['{"storage": ...}'...]   # the store conformance suite (docs/stores.md)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
 #   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential
@@ -54,15 +55,17 @@ record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
 
 # What a test could leave running or mounted; compared before and after a whole run (a test stops what it starts).
 machine_state() {
-  { pgrep -a -x tgtd; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
+  { pgrep -a -x tgtd; pgrep -a -x redis-server; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
     2>/dev/null | sort
 }
 [ "$what" = all ] && machine_state >"${TMPDIR:-/tmp}/blockstore-machine-before.$$"
 
 started_pg=""
+started_redis=""
 started_ceph=""
 cleanup() {
   [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1
+  [ -n "$started_redis" ] && bash tests/utils/redis.sh stop >/dev/null 2>&1
   [ -n "$started_ceph" ] && bash tests/utils/ceph.sh stop >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -72,6 +75,14 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != s
   started_pg=1
   BLOCKSTORE_TEST_PG_URL=$(bash tests/utils/postgres.sh url)
   export BLOCKSTORE_TEST_PG_URL
+fi
+
+# A throwaway Redis on 127.0.0.1 for the Redis example store (extensions/stores), unless one is given.
+if [ -z "${BLOCKSTORE_TEST_REDIS_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ] && command -v redis-server >/dev/null; then
+  bash tests/utils/redis.sh start >/dev/null || { echo "test: cannot start Redis" >&2; exit 2; }
+  started_redis=1
+  BLOCKSTORE_TEST_REDIS_URL=$(bash tests/utils/redis.sh url)
+  export BLOCKSTORE_TEST_REDIS_URL
 fi
 
 # A throwaway one-node Ceph on 127.0.0.1 for the rbd driver (unit tests through .venv-rbd,
@@ -202,6 +213,19 @@ if [ "$what" = all ] || [ "$what" = units ]; then
     fi
   fi
   if [ $rc -eq 5 ]; then skip units "pytest collected no test"; else record units $rc; fi
+fi
+
+if [ "$what" = conformance ]; then
+  # The store conformance suite alone (it also runs within the unit tests): against the stores given as
+  # `persistence` JSON, or the built-in ones, PostgreSQL and Redis (docs/stores.md, "Testing a store").
+  echo "== store conformance suite"
+  store_args=()
+  for spec in "$@"; do store_args+=(--store "$spec"); done
+  junit=$(mktemp "${TMPDIR:-/tmp}/blockstore-conformance.XXXXXX.xml")
+  python -m pytest tests/unit/conformance -q -rs -p no:cacheprovider --junitxml "$junit" "${store_args[@]}"
+  record conformance $?
+  record_pytest_skips "conformance::" "$junit"
+  rm -f "$junit"
 fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then

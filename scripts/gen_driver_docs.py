@@ -105,7 +105,6 @@ options:
       - Options that the driver declares secret are masked in results and logs.
 {drivers_doc}
     type: raw
-    required: true
   backends_file:
     description:
       - A backends file in cinder.conf style, read with oslo.config where the task's backend is resolved (on the

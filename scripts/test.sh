@@ -8,7 +8,7 @@
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
-#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential, lint_module_defaults
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
@@ -292,7 +292,7 @@ if [ "$what" = all ] || [ "$what" = packaging ]; then
   # context, AWX credential type (tests/packaging/*).
   checks=()
   [ "$what" = packaging ] && checks=("$@")
-  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential)
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential lint_module_defaults)
   for check in "${checks[@]}"; do
     echo "== packaging: $check"
     started=$SECONDS

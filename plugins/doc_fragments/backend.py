@@ -52,7 +52,6 @@ options:
         cluster when connecting (and for each monitor and OSD operation). Negative: librados' default (300 s to
         connect)."
     type: raw
-    required: true
   backends_file:
     description:
       - A backends file in cinder.conf style, read with oslo.config where the task's backend is resolved (on the

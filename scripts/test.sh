@@ -9,7 +9,7 @@
 #   bash scripts/test.sh conformance ['{"storage": ...}'...]   # the store conformance suite (docs/stores.md)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
-#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential, lint_module_defaults
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #   bash scripts/test.sh examples [FILE:LINE-GLOB...]   # every documented example, run twice (tests/examples)
 #
@@ -344,10 +344,11 @@ fi
 
 if [ "$what" = all ] || [ "$what" = packaging ]; then
   # The collection as users get it: built tarball installed offline, galaxy-importer (Galaxy's upload
-  # check) with no warning, execution environment build context, AWX credential type (tests/packaging/*).
+  # check) with no warning, execution environment build context, AWX credential type, a user's playbook
+  # with module_defaults linting clean (tests/packaging/*).
   checks=()
   [ "$what" = packaging ] && checks=("$@")
-  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install galaxy_importer ee_context awx_credential)
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install galaxy_importer ee_context awx_credential lint_module_defaults)
   for check in "${checks[@]}"; do
     echo "== packaging: $check"
     started=$SECONDS

@@ -19,6 +19,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
@@ -105,6 +106,18 @@ def module_fqcn(action) -> str:
     return context.resolved_fqcn if context.resolved else task.action
 
 
+def validation_message(errors, module_name: str) -> str:
+    """The validation errors as AnsibleModule words them: an unknown option gets Ansible's usual
+    "Unsupported parameters for (MODULE) module:" prefix, so a typo reads as it does for any module."""
+    messages = []
+    for error in errors.errors:
+        if isinstance(error, UnsupportedError):
+            messages.append(f"Unsupported parameters for ({module_name}) module: {error.msg}")
+        else:
+            messages.append(error.msg)
+    return "; ".join(messages)
+
+
 def run_action(action, task_vars: dict) -> dict:
     task = action._task
     module_name = module_fqcn(action)
@@ -123,7 +136,7 @@ def run_action(action, task_vars: dict) -> dict:
     store_secrets = secret_values(persistence["storage"], store_options, os.environ) if store_options else set()
     validated = ArgumentSpecValidator(public_spec).validate({**args, "persistence": persistence})
     if validated.error_messages:
-        return _hide(_failure("; ".join(validated.error_messages)), store_secrets)
+        return _hide(_failure(validation_message(validated.errors, module_name)), store_secrets)
     params = validated.validated_parameters
     check_mode = bool(action._play_context.check_mode)
     # The store's URL may hold a password: it stays here, the module gets records.

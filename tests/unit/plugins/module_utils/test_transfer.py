@@ -160,3 +160,18 @@ def test_a_database_without_cinders_tables_is_refused(tmp_path):
     sqlite3.connect(path).execute("create table something (id text)").connection.commit()
     with pytest.raises(InvalidParameter, match="no table 'volumes'"):
         read_source(f"sqlite:///{path}", "mine", None)
+
+
+def test_a_missing_sqlite_source_is_named_and_not_created(tmp_path):
+    pytest.importorskip("sqlalchemy")
+    path = tmp_path / "cinderlib.sqlite"
+    with pytest.raises(InvalidParameter) as caught:
+        read_source(f"sqlite:///{path}", "mine", None)
+    assert caught.value.option == "src"
+    assert f"src: the SQLite database {path} does not exist" in caught.value.msg
+    assert not path.exists()
+    # Control: the same URL once the file exists is opened and read (here: not Cinder's schema).
+    import sqlite3
+    sqlite3.connect(path).execute("create table something (id text)").connection.commit()
+    with pytest.raises(InvalidParameter, match="no table 'volumes'"):
+        read_source(f"sqlite:///{path}", "mine", None)

@@ -251,7 +251,7 @@ class Sandbox:
     def _rbd_images(self) -> list[str]:
         """The rbd images of the volumes recorded in the example's JSON stores."""
         images = []
-        paths = [os.path.join(top, name) for top, _, names in os.walk(self.root) for name in names
+        paths = [os.path.join(top, name) for top, _dirs, names in os.walk(self.root) for name in names
                  if name.endswith(".json")]  # ~/.ansible/blockstore/state.json too: glob skips hidden directories
         for path in paths:
             try:
@@ -281,7 +281,7 @@ class Sandbox:
         pidfile = os.path.join(self.root, "tgtd.pid")
         subprocess.run(["tgtd", "-C", "0", "--iscsi", "portal=127.0.0.1:3260", "--pid-file", pidfile],
                        stdin=subprocess.DEVNULL, capture_output=True, check=False)
-        for _ in range(50):
+        for _attempt in range(50):
             if subprocess.run(["tgtadm", "-C", "0", "--mode", "system", "--op", "show"],
                               capture_output=True, check=False).returncode == 0:
                 self.tgtd_pid = int(open(pidfile, encoding="utf-8").read().strip())
@@ -318,7 +318,7 @@ class Sandbox:
         return pids
 
     def leftovers(self) -> list[str]:
-        return ([f"mount {m}" for m, _ in self._mounts()] + [f"loop device {d}" for d in self._loops()]
+        return ([f"mount {m}" for m, _kind in self._mounts()] + [f"loop device {d}" for d in self._loops()]
                 + [f"qemu-storage-daemon {p}" for p in self._daemons()])
 
     def cleanup(self) -> list[str]:
@@ -329,13 +329,13 @@ class Sandbox:
             quiet(["losetup", "-d", device])
         for pid in self._daemons():
             os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        for _attempt in range(100):
             if not self._daemons():
                 break
             time.sleep(0.1)
         for pid in self._daemons():
             os.kill(pid, signal.SIGKILL)
-        for where, _ in sorted(self._mounts(), key=lambda m: -len(m[0])):
+        for where, _kind in sorted(self._mounts(), key=lambda m: -len(m[0])):
             quiet(["umount", "-l", where])
         for device in self._loops():
             quiet(["losetup", "-d", device])
@@ -353,9 +353,9 @@ class Sandbox:
                                  capture_output=True, text=True, check=False).stdout
             for tid in re.findall(r"^Target (\d+):", out, re.MULTILINE):
                 quiet(["tgtadm", "-C", "0", "--lld", "iscsi", "--mode", "target", "--op", "delete",
-                                "--force", "--tid", tid])
+                       "--force", "--tid", tid])
             quiet(["tgtadm", "-C", "0", "--mode", "system", "--op", "delete"])
-            for _ in range(50):
+            for _attempt in range(50):
                 if not os.path.exists(f"/proc/{self.tgtd_pid}"):
                     break
                 time.sleep(0.1)
@@ -409,7 +409,7 @@ def run_once(example: Example, sandbox: Sandbox, number: int) -> tuple[int, str,
         handle.write(play_text(example, sandbox))
     code, out = run(["ansible-playbook", stem + ".yml", "-e",
                      f"volume_fstab={os.path.join(sandbox.root, 'etc', 'fstab')}"], sandbox)
-    changed = [f"{host} changed={n}" for host, n, _, _ in RECAP_RE.findall(out) if int(n)]
+    changed = [f"{host} changed={n}" for host, n, _unreachable, _failed in RECAP_RE.findall(out) if int(n)]
     if code == 0 and not RECAP_RE.search(out):
         changed.append("no PLAY RECAP")
     return code, out, ", ".join(changed)
@@ -424,7 +424,7 @@ def shell_changes(out: str) -> str:
             continue
         checking = re.search(r"(^|\s)(--check|-C)(\s|$)", command)
         if not checking and (re.search(r"\|\s*CHANGED\b", line) or
-                             any(int(n) for _, n, _, _ in RECAP_RE.findall(line))):
+                             any(int(n) for _host, n, _unreachable, _failed in RECAP_RE.findall(line))):
             if command not in found:
                 found.append(command)
     return "; ".join(f"'{c}' reported a change" for c in found)
@@ -462,7 +462,7 @@ def run_example(example: Example, python: str, repo: str) -> tuple[str, str]:
             if problem:
                 return "SKIP", f"needs tgtd on control port 0: {problem}"
         for number, before in enumerate(chain[:-1]):
-            code, out, _ = run_once(before, sandbox, -1 - number)
+            code, out, _err = run_once(before, sandbox, -1 - number)
             if code:
                 print(out)
                 return "FAIL", f"the example before it ({before.where}), run first, failed (exit {code})"
@@ -482,7 +482,7 @@ def run_example(example: Example, python: str, repo: str) -> tuple[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("repo")
     parser.add_argument("--only", action="append", help="run only examples whose FILE:LINE matches this glob")
     parser.add_argument("--list", action="store_true", help="list the examples, run nothing")

@@ -67,3 +67,56 @@ def test_a_module_run_alone_runs_both_halves_here():
 
 class _Driver:
     backend_name = "lab"
+
+
+class EchoFromStore(Echo):
+    @classmethod
+    def select(cls, store, backend, params):
+        return store.find(backend)
+
+
+def test_a_module_run_alone_opens_the_secrets_its_host_half_needs_with_the_stores_key():
+    store = open_store({"storage": "memory"})
+    store.apply(upserts=[store.sealer.seal_tree(RECORD)])
+    result, _changes = dispatch(EchoFromStore, Task({}, driver=_Driver()), store=store)
+    assert result["seen"] == [RECORD]
+
+
+def test_a_storeless_handler_answers_with_its_host_halfs_result():
+    def ship(records, new_ids):
+        return {"changed": False, "connector": {"host": "h1"}}, {"upserts": []}
+
+    assert dispatch(HostInfo, Task({}), ship=ship) == ({"changed": False, "connector": {"host": "h1"}}, None)
+
+
+def test_a_task_with_nothing_to_do_is_answered_on_the_controller_only_by_handlers_that_allow_it():
+    store = open_store({"storage": "memory"})
+    shipped = []
+
+    def ship(records, new_ids):
+        shipped.append(records)
+        return {"changed": False, "shipped": True}, None
+
+    def answer_noop(result):
+        return dict(result, answered_on_the_controller=True)
+
+    result, _changes = dispatch(VolumeInfo, Task({}, driver=_Driver()), store=store, ship=ship, answer_noop=answer_noop)
+    assert result == {"changed": False, "volumes": [], "answered_on_the_controller": True} and shipped == []
+    result, _changes = dispatch(EchoFromStore, Task({}, driver=_Driver()), store=store, ship=ship,
+                                answer_noop=answer_noop)
+    assert result == {"changed": False, "shipped": True} and shipped == [[]]
+
+
+def test_a_task_does_its_work_unless_check_mode_is_asked_for(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path)})
+    store = open_store({"storage": "memory"})
+    result, _changes = dispatch(VolumeResource, Task({"name": "v1", "size": 1}, driver=driver), store=store)
+    assert result["changed"] and (tmp_path / f"volume-{result['volume']['id']}").exists()
+    result, _changes = dispatch(VolumeResource, Task({"name": "v2", "size": 1}, True, driver=driver), store=store)
+    assert result["changed"] and not (tmp_path / f"volume-{result['volume']['id']}").exists()
+
+
+def test_only_the_host_facts_need_no_backend():
+    assert not HostInfo.needs_backend
+    assert VolumeResource.needs_backend and AttachmentResource.needs_backend and VolumeInfo.needs_backend

@@ -14,6 +14,7 @@ of the score. Prints the score per file and overall, with every survivor; exits 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import re
@@ -32,12 +33,11 @@ TARGETS = {
     "serialization.py": ["test_serialization.py"],
     "sealing.py": ["test_sealing.py", "test_handler.py"],
     "persistence/jsonfile.py": ["test_persistence.py"],
-    "persistence/memory.py": ["test_persistence.py"],
     "persistence/db.py": ["test_persistence.py"],
     "persistence/base.py": ["test_persistence.py"],
-    "plan.py": ["test_resources.py", "test_transaction.py"],
+    "plan.py": ["test_resources.py", "test_transaction.py", "test_handler.py"],
     "volumes.py": ["test_resources.py", "test_transaction.py", "test_attachments.py"],
-    "snapshots.py": ["test_resources.py"],
+    "snapshots.py": ["test_resources.py", "test_handler.py"],
     "attachments.py": ["test_attachments.py"],
     "drift.py": ["test_drift.py"],
     "backends_file.py": ["test_backends_file.py"],
@@ -141,6 +141,10 @@ def main() -> int:
     unknown = [name for name in files if name not in TARGETS]
     if unknown:
         print(f"mutation: no test mapping for {', '.join(unknown)}; known: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("cosmic_ray") is None:
+        print(f"mutation: cosmic-ray is not installed for {sys.executable}; run scripts/setup.sh "
+              "(requirements-dev.txt, constraints/controller.txt)", file=sys.stderr)
         return 2
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant must never be read from a stale .pyc
     shutil.rmtree(os.path.join(args.work, CORE, "__pycache__"), ignore_errors=True)

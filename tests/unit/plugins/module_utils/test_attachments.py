@@ -370,3 +370,13 @@ def test_a_host_error_that_is_not_ours_is_named_with_its_type(lab):
     lab.host.fail = DriverError("loop: no free loop device")
     with pytest.raises(DriverError, match="attach volume 'v1' on here failed: loop: no free loop device"):
         lab.run(volume="v1")
+
+
+def test_a_device_attached_on_another_host_is_detached_only_there(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+    peer = lab.connections()[0]
+    lab.store.apply(upserts=[dict(peer, device={"path": "/dev/loop7", "type": "block"}, status="attached")])
+    before = lab.store.all_records()
+    with pytest.raises(Conflict, match="attached on peer as /dev/loop7; run this task on that host to detach it"):
+        lab.run(volume="shared", state="detached", connector=PEER)
+    assert lab.store.all_records() == before

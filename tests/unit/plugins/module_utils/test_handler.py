@@ -10,6 +10,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.handler import 
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import HostInfo, VolumeInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 SEALER = Sealer(key=sealing.new_key())
@@ -120,3 +121,19 @@ def test_a_task_does_its_work_unless_check_mode_is_asked_for(tmp_path):
 def test_only_the_host_facts_need_no_backend():
     assert not HostInfo.needs_backend
     assert VolumeResource.needs_backend and AttachmentResource.needs_backend and VolumeInfo.needs_backend
+
+
+def test_the_host_half_works_on_the_records_the_controller_sent(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path)})
+    store = open_store({"storage": "memory"})
+    made, _changes = dispatch(VolumeResource, Task({"name": "v1", "size": 1}, driver=driver), store=store)
+    sent = Task({"name": "v1", "size": 1}, driver=driver, records=store.find("lab"))
+    result, _changes = dispatch(VolumeResource, sent)
+    assert result["changed"] is False and result["volume"]["id"] == made["volume"]["id"]
+
+
+def test_a_snapshot_task_gets_the_key_to_its_volumes_secrets():
+    # Cinder's drivers read the volume's model, credentials included, to snapshot it.
+    sealed = SEALER.seal_tree(RECORD)
+    assert SnapshotResource.wants_key([sealed]) and not SnapshotResource.wants_key([{"kind": "volume", "id": "v"}])

@@ -802,3 +802,19 @@ def test_sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn(tmp
         writer.execute("ROLLBACK")
         writer.close()
     assert sorted(r["name"] for r in store.find("b1", "volume")) == ["vol"]
+
+
+@pytest.mark.parametrize("column", ["kind", "backend", "data"])
+def test_the_database_refuses_a_row_another_tool_writes_without_kind_backend_or_data(tmp_path, column):
+    # A row the store could not read back must not get into a shared database by any way.
+    DbStore(f"sqlite:///{tmp_path}/state.db").apply(upserts=[volume()])
+    row = {"id": "x", "kind": "volume", "backend": "b1", "data": "{}"}
+    connection = sqlite3.connect(str(tmp_path / "state.db"))
+    try:
+        connection.execute(f"INSERT INTO {db.RECORDS_TABLE} (id, kind, backend, data) VALUES (?, ?, ?, ?)",
+                           tuple(row.values()))
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            connection.execute(f"INSERT INTO {db.RECORDS_TABLE} (id, kind, backend, data) VALUES (?, ?, ?, ?)",
+                               tuple(dict(row, id="y", **{column: None}).values()))
+    finally:
+        connection.close()

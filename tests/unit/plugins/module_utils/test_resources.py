@@ -136,7 +136,7 @@ def test_rename_onto_a_taken_name_is_refused(lab):
     first = lab.volume(name="first", size=1)["volume"]
     lab.volume(name="second", size=1)
     before = lab.snapshot_of_state()
-    with pytest.raises(Conflict, match="'second' already names volume"):
+    with pytest.raises(Conflict, match=f"'second' already names volume .*, not {first['id']}"):
         lab.volume(id=first["id"], name="second")
     assert lab.snapshot_of_state() == before
 
@@ -294,3 +294,11 @@ def test_a_clone_left_creating_whose_source_is_gone_is_refused_with_the_way_out(
                         deletes=[raw_lab.record("volume", "src")])
     with pytest.raises(Conflict, match=f"left in status creating and its source volume {source['id']} is gone"):
         raw_lab.volume(name="copy")
+
+
+@pytest.mark.parametrize("option", ["name", "id"])
+def test_a_name_or_id_that_is_not_text_is_refused_naming_the_option(raw_lab, option):
+    with pytest.raises(InvalidParameter) as error:
+        raw_lab.volume(**{option: 5}, size=1)
+    assert error.value.option == option
+    assert raw_lab.store.all_records() == [] and raw_lab.files() == []

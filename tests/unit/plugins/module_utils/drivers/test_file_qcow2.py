@@ -35,3 +35,13 @@ def test_header_of_a_file_that_is_not_qcow2_is_empty(tmp_path):
     short.write_bytes(b"QFI\xfb" + b"\0" * 20)  # the magic, but less than a header
     assert qcow2_header(str(raw)) == (None, 0)
     assert qcow2_header(str(short)) == (None, 0)
+
+
+def test_a_failed_qemu_img_run_is_named_by_its_subcommand(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers.file.qcow2 import Qcow2Format
+    from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path), "format": "qcow2"})
+    with pytest.raises(DriverError, match=r"^file driver: \S*qemu-img resize failed: .*missing") as error:
+        Qcow2Format(driver)._run("resize", "-q", str(tmp_path / "missing"), "2G")
+    assert "-q" not in str(error.value).split("failed")[0]

@@ -805,7 +805,7 @@ def test_sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn(tmp
 
 
 @pytest.mark.parametrize("column", ["kind", "backend", "data"])
-def test_the_database_refuses_a_row_another_tool_writes_without_kind_backend_or_data(tmp_path, column):
+def test_the_database_refuses_rows_another_tool_writes_without_kind_backend_data_or_value(tmp_path, column):
     # A row the store could not read back must not get into a shared database by any way.
     DbStore(f"sqlite:///{tmp_path}/state.db").apply(upserts=[volume()])
     row = {"id": "x", "kind": "volume", "backend": "b1", "data": "{}"}
@@ -816,5 +816,7 @@ def test_the_database_refuses_a_row_another_tool_writes_without_kind_backend_or_
         with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
             connection.execute(f"INSERT INTO {db.RECORDS_TABLE} (id, kind, backend, data) VALUES (?, ?, ?, ?)",
                                tuple(dict(row, id="y", **{column: None}).values()))
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            connection.execute(f"INSERT INTO {db.META_TABLE} (key, value) VALUES ('by-hand', NULL)")
     finally:
         connection.close()

@@ -102,8 +102,8 @@ def run_file(target: str, args: argparse.Namespace, equivalent: set) -> tuple[in
                        key=lambda item: (item.mutations[0].start_pos, item.mutations[0].operator_name,
                                          item.mutations[0].occurrence))
         # Seeded per file, so that adding a file or a test does not change another file's sample.
-        picked = {item.job_id for item in random.Random(f"{args.seed}:{path}").sample(items, min(args.per_file,
-                                                                                             len(items)))}
+        sample = random.Random(f"{args.seed}:{path}").sample(items, min(args.per_file, len(items)))
+        picked = {item.job_id for item in sample}
         rest = [item.job_id for item in db.pending_work_items if item.job_id not in picked]
         db.set_multiple_results(rest, WorkResult(output=NOT_SAMPLED, worker_outcome=WorkerOutcome.SKIPPED))
 

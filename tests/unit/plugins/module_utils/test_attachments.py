@@ -73,7 +73,7 @@ class Host(LocalHost):
 
     def attach(self, connection_info, volume_id, read_only, method):
         if isinstance(self.fail, Exception):
-            raise self.fail
+            raise self.fail  # pylint: disable=raising-bad-type  # an exception instance, checked just above
         if self.fail:
             raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
         self.seen_info.append(connection_info)
@@ -93,9 +93,9 @@ class Host(LocalHost):
     def size(self, device):
         return self.sizes.get(device["path"], 1 << 30)
 
-    def grow(self, device, connection_info, size):
-        self.grown.append((device["path"], size))
-        self.sizes[device["path"]] = size
+    def grow(self, device, connection_info, size_bytes):
+        self.grown.append((device["path"], size_bytes))
+        self.sizes[device["path"]] = size_bytes
 
     def users(self, device):
         return []

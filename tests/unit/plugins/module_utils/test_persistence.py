@@ -286,7 +286,6 @@ def test_state_file_mode_stays_0600_over_a_permissive_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "state.json").stat().st_mode) == 0o600
 
 
-
 def test_state_directory_and_lock_files_are_private_over_a_permissive_umask(tmp_path):
     # Records carry sealed secrets and the lock files name the resources: nobody else may read or create them.
     path = tmp_path / "state" / "state.json"

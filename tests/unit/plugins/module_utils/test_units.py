@@ -73,8 +73,8 @@ def test_decimal_units_are_powers_of_ten(value):
     assert parse_size(value) == 1
 
 
-@pytest.mark.parametrize("value, size_bytes", [("1GB", 10 ** 9), ("1.5GB", 15 * 10 ** 8), ("1TB", 10 ** 12),
-                                              ("1.5G", 3 * 2 ** 29), ("500M", 500 * 2 ** 20)])
+@pytest.mark.parametrize("value, size_bytes", [
+    ("1GB", 10 ** 9), ("1.5GB", 15 * 10 ** 8), ("1TB", 10 ** 12), ("1.5G", 3 * 2 ** 29), ("500M", 500 * 2 ** 20)])
 def test_a_size_that_is_not_whole_gib_is_told_in_bytes(value, size_bytes):
     with pytest.raises(InvalidParameter, match=f"'{value}' is {size_bytes} bytes, not a whole number of GiB"):
         parse_size(value)

@@ -44,4 +44,4 @@ def test_a_failed_qemu_img_run_is_named_by_its_subcommand(tmp_path):
     driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path), "format": "qcow2"})
     with pytest.raises(DriverError, match=r"^file driver: \S*qemu-img resize failed: .*missing") as error:
         Qcow2Format(driver)._run("resize", "-q", str(tmp_path / "missing"), "2G")
-    assert "-q" not in str(error.value).split("failed")[0]
+    assert "-q" not in str(error.value).split("failed", maxsplit=1)[0]

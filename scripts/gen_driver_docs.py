@@ -64,6 +64,8 @@ def _yaml_text(text: str) -> str:
 
 
 def render_fragment(classes: list) -> str:
+    """One short paragraph per driver: its options with type and default (required ones explained); the
+    meaning of each is on the driver's page (docs/drivers/NAME.md): ansible-doc shows a list to scan."""
     from ansible_collections.blockstore.storage.plugins.module_utils.config import describe_type
 
     lines = []
@@ -77,9 +79,11 @@ def render_fragment(classes: list) -> str:
                 facts.append(f"default V({_default(opt)})")
             if opt.secret:
                 facts.append("secret")
-            help_text = opt.help if opt.help.endswith(".") else opt.help + "."
-            opts.append(f"C({opt.name}) ({', '.join(facts)}): {help_text}")
-        text = f"Driver C({cls.name}) (docs/drivers/{cls.name}.md): " + (" ".join(opts) or "no options.")
+            # A required option is explained here: no backend of that driver works without it.
+            meaning = f": {opt.help.rstrip('.')}" if opt.required else ""
+            opts.append(f"C({opt.name}) ({', '.join(facts)}){meaning}")
+        text = (f"Driver C({cls.name}) (each option explained in docs/drivers/{cls.name}.md of the collection): "
+                + ("; ".join(opts) or "no options") + ".")
         wrapped = textwrap.wrap(_yaml_text(text), width=106, break_long_words=False, break_on_hyphens=False)
         lines.append('      - "' + "\n        ".join(wrapped) + '"')
     drivers_doc = "\n".join(lines)
@@ -99,13 +103,15 @@ options:
       - Or the name of a section of the backends file (O(backends_file)), as a string; or a dict naming a section
         with C(section) (or with C(name) and no C(driver)) whose other keys override the section's options
         (C(name) then renames the backend, C(driver) runs the section on another driver, e.g. V(cinder)).
-      - Set it once for a play with C(module_defaults) and the group C(group/blockstore.storage.storage).
+      - Needed by every module but storage_host_info, usually set once for a play with C(module_defaults) and the
+        group C(group/blockstore.storage.storage). A task without one fails before anything changes. (It is not
+        marked required here so that linters accept tasks that get it from C(module_defaults).)
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option (and for a backends file, the file and section) and the allowed values.
       - Options that the driver declares secret are masked in results and logs.
+      - The options of each driver follow, one paragraph per driver.
 {drivers_doc}
     type: raw
-    required: true
   backends_file:
     description:
       - A backends file in cinder.conf style, read with oslo.config where the task's backend is resolved (on the

@@ -2,7 +2,7 @@
 # Refresh the lock files: the exact version of every Python package each venv of the set-up gets.
 #
 #   bash scripts/lock.sh              # all locks
-#   bash scripts/lock.sh controller   # one of: controller rbd units core-2.16 core-2.18
+#   bash scripts/lock.sh controller   # one of: controller rbd units importer core-2.16 core-2.18
 #
 # Each lock is made the same way: a new empty venv from the interpreter the set-up uses, the
 # project's requirement files installed into it with no lock (so pip picks today's newest
@@ -19,6 +19,8 @@
 #                                                       python3.9               ansible-test's units.txt + tests/unit/requirements.txt
 #   constraints/core-X.Y.txt  .venv-coreX.Y (the ansible-core matrix: ANSIBLE_CORE_MATRIX in scripts/pythons.sh)
 #                                                       Python >= 3.12          ansible-core==X.Y.*
+#   constraints/importer.txt  .venv-importer (galaxy-importer: tests/packaging/galaxy_importer.sh)
+#                                                       Python >= 3.12          requirements-importer.txt
 #
 # The venvs of `ansible-test sanity --venv` need no lock of ours: ansible-test pins every sanity
 # requirement itself (ansible_test/_data/requirements/sanity.*.txt), and ansible-core is locked here.
@@ -30,7 +32,7 @@ VENV=${BLOCKSTORE_VENV:-$REPO/.venv}
 . scripts/pythons.sh
 which_locks=("$@")
 if [ ${#which_locks[@]} -eq 0 ]; then
-  which_locks=(controller rbd units)
+  which_locks=(controller rbd units importer)
   for core in $ANSIBLE_CORE_MATRIX; do which_locks+=("core-$core"); done
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-lock.XXXXXX")
@@ -90,6 +92,12 @@ for lock in "${which_locks[@]}"; do
         "ansible-test units --venv on the oldest target Python (ansible-test's units.txt, tests/unit/requirements.txt)" \
         no-pip
       ;;
+    importer)
+      venv=$(new_venv importer "$(controller_python)")
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-importer.txt
+      mkdir -p constraints
+      freeze_into constraints/importer.txt "$venv" "the galaxy-importer venv .venv-importer (requirements-importer.txt)"
+      ;;
     core-*)
       core=${lock#core-}
       venv=$(new_venv "$lock" "$(controller_python)")
@@ -97,7 +105,7 @@ for lock in "${which_locks[@]}"; do
       mkdir -p constraints
       freeze_into "constraints/$lock.txt" "$venv" "the ansible-core $core venv .venv-core$core (version matrix)"
       ;;
-    *) echo "lock: unknown lock $lock (controller, rbd, units or core-VERSION)" >&2; exit 2 ;;
+    *) echo "lock: unknown lock $lock (controller, rbd, units, importer or core-VERSION)" >&2; exit 2 ;;
   esac
 done
 echo "locks refreshed in $REPO: review 'git diff constraints tests/unit/constraints.txt', then set up and test"

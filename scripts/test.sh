@@ -3,14 +3,16 @@
 # ansible-test integration targets (real ansible-playbook runs on real storage).
 #
 #   bash scripts/test.sh                 # everything
-#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, ansible-doc of every module
+#   bash scripts/test.sh lint            # ruff, ansible-lint, antsibull-changelog lint, CHANGELOG.rst current, ansible-doc of every module
 #   bash scripts/test.sh sanity [--test NAME...]   # ansible-test sanity (--venv: no Docker)
 #   bash scripts/test.sh units           # ansible-test units (`units -k EXPR ...`: plain pytest with those arguments)
+#   bash scripts/test.sh conformance ['{"storage": ...}'...]   # the store conformance suite (docs/stores.md)
 #   bash scripts/test.sh integration [target...]
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
-#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, ee_context, awx_credential
+#   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential, lint_module_defaults
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
 #   bash scripts/test.sh mutation [file...]       # sampled mutation testing of the core (cosmic-ray); not in 'all'
+#   bash scripts/test.sh examples [FILE:LINE-GLOB...]   # every documented example, run twice (tests/examples)
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
 # every failed and skipped step, test, target or leg named above it. Under CI (CI=true) a skip that
@@ -54,15 +56,17 @@ record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
 
 # What a test could leave running or mounted; compared before and after a whole run (a test stops what it starts).
 machine_state() {
-  { pgrep -a -x tgtd; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
+  { pgrep -a -x tgtd; pgrep -a -x redis-server; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
     2>/dev/null | sort
 }
 [ "$what" = all ] && machine_state >"${TMPDIR:-/tmp}/blockstore-machine-before.$$"
 
 started_pg=""
+started_redis=""
 started_ceph=""
 cleanup() {
   [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1
+  [ -n "$started_redis" ] && bash tests/utils/redis.sh stop >/dev/null 2>&1
   [ -n "$started_ceph" ] && bash tests/utils/ceph.sh stop >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -74,11 +78,19 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != s
   export BLOCKSTORE_TEST_PG_URL
 fi
 
+# A throwaway Redis on 127.0.0.1 for the Redis example store (extensions/stores), unless one is given.
+if [ -z "${BLOCKSTORE_TEST_REDIS_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ] && [ "$what" != mutation ] && command -v redis-server >/dev/null; then
+  bash tests/utils/redis.sh start >/dev/null || { echo "test: cannot start Redis" >&2; exit 2; }
+  started_redis=1
+  BLOCKSTORE_TEST_REDIS_URL=$(bash tests/utils/redis.sh url)
+  export BLOCKSTORE_TEST_REDIS_URL
+fi
+
 # A throwaway one-node Ceph on 127.0.0.1 for the rbd driver (unit tests through .venv-rbd,
-# targets named *rbd*, *ceph*, *cinder* or *secrets*), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
+# targets named *rbd*, *ceph*, *cinder* or *secrets*, the examples), unless one is given; a cluster tests/utils/ceph.sh already runs is reused.
 needs_ceph=""
 case "$what" in
-  all|units) needs_ceph=1 ;;
+  all|units|examples) needs_ceph=1 ;;
   integration) { [ $# -eq 0 ] || printf '%s\n' "$@" | grep -q 'rbd\|ceph\|cinder\|secrets'; } && needs_ceph=1 ;;
 esac
 if [ -n "$needs_ceph" ] && [ -z "${BLOCKSTORE_TEST_CEPH_CONF:-}" ]; then
@@ -136,6 +148,8 @@ if [ "$what" = all ] || [ "$what" = lint ]; then
   echo "== ansible-lint done in $((SECONDS - started)) s"
   echo "== antsibull-changelog lint"
   antsibull-changelog lint; record changelog-lint $?
+  echo "== CHANGELOG.rst is what changelogs/ makes (scripts/changelog.sh --check)"
+  BLOCKSTORE_VENV="$VENV" bash scripts/changelog.sh --check; record changelog-rst $?
   echo "== ansible-doc of every module"
   sync_tree
   python tests/utils/check_module_docs.py "$tree"; record ansible-doc $?
@@ -202,6 +216,19 @@ if [ "$what" = all ] || [ "$what" = units ]; then
   if [ $rc -eq 5 ]; then skip units "pytest collected no test"; else record units $rc; fi
 fi
 
+if [ "$what" = conformance ]; then
+  # The store conformance suite alone (it also runs within the unit tests): against the stores given as
+  # `persistence` JSON, or the built-in ones, PostgreSQL and Redis (docs/stores.md, "Testing a store").
+  echo "== store conformance suite"
+  store_args=()
+  for spec in "$@"; do store_args+=(--store "$spec"); done
+  junit=$(mktemp "${TMPDIR:-/tmp}/blockstore-conformance.XXXXXX.xml")
+  python -m pytest tests/unit/conformance -q -rs -p no:cacheprovider --junitxml "$junit" "${store_args[@]}"
+  record conformance $?
+  record_pytest_skips "conformance::" "$junit"
+  rm -f "$junit"
+fi
+
 if [ "$what" = all ] || [ "$what" = integration ]; then
   sync_tree
   # The settings become variables of every target (blockstore_test_ceph_conf, ...).
@@ -255,6 +282,34 @@ if [ "$what" = all ] || [ "$what" = molecule ]; then
   done
 fi
 
+if [ "$what" = all ] || [ "$what" = examples ]; then
+  # Every example of README.md, docs/, the roles' READMEs and the modules' EXAMPLES, from the tree's copy of
+  # the checkout, each in a temporary directory of its own (tests/examples/run_examples.py): the first run
+  # must succeed, the second must change nothing. One PASS, FAIL or SKIP line per example.
+  echo "== examples"
+  started=$SECONDS
+  sync_tree
+  only=()
+  [ "$what" = examples ] && for pattern in "$@"; do only+=(--only "$pattern"); done
+  ANSIBLE_COLLECTIONS_PATH="$tree:$HOME/.ansible/collections" BLOCKSTORE_EXAMPLES_PYTHON="$BLOCKSTORE_TEST_RBD_PYTHON" \
+    python tests/examples/run_examples.py "${only[@]}" "$dest" 2>&1 | tee "$tree/examples.log"
+  rc=${PIPESTATUS[0]}
+  results=0
+  while IFS= read -r line; do
+    status=${line%% *}; rest=${line#* }; name=${rest%% *}; name=${name%:}
+    results=$((results + 1))
+    case "$status" in
+      PASS) record "examples/$name" 0 ;;
+      FAIL) record "examples/$name" 1 ;;
+      SKIP) skip "examples/$name" "${rest#*: }" ;;
+    esac
+  done < <(grep -E '^(PASS|FAIL|SKIP) ' "$tree/examples.log")
+  # the runner itself failed (no example reported that)
+  if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$tree/examples.log"; then record examples "$rc"; fi
+  [ "$results" -eq 0 ] && [ "$rc" -eq 0 ] && skip examples "no example matched"
+  echo "== examples done in $((SECONDS - started)) s"
+fi
+
 if [ "$what" = all ] || [ "$what" = matrix ]; then
   # The collection on the older ansible-core releases it supports (meta/runtime.yml), each from its own
   # venv (scripts/setup-matrix.sh) and its own copy of the tree: the quick start twice (the second run
@@ -289,11 +344,12 @@ if [ "$what" = all ] || [ "$what" = matrix ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = packaging ]; then
-  # The collection as users get it: built tarball installed offline, execution environment build
-  # context, AWX credential type (tests/packaging/*).
+  # The collection as users get it: built tarball installed offline, galaxy-importer (Galaxy's upload
+  # check) with no warning, execution environment build context, AWX credential type, a user's playbook
+  # with module_defaults linting clean (tests/packaging/*).
   checks=()
   [ "$what" = packaging ] && checks=("$@")
-  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install ee_context awx_credential)
+  [ ${#checks[@]} -eq 0 ] && checks=(galaxy_install galaxy_importer ee_context awx_credential lint_module_defaults)
   for check in "${checks[@]}"; do
     echo "== packaging: $check"
     started=$SECONDS

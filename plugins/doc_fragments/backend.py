@@ -17,42 +17,30 @@ options:
       - Or the name of a section of the backends file (O(backends_file)), as a string; or a dict naming a section
         with C(section) (or with C(name) and no C(driver)) whose other keys override the section's options
         (C(name) then renames the backend, C(driver) runs the section on another driver, e.g. V(cinder)).
-      - Set it once for a play with C(module_defaults) and the group C(group/blockstore.storage.storage).
+      - Needed by every module but storage_host_info, usually set once for a play with C(module_defaults) and the
+        group C(group/blockstore.storage.storage). A task without one fails before anything changes. (It is not
+        marked required here so that linters accept tasks that get it from C(module_defaults).)
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option (and for a backends file, the file and section) and the allowed values.
       - Options that the driver declares secret are masked in results and logs.
-      - "Driver C(cinder) (docs/drivers/cinder.md): C(volume_driver) (a string, required): The Cinder volume driver
-        class to run, as in cinder.conf, e.g. cinder.volume.drivers.rbd.RBDDriver. Every other key of the backend
-        is an option of that driver (as in its cinder.conf section), checked where the module runs. Needs the
-        Python package cinder (29.x, requirements-cinder.txt) on the host the module runs on."
-      - "Driver C(file) (docs/drivers/file.md): C(path) (an absolute path, required): Directory holding the volume
-        files, on the host the module runs on. Created if missing. C(format) (one of raw, qcow2, default V(raw)):
-        Image format of new volumes. raw: sparse files; qcow2: snapshots and clones as overlays. C(reflink) (one
-        of auto, always, never, default V(auto)): raw copies by reflink: auto uses it where the filesystem can,
-        always fails where it cannot. C(target) (one of local, iscsi, default V(local)): How volumes are exported.
-        local: the file path, attached on this host; iscsi: the userspace target tgt on this host, with CHAP per
-        connection (raw volumes only). C(iscsi_ip_address) (a string, default V(127.0.0.1)): Address of the tgt
-        portal (target iscsi). C(iscsi_port) (an integer >= 1, default V(3260)): Port of the tgt portal (target
-        iscsi). C(iscsi_target_prefix) (a string, default V(iqn.2010-10.org.blockstore:)): Prefix of target names;
-        a volume's target is <prefix>volume-<id>. C(tgt_control_port) (an integer >= 0, default V(0)): tgtd's
-        control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."
-      - "Driver C(rbd) (docs/drivers/rbd.md): C(rbd_pool) (a string, default V(rbd)): The RADOS pool where volumes
-        are stored. C(rbd_ceph_conf) (an absolute path): Path to the Ceph configuration file on the host the
-        module runs on. Default: librados' search (/etc/ceph/<rbd_cluster_name>.conf, ~/.ceph/config,
-        ./ceph.conf). C(rbd_user) (a string): The RADOS client name (without 'client.') for cephx authentication.
-        Default: librados' default, admin. C(rbd_keyring_conf) (an absolute path): Path to the keyring file
-        holding rbd_user's key. Default: the keyring setting of rbd_ceph_conf, else
-        /etc/ceph/<cluster>.client.<user>.keyring. C(rbd_cluster_name) (a string, default V(ceph)): The name of
-        the Ceph cluster. C(rbd_secret_uuid) (a string): UUID of the libvirt secret holding rbd_user's key, passed
-        to consumers in the connection info. C(rbd_flatten_volume_from_snapshot) (a boolean (true/false), default
-        V(false)): Flatten volumes made from snapshots, so that they do not depend on the snapshot.
-        C(rbd_max_clone_depth) (an integer >= 0, default V(5)): Longest chain of copy-on-write clones behind a
-        volume; a new volume that would pass it is flattened. 0 disables cloning: volumes from snapshots and
-        clones are full copies. C(rados_connect_timeout) (an integer, default V(-1)): Seconds to wait for the
-        cluster when connecting (and for each monitor and OSD operation). Negative: librados' default (300 s to
-        connect)."
+      - The options of each driver follow, one paragraph per driver.
+      - "Driver C(cinder) (each option explained in docs/drivers/cinder.md of the collection): C(volume_driver) (a
+        string, required): The Cinder volume driver class to run, as in cinder.conf, e.g.
+        cinder.volume.drivers.rbd.RBDDriver. Every other key of the backend is an option of that driver (as in its
+        cinder.conf section), checked where the module runs. Needs the Python package cinder (29.x,
+        requirements-cinder.txt) on the host the module runs on."
+      - "Driver C(file) (each option explained in docs/drivers/file.md of the collection): C(path) (an absolute
+        path, required): Directory holding the volume files, on the host the module runs on. Created if missing;
+        C(format) (one of raw, qcow2, default V(raw)); C(reflink) (one of auto, always, never, default V(auto));
+        C(target) (one of local, iscsi, default V(local)); C(iscsi_ip_address) (a string, default V(127.0.0.1));
+        C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
+        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0))."
+      - "Driver C(rbd) (each option explained in docs/drivers/rbd.md of the collection): C(rbd_pool) (a string,
+        default V(rbd)); C(rbd_ceph_conf) (an absolute path); C(rbd_user) (a string); C(rbd_keyring_conf) (an
+        absolute path); C(rbd_cluster_name) (a string, default V(ceph)); C(rbd_secret_uuid) (a string);
+        C(rbd_flatten_volume_from_snapshot) (a boolean (true/false), default V(false)); C(rbd_max_clone_depth) (an
+        integer >= 0, default V(5)); C(rados_connect_timeout) (an integer, default V(-1))."
     type: raw
-    required: true
   backends_file:
     description:
       - A backends file in cinder.conf style, read with oslo.config where the task's backend is resolved (on the

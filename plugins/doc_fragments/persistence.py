@@ -22,10 +22,15 @@ options:
           - V(db) keeps a SQLAlchemy database (SQLite or PostgreSQL); needs C(sqlalchemy) and, for
             PostgreSQL, C(psycopg) on the controller.
           - V(memory) keeps nothing after the task (for tests).
+          - Any other value names a plugin store (docs/stores.md), for example V(redis) for the Redis store
+            of the package C(blockstore-store-redis). That is the name of a Python entry point of the group
+            C(blockstore.storage.stores) installed on the controller, or a collection FQCN
+            C(namespace.collection.name) for the module C(plugins/plugin_utils/name.py) of that collection.
+            Its own options are given beside O(persistence.storage) in O(persistence) and validated by the
+            store's own option spec (its secret options are never shown).
           - Defaults to V(db) when only O(persistence.connection) or E(BLOCKSTORE_STATE_URL) is given,
             else V(file).
         type: str
-        choices: [file, db, memory]
       path:
         description:
           - The state file for O(persistence.storage=file).

@@ -60,6 +60,8 @@ MODES = ("rw", "ro")
 CONNECT, ATTACH, GROW, DETACH_DEVICE, DISCONNECT, VOLUME_STATUS, FORGET = (
     "connect", "attach", "grow_device", "detach_device", "disconnect", "volume_status", "forget_connection")
 DEVICE_FIELDS = ("path", "type", "method", "protocol")
+# Steps that make, change or remove a block device on this host: root only.
+DEVICE_ACTIONS = (ATTACH, GROW, DETACH_DEVICE)
 # The status of the record the controller writes before the module runs, by state.
 PENDING_STATUS = {"attached": ATTACHING, "connected": CONNECTING, "detached": DETACHING}
 
@@ -225,12 +227,17 @@ class AttachmentResource(Resource):
 
     def make_plan(self) -> AttachPlan:
         ref, state, mode, _method, connector = self._validate()
+        if self.on_host and state == "attached" and connector is None:
+            # Before anything else: gathering this host's connector properties already needs root.
+            self.host.require_root("state attached")
         volume = self.records.lookup(VOLUME, ref, "volume", required=state != "detached")
         if volume is None:
             return AttachPlan([], None, None)
         connections = self.records.find(CONNECTION, volume_id=volume.id)
         self.interrupted = [c for c in connections if is_interrupted(c)]
         plan = self._plan_volume(volume, state, mode, connector, [c for c in connections if not is_interrupted(c)])
+        if self.on_host and any(step.action in DEVICE_ACTIONS for step in plan.steps):
+            self.host.require_root(f"state {state}")
         if not self.on_host:
             # On the controller: a record in a transient status goes to the store before the module runs.
             plan.reserved_id = plan.reserved_id or self._next_id()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from .config import describe_type, to_oslo_opt
@@ -51,6 +52,14 @@ NATIVE_CINDER_DRIVERS = {CINDER_RBD_DRIVER: "rbd"}
 # the backend for Cinder, and are not options of a native driver.
 SECTION_KEYS = ("driver", "volume_driver", "volume_backend_name")
 SECTION_KEY = "section"
+# oslo.config (like Cinder reading cinder.conf) keeps `value ; note` whole, so an inline comment
+# would silently become part of the value: refused. A `;` or `#` not after a blank (a#b) is data.
+INLINE_COMMENT = re.compile(r"\s[;#]")
+# `backend` is not required in the argument spec: linters check each task against the spec and
+# cannot see module_defaults fill it in, so its absence is refused here, where the task runs.
+MISSING_BACKEND = ("backend: missing; give it in the task, or once for a play or block with module_defaults: "
+                   "group/blockstore.storage.storage: {backend: ...} (a dict with name, driver and the driver's "
+                   "options, or a section of the backends file)")
 
 
 def refers_to_file(backend: object) -> bool:
@@ -69,6 +78,8 @@ def resolve_backend(backend: object, backends_file: str | None) -> object:
     some options; a dict with `name` but no `driver` names a section when a backends
     file is given.
     """
+    if backend is None:
+        raise InvalidParameter(MISSING_BACKEND, "backend")
     if isinstance(backend, str) and backend.lstrip().startswith("{"):
         # Ad-hoc commands pass k=v arguments: backend='{"name": ...}' arrives as text.
         try:
@@ -138,6 +149,17 @@ def enabled_backends(path: str, sections: dict[str, dict[str, str]]) -> list[str
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 
+def refuse_inline_comments(path: str, section: str, keys: dict[str, str]) -> None:
+    """Refuse `key = value ; comment`: oslo.config and Cinder would read the comment as part of the value."""
+    for key, value in keys.items():
+        found = INLINE_COMMENT.search(value)
+        if found:
+            raise InvalidParameter(
+                f"{OPTION}: {path} [{section}] {key} = {value!r} holds an inline comment "
+                f"({value[found.start():].strip()!r}); oslo.config, like Cinder reading cinder.conf, keeps it as "
+                "part of the value: put comments on their own line, starting with ; or #", f"{section}.{key}")
+
+
 def section_driver(path: str, section: str, keys: dict[str, str], override: object) -> str:
     """Our driver for a section: an override, its `driver`, else what its `volume_driver` maps to."""
     from .drivers import DRIVERS
@@ -167,6 +189,7 @@ def backend_from_file(path: str, section: str, overrides: dict | None = None) ->
 
     overrides = dict(overrides or {})
     sections = read_sections(path)
+    refuse_inline_comments(path, "DEFAULT", sections.get("DEFAULT", {}))
     enabled = enabled_backends(path, sections)
     if section not in sections or section == "DEFAULT":
         raise InvalidParameter(f"backend: {path} has no section [{section}]; enabled backends: "
@@ -175,6 +198,7 @@ def backend_from_file(path: str, section: str, overrides: dict | None = None) ->
         raise InvalidParameter(f"backend: section [{section}] of {path} is not in enabled_backends "
                                f"({', '.join(enabled) or 'none'}); add it there to use it", "backend")
     keys = sections[section]
+    refuse_inline_comments(path, section, keys)
     driver = section_driver(path, section, keys, overrides.pop("driver", None))
     opts = driver_class(driver).options
     declared = {o.name: o for o in opts}

@@ -107,6 +107,11 @@ def _devices(host: LocalHost, driver: Driver, volume_ids: list[str], connections
     return unknown, lost(host, connections)
 
 
+def _removal(kind: str) -> str:
+    """How a user removes a record of this kind: storage_attachment has no state absent."""
+    return "storage_attachment state: detached" if kind == CONNECTION else "state: absent"
+
+
 def _problems(report: dict) -> list[str]:
     """One line per finding, saying what to do about it."""
     lines = []
@@ -115,13 +120,13 @@ def _problems(report: dict) -> list[str]:
                      "after its record was removed, or made outside blockstore; remove it or import it")
     for item in report["missing_objects"]:
         lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) is {item['status']} in the store but gone from "
-                     "the backend; delete its record with state: absent")
+                     f"the backend; delete its record with {_removal(item['kind'])}")
     for item in report["transient_records"]:
         lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) was left {item['status']} by an interrupted "
-                     "task; run that task again (or state: absent) to finish it")
+                     f"task; run that task again (or {_removal(item['kind'])}) to finish it")
     for item in report["failed_records"]:
         lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) is {item['status']}; run its task again "
-                     "or delete it with state: absent")
+                     f"or delete it with {_removal(item['kind'])}")
     for item in report["dangling_records"]:
         lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) belongs to volume {item['volume_id']}, which "
                      "has no record")

@@ -31,6 +31,22 @@ class LocalHost:
     def name(self) -> str:
         return connectors.this_host()
 
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def require_root(self, what: str) -> None:
+        """Refuse device work as another user before it starts, saying why root is needed.
+
+        Without root each tool fails its own way (losetup: permission denied, os-brick: "privsep
+        helper command exited non-zero"), after the task has already written its records.
+        """
+        uid = self.euid()
+        if uid != 0:
+            raise Conflict(f"{what}: making or removing a block device on this host needs root: run the task with "
+                           f"become: true (the module runs as uid {uid}). Loop devices (losetup), the FUSE "
+                           "export of qemu-storage-daemon and os-brick's privileged commands (through privsep) "
+                           "all create or remove device nodes, which only root may do")
+
     def properties(self) -> dict:
         return connectors.host_properties()
 

@@ -20,16 +20,20 @@ from .backends_file import ENV_BACKENDS_FILE, resolve_backend
 from .drivers import build_driver, driver_class
 from .errors import BlockstoreError
 from .handler import Handler, Task, dispatch
-from .persistence import STORAGES, open_store
+from .persistence import open_store, split_plugin_options
+from .persistence.plugins import secret_values
 from .sealing import Sealer
 
 INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key")
 COMMON_SPEC = {
-    "backend": {"type": "raw", "required": True},
+    # Not required here: a linter checking tasks against this spec cannot see module_defaults;
+    # resolve_backend refuses a missing backend where the task runs.
+    "backend": {"type": "raw"},
     # A cinder.conf-style file whose sections `backend` may name (backends_file.py).
     "backends_file": {"type": "path", "fallback": (env_fallback, [ENV_BACKENDS_FILE])},
     "persistence": {"type": "dict", "options": {
-        "storage": {"type": "str", "choices": list(STORAGES)},
+        # A built-in store (file, db, memory) or a plugin store's name: persistence/plugins.py.
+        "storage": {"type": "str"},
         "path": {"type": "path"},
         "connection": {"type": "str", "no_log": True},
     }},
@@ -43,13 +47,18 @@ class BlockstoreModule(AnsibleModule):
     sealing.py) are not options: the action plugin refuses them from tasks and sets them itself.
     So they are neither in the argument spec nor in the docs, and never in the invocation the
     module logs on the target host.
+
+    A plugin store's own `persistence` options are taken out too: its own spec validates them
+    (persistence/plugins.py), and the values of its secret ones are masked.
     """
 
     internal: dict
+    store_options: dict
 
     def _load_params(self) -> None:
         super()._load_params()
         self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
+        self.params["persistence"], self.store_options = split_plugin_options(self.params.get("persistence"))
 
 
 def full_spec(argument_spec: dict) -> dict:
@@ -78,6 +87,9 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
     key = module.internal["_blockstore_key"]
     if key:
         module.no_log_values.add(key)
+    if module.store_options:
+        module.no_log_values.update(secret_values(module.params["persistence"]["storage"], module.store_options,
+                                                  os.environ))
     params = dict(module.params)
     backends_file = params.pop("backends_file", None)
     if handler.needs_backend:
@@ -98,7 +110,7 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
             task.driver = build_driver(params["backend"])
         if records is None and handler.needs_store:
             # Run without the action plugin: the store is opened (and closed) here.
-            store = open_store(params["persistence"])
+            store = open_store({**params["persistence"], **module.store_options})
         result, changes = dispatch(handler, task, store=store)
     except BlockstoreError as exc:
         # Records were sent, so the action plugin waits for changes: "none" (not

@@ -12,7 +12,7 @@ sealed, as `sealed:v1:<Fernet token>` (AES-128-CBC + HMAC-SHA256, from the
 
 The key is, in this order: the env var BLOCKSTORE_SECRET_KEY (a Fernet key),
 the file named by BLOCKSTORE_SECRET_KEY_FILE, or a file kept beside the store
-(`<state file>.key`, or `~/.ansible/blockstore/secret.key` for a database),
+(`<state file>.key`, or `~/.ansible/blockstore/secret.key` for a database or a plugin store),
 created 0600 on first use. The controller hands the key to a module that must
 seal or unseal (as a no_log argument); everything else only ever sees tokens.
 """
@@ -130,9 +130,9 @@ class Sealer:
             return cls(key_file=os.environ[ENV_KEY_FILE])
         if options.get("storage") == "file":
             return cls(key_file=options["path"] + ".key")
-        if options.get("storage") == "db":
-            return cls(key_file=DEFAULT_KEY_FILE)
-        return cls(key=new_key())  # memory: nothing outlives the process, nor may its key
+        if options.get("storage") == "memory":
+            return cls(key=new_key())  # nothing outlives the process, nor may its key
+        return cls(key_file=DEFAULT_KEY_FILE)  # db and plugin stores
 
     def key(self) -> str:
         if self._key is None:

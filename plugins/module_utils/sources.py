@@ -123,6 +123,18 @@ def _cinderlib_objects(document: Any, where: str) -> list[tuple[str, str | None,
 
 
 # cinderlib db persistence ------------------------------------------------------
+def _refuse_missing_sqlite_file(url: Any) -> None:
+    """SQLite creates a missing database file on connect: a source must exist, and reading it creates nothing."""
+    if url.get_backend_name() != "sqlite":
+        return
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return  # in memory, or a sqlite URI (uri=true) whose mode SQLite enforces
+    if not os.path.isfile(database):
+        raise InvalidParameter(f"src: the SQLite database {database} does not exist (or is not a file); give the "
+                               "path of the file cinderlib's db persistence wrote (sqlite:///ABSOLUTE/PATH)", "src")
+
+
 def _db_objects(url: str) -> list[tuple[str, str | None, dict]]:
     try:
         import sqlalchemy as sa
@@ -133,6 +145,7 @@ def _db_objects(url: str) -> list[tuple[str, str | None, dict]]:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise InvalidParameter(f"src: not a database URL SQLAlchemy can open: {exc}", "src") from None
+    _refuse_missing_sqlite_file(engine.url)
     try:
         meta = sa.MetaData()
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .drivers.base import Driver
-from .errors import BlockstoreError, StateStoreError
+from .errors import BlockstoreError, NotFound, StateStoreError
 from .objects import RecordSet
 from .persistence.base import Store
 
@@ -25,6 +25,16 @@ Executor = Callable[[list, list], "tuple[dict, dict | None]"]
 # Turns the result of a plan with no steps into the task's result, in place of the executor.
 NoopAnswer = Callable[[dict], dict]
 MAX_LOCK_ROUNDS = 10
+# Check mode creates nothing, so a later task of the same run that uses what an earlier one would
+# create finds nothing: said in the error, since the store cannot tell a typo from a planned object.
+CHECK_MODE_NOTE = ("; in check mode an object that an earlier task of this run would create was only planned, "
+                   "not created: skip the tasks that use it with when: not ansible_check_mode (docs/user-guide.md)")
+
+
+def note_check_mode(exc: BlockstoreError, check_mode: bool) -> None:
+    """Add CHECK_MODE_NOTE to a not-found error raised in check mode (once)."""
+    if check_mode and isinstance(exc, NotFound) and CHECK_MODE_NOTE not in exc.msg:
+        exc.msg += CHECK_MODE_NOTE
 
 
 def lock_keys(backend: str, records: list[dict], names: dict[str, list[str]]) -> set[str]:
@@ -53,6 +63,7 @@ def perform(resource_cls: Any, driver: Driver, params: dict, records: list[dict]
             resource.execute(plan, driver)
     except BlockstoreError as exc:
         exc.changes = resource.records.changes()
+        note_check_mode(exc, check_mode)
         raise
     return resource.result(plan), resource.records.changes()
 
@@ -73,8 +84,12 @@ def run_task(store: Store, resource_cls: Any, backend: str, params: dict, check_
             records = resource_cls.select(store, backend, params)
             needed = lock_keys(backend, records, names)
             if needed <= keys:
-                return _run_locked(store, resource_cls(RecordSet(backend, records), params, driver=driver), records,
-                                   check_mode, execute, answer_noop)
+                try:
+                    return _run_locked(store, resource_cls(RecordSet(backend, records), params, driver=driver),
+                                       records, check_mode, execute, answer_noop)
+                except BlockstoreError as exc:
+                    note_check_mode(exc, check_mode)
+                    raise
         keys |= needed
     raise StateStoreError("persistence: the objects of this task kept changing while it waited for their "
                           "locks; try again")

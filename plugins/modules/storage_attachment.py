@@ -82,29 +82,51 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Attach a volume here and put a filesystem on it
+- name: A volume
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 1
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Attach it here
   blockstore.storage.storage_attachment:
     volume: data1
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
   register: att
 
-- name: Make the filesystem
+- name: Make a filesystem on it
   community.general.filesystem:
     dev: "{{ att.attachment.device.path }}"
     fstype: ext4
 
-- name: Export a volume over iSCSI to another host
+- name: Connector properties of the host that will use a volume (storage_host_info, run there)
+  blockstore.storage.storage_host_info:
+  delegate_to: db2
+  register: db2_info
+
+- name: A volume on a backend that exports over iSCSI (tgt on this host)
+  blockstore.storage.storage_volume:
+    name: shared1
+    size: 1
+    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Export it over iSCSI to that host
   blockstore.storage.storage_attachment:
     volume: shared1
     state: connected
-    connector: "{{ hostvars['db2'].host_info.connector }}"
-    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 192.0.2.10}
+    connector: "{{ db2_info.connector }}"
+    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Detach and disconnect
+- name: Detach and disconnect a volume (nothing to do when it is not attached)
   blockstore.storage.storage_attachment:
-    volume: data1
+    volume: data2
     state: detached
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 '''
 
 RETURN = r'''

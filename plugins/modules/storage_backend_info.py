@@ -42,6 +42,7 @@ EXAMPLES = r'''
 - name: How full is the lab backend
   blockstore.storage.storage_backend_info:
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
   register: lab
 
 - name: Show free space
@@ -51,6 +52,7 @@ EXAMPLES = r'''
 - name: Do the state store and the backend agree?
   blockstore.storage.storage_backend_info:
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
     check_drift: true
   register: lab_drift
   failed_when: not lab_drift.drift.in_sync

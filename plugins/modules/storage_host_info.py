@@ -30,16 +30,25 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: Connector properties of the database host
+- name: Connector properties of this host
   blockstore.storage.storage_host_info:
   register: host_info
 
-- name: Export a volume to it from the storage host
+- name: A volume on the storage host's iSCSI backend
+  blockstore.storage.storage_volume:
+    name: shared1
+    size: 1
+    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  delegate_to: storage1
+
+- name: Export it to this host from the storage host
   blockstore.storage.storage_attachment:
     volume: shared1
     state: connected
     connector: "{{ host_info.connector }}"
     backend: {name: san, driver: file, path: /srv/volumes, target: iscsi}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
   delegate_to: storage1
 '''
 

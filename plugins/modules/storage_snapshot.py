@@ -52,17 +52,26 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Snapshot a volume before an upgrade
+- name: A volume
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 10
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Snapshot it before an upgrade
   blockstore.storage.storage_snapshot:
     volume: data1
     name: before-upgrade
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Delete the snapshot
+- name: Delete the snapshot of the last upgrade (nothing to do once it is gone)
   blockstore.storage.storage_snapshot:
-    name: before-upgrade
+    name: before-last-upgrade
     state: absent
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 '''
 
 RETURN = r'''

@@ -31,10 +31,30 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: A volume
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 10
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: A snapshot of it
+  blockstore.storage.storage_snapshot:
+    volume: data1
+    name: before-upgrade
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Snapshots of one volume
   blockstore.storage.storage_snapshot_info:
     volume: data1
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  register: snaps
+
+- name: Their names
+  ansible.builtin.debug:
+    msg: "{{ snaps.snapshots | map(attribute='name') | list }}"
 '''
 
 RETURN = r'''

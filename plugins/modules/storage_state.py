@@ -61,30 +61,33 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Import what cinderlib.dumps() saved
+- name: Import what cinderlib.dumps() saved of its backend ceph
   blockstore.storage.storage_state:
     state: imported
     src: /var/lib/cinderlib/state.json
-    backend: ceph
-    backends_file: /etc/blockstore/backends.conf
+    src_backend: ceph
+    backend: {name: ceph, driver: rbd, rbd_pool: volumes, rbd_ceph_conf: /etc/ceph/ceph.conf}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
   register: migration
 
 - name: Show what could not be mapped
   ansible.builtin.debug:
     var: migration.unmapped
 
-- name: Import from cinderlib's db persistence
+- name: Import from cinderlib's db persistence, into a database store
   blockstore.storage.storage_state:
     state: imported
     src: sqlite:////var/lib/cinderlib/cinderlib.sqlite
     src_backend: ceph
-    backend: ceph
+    backend: {name: ceph, driver: rbd, rbd_pool: volumes, rbd_ceph_conf: /etc/ceph/ceph.conf}
+    persistence: {storage: db, connection: "sqlite:////var/lib/blockstore/state.db"}
 
 - name: Export the backend's records
   blockstore.storage.storage_state:
     state: exported
     dest: /var/backups/blockstore-ceph.json
-    backend: ceph
+    backend: {name: ceph, driver: rbd, rbd_pool: volumes, rbd_ceph_conf: /etc/ceph/ceph.conf}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 '''
 
 RETURN = r'''

@@ -91,31 +91,56 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: A 10 GiB volume on a qcow2 file backend
-  blockstore.storage.storage_volume:
-    name: data1
-    size: 10
-    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
-    persistence: {storage: file, path: /var/lib/blockstore/state.json}
-
-- name: Extend it to 20 GiB
+- name: A 20 GiB volume on a qcow2 file backend (made with 20 GiB, or extended to 20 GiB; volumes only grow)
   blockstore.storage.storage_volume:
     name: data1
     size: 20GiB
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: A volume from a snapshot
+- name: Snapshot it
+  blockstore.storage.storage_snapshot:
+    volume: data1
+    name: before-upgrade
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: A volume from the snapshot
   blockstore.storage.storage_volume:
     name: data1-copy
     source: {snapshot: before-upgrade}
-    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Delete a volume and its snapshots
+- name: A clone of a volume
   blockstore.storage.storage_volume:
-    name: data1
+    name: data1-clone
+    source: {volume: data1}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Find a volume by its old name
+  blockstore.storage.storage_volume_info:
+    name: data0
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  register: old
+
+- name: Rename it, by id (nothing to do once it is renamed)
+  blockstore.storage.storage_volume:
+    id: "{{ old.volumes[0].id }}"
+    name: data0-old
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  when: old.volumes | length > 0
+
+- name: Delete a volume and its snapshots (nothing to do once it is gone)
+  blockstore.storage.storage_volume:
+    name: scratch
     state: absent
     cascade: true
-    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 '''
 
 RETURN = r'''

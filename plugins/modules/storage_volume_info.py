@@ -32,16 +32,29 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: A volume
+  blockstore.storage.storage_volume:
+    name: data1
+    size: 10
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Show one volume
   blockstore.storage.storage_volume_info:
     name: data1
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
   register: info
+
+- name: Its size and status
+  ansible.builtin.debug:
+    msg: "{{ info.volumes[0].size }} GiB, {{ info.volumes[0].status }}"
 
 - name: All volumes left in an error status
   blockstore.storage.storage_volume_info:
     status: error
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
 '''
 
 RETURN = r'''

@@ -19,13 +19,15 @@ from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
-from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import backend_secret_values, full_spec
 
 COLLECTION = "blockstore.storage"
@@ -38,6 +40,16 @@ def _failure(msg: str, option: str | None = None) -> dict:
     result = {"failed": True, "changed": False, "msg": msg}
     if option:
         result["option"] = option
+    return result
+
+
+def _hide(result: dict, secrets: set[str]) -> dict:
+    """The result with a plugin store's secret option values masked (remove_values, as no_log does)."""
+    if not secrets:
+        return result
+    preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
+    result = remove_values(result, secrets)
+    result.update(preserved)
     return result
 
 
@@ -94,6 +106,18 @@ def module_fqcn(action) -> str:
     return context.resolved_fqcn if context.resolved else task.action
 
 
+def validation_message(errors, module_name: str) -> str:
+    """The validation errors as AnsibleModule words them: an unknown option gets Ansible's usual
+    "Unsupported parameters for (MODULE) module:" prefix, so a typo reads as it does for any module."""
+    messages = []
+    for error in errors.errors:
+        if isinstance(error, UnsupportedError):
+            messages.append(f"Unsupported parameters for ({module_name}) module: {error.msg}")
+        else:
+            messages.append(error.msg)
+    return "; ".join(messages)
+
+
 def run_action(action, task_vars: dict) -> dict:
     task = action._task
     module_name = module_fqcn(action)
@@ -106,9 +130,13 @@ def run_action(action, task_vars: dict) -> dict:
     module = importlib.import_module(f"ansible_collections.blockstore.storage.plugins.modules.{short_name}")
     # Internal arguments were refused above; leave them out of "Supported parameters include".
     public_spec = {k: v for k, v in full_spec(module.ARGUMENT_SPEC).items() if not k.startswith("_blockstore")}
-    validated = ArgumentSpecValidator(public_spec).validate(args)
+    # A plugin store's own options are validated by its own spec when it is opened; their secret
+    # values are masked in everything this task returns, as no_log masks the built-in ones.
+    persistence, store_options = split_plugin_options(args.get("persistence"))
+    store_secrets = secret_values(persistence["storage"], store_options, os.environ) if store_options else set()
+    validated = ArgumentSpecValidator(public_spec).validate({**args, "persistence": persistence})
     if validated.error_messages:
-        return _failure("; ".join(validated.error_messages))
+        return _hide(_failure(validation_message(validated.errors, module_name)), store_secrets)
     params = validated.validated_parameters
     check_mode = bool(action._play_context.check_mode)
     # The store's URL may hold a password: it stays here, the module gets records.
@@ -136,7 +164,7 @@ def run_action(action, task_vars: dict) -> dict:
                 resolve_backend(params["backend"], params.get("backends_file")), os.environ)
             job.driver = build_driver(module_args["backend"])  # fails on bad options before any write
         if handler.needs_store:
-            store = open_store(params.get("persistence"))
+            store = open_store({**(params.get("persistence") or {}), **store_options})
 
         def answer_noop(noop_result: dict) -> dict:
             return module_result(noop_result, module_args["backend"])
@@ -144,10 +172,10 @@ def run_action(action, task_vars: dict) -> dict:
         answer_here = answers_noop_here(action, task_vars, handler, validated)
         result = dispatch(handler, job, store=store, ship=ship, answer_noop=answer_noop if answer_here else None)[0]
     except BlockstoreError as exc:
-        return _failure(str(exc), exc.option)
+        return _hide(_failure(str(exc), exc.option), store_secrets)
     finally:
         if store is not None:
             store.close()
     if not task.diff:
         result.pop("diff", None)
-    return result
+    return _hide(result, store_secrets)

@@ -42,10 +42,16 @@ echo "tarball $(basename "$tarball"): $size bytes ($((size / 1024)) KiB), $files
 
 step "build_ignore keeps work files out, and what users need is in"
 tar tzf "$tarball" >"$tmp/listing"
-if grep -E '(^|/)(\.venv[^/]*|\.ansible|\.git|__pycache__|\.pytest_cache|\.ruff_cache|\.mypy_cache)(/|$)|^tests/output/|^bench/|\.pyc$|\.tar\.gz$' "$tmp/listing"; then
-  fail "the tarball holds the work files listed above; add them to build_ignore in galaxy.yml"
+# Work files, and what only the project's developers use: the test suite, the set-up scripts (they install
+# apt packages), the locks, benchmarks, dev requirements, changelog fragments (CHANGELOG.rst has them),
+# ansible-navigator's artifacts and log.
+if grep -E '(^|/)(\.venv[^/]*|\.ansible|\.git|__pycache__|\.pytest_cache|\.ruff_cache|\.mypy_cache)(/|$)|\.pyc$|\.tar\.gz$' "$tmp/listing" ||
+   grep -E '^(tests|scripts|constraints|bench|changelogs/fragments)(/|$)|^(requirements-dev|requirements-importer)\.txt$' "$tmp/listing" ||
+   grep -E '(^|/)[^/]*-artifact-[^/]*\.json$|(^|/)ansible-navigator\.log$' "$tmp/listing"; then
+  fail "the tarball holds the files listed above; add them to build_ignore in galaxy.yml"
 fi
-for wanted in MANIFEST.json FILES.json meta/runtime.yml meta/execution-environment.yml requirements.txt bindep.txt \
+for wanted in MANIFEST.json FILES.json COPYING README.md CHANGELOG.rst changelogs/changelog.yaml \
+              meta/runtime.yml meta/execution-environment.yml requirements.txt bindep.txt \
               plugins/modules/storage_volume.py plugins/action/storage.py roles/volume/tasks/main.yml \
               roles/volume/meta/argument_specs.yml extensions/molecule/config.yml docs/awx/inputs.yml \
               docs/awx/injectors.yml; do

@@ -34,3 +34,25 @@ def test_every_driver_option_is_in_the_backend_fragment():
         assert f"Driver C({cls.name})" in fragment
         for opt in cls.options:
             assert f"C({opt.name})" in fragment, (cls.name, opt.name)
+
+
+def test_ansible_doc_shows_one_short_paragraph_per_driver_with_only_its_options():
+    """ansible-doc's `backend` is scanned for one driver's options: a paragraph each, naming that driver's
+    options and its page, short enough to scan (each option's meaning is on the page)."""
+    import yaml
+
+    generator = _generator()
+    spec = importlib.util.spec_from_file_location("backend_fragment", os.path.join(REPO, generator.FRAGMENT))
+    fragment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fragment)
+    description = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]["backend"]["description"]
+    classes = generator.drivers()
+    for cls in classes:
+        paragraphs = [p for p in description if p.startswith(f"Driver C({cls.name})")]
+        assert len(paragraphs) == 1, cls.name
+        paragraph = paragraphs[0]
+        assert f"docs/drivers/{cls.name}.md" in paragraph
+        assert len(paragraph) < 700, (cls.name, len(paragraph))
+        for other in classes:
+            for opt in other.options:
+                assert (f"C({opt.name})" in paragraph) == (other is cls), (cls.name, opt.name)

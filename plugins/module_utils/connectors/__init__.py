@@ -23,7 +23,7 @@ import platform
 import socket
 import sys
 
-from ..errors import Conflict, InvalidParameter, MissingDependency
+from ..errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from .base import Connector
 from .kernel import KernelConnector
 from .loop import LoopConnector
@@ -99,7 +99,7 @@ def _read_initiator() -> str | None:
 def host_properties() -> dict:
     """This host's connector properties, as os-brick gathers them.
 
-    Without os-brick, a minimal set (host, ip, platform, os_type, initiator);
+    Without os-brick, or not root (its privsep needs root), a minimal set (host, ip, platform, os_type, initiator);
     without an initiator name (no open-iscsi), one derived from the host name,
     which the userspace iscsi path uses as its initiator.
     """
@@ -107,7 +107,7 @@ def host_properties() -> dict:
     try:
         props = brick.properties(_my_ip())
         props["gathered_by"] = "os-brick"
-    except MissingDependency as exc:
+    except (MissingDependency, DriverError) as exc:  # DriverError: os-brick run without root (brick.properties)
         props = {"host": this_host(), "ip": _my_ip(), "platform": platform.machine(), "os_type": sys.platform,
                  "multipath": False, "enforce_multipath": False, "initiator": _read_initiator(),
                  "gathered_by": "blockstore", "os_brick_error": str(exc)}

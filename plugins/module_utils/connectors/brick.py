@@ -40,7 +40,15 @@ def load():
 
 def properties(ip: str, multipath: bool = False) -> dict:
     connector = load()
-    return connector.get_connector_properties(None, ip, multipath, False)
+    try:
+        return connector.get_connector_properties(None, ip, multipath, False)
+    except Exception as exc:  # oslo.privsep's failures have no common base class
+        if os.geteuid() == 0:
+            raise
+        # Not root: privsep tried `sudo privsep-helper` and failed ("privsep helper command exited non-zero").
+        raise DriverError(f"os-brick could not gather this host's connector properties as uid {os.geteuid()}: "
+                          f"its privileged commands (privsep) need root, run the task with become: true "
+                          f"({type(exc).__name__}: {exc})") from None
 
 
 def _initiator(protocol: str):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pick and open a state store from the `persistence` option.
+"""Pick and open a state store from the `persistence` option: a built-in one or a plugin (plugins.py).
 
 Only the chosen store's module is imported: SQLAlchemy costs about 200 ms and
 most tasks never need it.
@@ -13,27 +13,48 @@ import os
 
 from ..errors import InvalidParameter
 from ..sealing import Sealer
-from .base import Store
+from .base import BUILTIN_STORAGES, Store
 
-STORAGES = ("file", "db", "memory")
+STORAGES = BUILTIN_STORAGES  # the built-in ones; any other name is a plugin store (plugins.py)
+BUILTIN_OPTIONS = ("storage", "path", "connection")
 DEFAULT_STATE_PATH = "~/.ansible/blockstore/state.json"
 ENV_PATH = "BLOCKSTORE_STATE_PATH"
 ENV_URL = "BLOCKSTORE_STATE_URL"
 
 
+def is_plugin(persistence: object) -> bool:
+    """Whether `persistence` names a plugin store (its other keys are then the plugin's options)."""
+    storage = persistence.get("storage") if isinstance(persistence, dict) else None
+    return bool(storage) and storage not in BUILTIN_STORAGES
+
+
+def split_plugin_options(persistence: object) -> tuple[object, dict]:
+    """(`persistence` as the built-in argument spec sees it, the plugin store's own options).
+
+    Ansible validates the built-in keys; a plugin store's keys are validated by its own spec. A key
+    set to None is not given (Ansible fills the built-in suboptions that way).
+    """
+    if not is_plugin(persistence):
+        return persistence, {}
+    options = {k: v for k, v in persistence.items() if k != "storage" and v is not None}
+    return {"storage": persistence["storage"]}, options
+
+
 def normalize(persistence: dict | None) -> dict:
-    """Fill defaults and env fallbacks; reject unknown keys and bad values."""
+    """Fill defaults and env fallbacks; reject unknown keys and bad values.
+
+    A plugin store's options are left to its own spec (plugins.validate_options).
+    """
     options = dict(persistence or {})
-    allowed = ("storage", "path", "connection")
+    if is_plugin(options):
+        return options
+    allowed = BUILTIN_OPTIONS
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise InvalidParameter(f"persistence: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
                                "persistence")
     storage = options.get("storage") or ("db" if options.get("connection") or (
         not options.get("path") and os.environ.get(ENV_URL) and not os.environ.get(ENV_PATH)) else "file")
-    if storage not in STORAGES:
-        raise InvalidParameter(f"persistence.storage: {storage!r} is not one of {', '.join(STORAGES)}",
-                               "persistence.storage")
     options["storage"] = storage
     if storage == "file":
         path = options.get("path") or os.environ.get(ENV_PATH) or DEFAULT_STATE_PATH
@@ -51,9 +72,15 @@ def normalize(persistence: dict | None) -> dict:
     return options
 
 
-def open_store(persistence: dict | None) -> Store:
+def open_store(persistence: dict | None, environ: dict | None = None) -> Store:
+    """The store `persistence` names; `storage` may also be a store class (from plain Python)."""
     options = normalize(persistence)
-    if options["storage"] == "file":
+    if is_plugin(options):
+        from .plugins import open_plugin_store
+        # None is "not given": Ansible's validation fills the built-in suboptions (path, connection) with it.
+        given = {k: v for k, v in options.items() if k != "storage" and v is not None}
+        store = open_plugin_store(options["storage"], given, os.environ if environ is None else environ)
+    elif options["storage"] == "file":
         from .jsonfile import JsonFileStore
         store = JsonFileStore(options["path"])
     elif options["storage"] == "db":

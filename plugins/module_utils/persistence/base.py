@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The interface every state store implements, and the inter-process locks they share.
+"""The store contract every state store implements (docs/stores.md), and the inter-process locks they share.
 
 A store holds records (JSON-able dicts with kind, id, backend). Two guarantees:
 - `apply` is atomic and merges: it changes only the records it names, so
   concurrent writers of different records never lose each other's updates;
 - `locked(keys)` serializes tasks on the same resources across processes
   (Ansible forks are processes) and lets tasks on other resources run.
+The built-in stores and the plugin stores (persistence/plugins.py) implement the same
+contract, of version CONTRACT_VERSION; sealing stays in the core, so a store only ever
+holds sealed secrets.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ import fcntl
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from typing import Iterable, Iterator
+from typing import ClassVar, Iterable, Iterator
 
 from ..errors import StateStoreError
 from ..sealing import Sealer, new_key
+
+# The version of the store contract (docs/stores.md) this collection speaks. A store declares the
+# version it implements; one of another version is refused before anything is written.
+CONTRACT_VERSION = 1
+# The stores this collection ships; any other `persistence.storage` names a plugin store (plugins.py).
+BUILTIN_STORAGES = ("file", "db", "memory")
 
 # Filters a store must support in find(); each matches one record field exactly.
 FILTER_FIELDS = ("id", "name", "volume_id", "status")
@@ -33,9 +42,19 @@ LOCK_STRIPES = 1024
 
 
 class Store(ABC):
-    """A controller-side state store."""
+    """A controller-side state store: the contract of docs/stores.md."""
 
+    # The contract version this store implements; a plugin store of another one is refused.
+    contract_version: ClassVar[int] = CONTRACT_VERSION
+    # A plugin store's own options, given beside `storage` in `persistence`: name -> {type, required,
+    # default, choices, no_log, env, description} (persistence/plugins.py validates them).
+    options: ClassVar[dict[str, dict]] = {}
     _sealer: Sealer | None = None
+
+    @property
+    def identity(self) -> str:
+        """Which store this is, for error messages and fingerprints: never a password."""
+        return type(self).__name__
 
     @property
     def sealer(self) -> Sealer:

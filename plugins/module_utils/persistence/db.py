@@ -331,6 +331,10 @@ class DbStore(Store):
             raise
 
     # Store interface ---------------------------------------------------------
+    @property
+    def identity(self) -> str:
+        return f"db {self.shown_url}"
+
     def _load(self, row: Any) -> dict:
         record_id, text = row
         where = f"database {self.shown_url}: record {record_id!r}"

@@ -35,6 +35,10 @@ class JsonFileStore(Store):
         self._parsed_text: str | None = None
         self._parsed: dict[str, dict] = {}
 
+    @property
+    def identity(self) -> str:
+        return f"file {self.path}"
+
     def _read_text(self) -> str:
         try:
             with open(self.path, encoding="utf-8") as handle:

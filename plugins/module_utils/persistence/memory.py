@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import threading
 from typing import Iterable, Iterator
 
@@ -23,17 +24,21 @@ class MemoryStore(Store):
         self._records: dict[str, dict] = {}
         self._lock = threading.RLock()
 
+    @property
+    def identity(self) -> str:
+        return "memory"
+
     def find(self, backend: str, kind: str | None = None, **filters: str | None) -> list[dict]:
         with self._lock:
             return [copy.deepcopy(r) for r in self._records.values() if matches(r, backend, kind, filters)]
 
     def apply(self, upserts: Iterable[dict] = (), deletes: Iterable[dict] = ()) -> None:
-        upserts = list(upserts)
-        for record in upserts:  # refused as the file and db stores refuse them
-            serialization.check_record(record, "apply: record")
+        # Checked and copied as JSON before the first change (refused as the file and db stores refuse
+        # them): a bad record changes nothing.
+        copies = [json.loads(json.dumps(serialization.check_record(r, "apply: record"))) for r in upserts]
         with self._lock:
-            for record in upserts:
-                self._records[record["id"]] = copy.deepcopy(record)
+            for record in copies:
+                self._records[record["id"]] = record
             for gone in deletes:
                 self._records.pop(gone["id"], None)
 

@@ -228,7 +228,7 @@ class FileDriver(Driver):
         names = set(self._names())
         return sorted(n[len("snapshot-"):] for n in names
                       if n.startswith("snapshot-") and not n.endswith((".tmp", HIDDEN_MARK))
-                      and n + HIDDEN_MARK not in names)
+                      if n + HIDDEN_MARK not in names)
 
     def list_leftovers(self) -> list[str]:
         names = set(self._names())

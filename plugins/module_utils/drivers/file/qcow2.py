@@ -179,7 +179,7 @@ class Qcow2Format(ImageFormat):
     def _images(self) -> list[str]:
         return [n for n in os.listdir(self.driver.path)
                 if n.startswith(("volume-", "snapshot-", "clone-base-"))
-                and not n.endswith((".tmp", HIDDEN_MARK))]
+                if not n.endswith((".tmp", HIDDEN_MARK))]
 
     def _dependents(self, name: str) -> list[str]:
         return [n for n in self._images() if n != name and self._backing(self.driver.file(n)) == name]

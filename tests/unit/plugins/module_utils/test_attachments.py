@@ -61,11 +61,17 @@ class Host(LocalHost):
         self.seen_attach: list[tuple] = []  # (read_only, method) of each attach
         self.sizes: dict[str, int] = {}  # device path: size, when not 1 GiB
         self.grown: list[tuple] = []  # (device path, size) of each grow
+        self.uid = 0  # the user the module runs as (LocalHost.euid)
+        self.asked_properties = False
 
     def name(self):
         return "here"
 
+    def euid(self):
+        return self.uid
+
     def properties(self):
+        self.asked_properties = True
         return dict(HERE)
 
     def run_dir(self):
@@ -231,6 +237,29 @@ def test_a_failed_attach_leaves_no_connection_and_no_export(lab):
     assert "login failed" in str(caught.value)
     assert lab.connections() == [] and lab.driver.exports == {}
     assert lab.volume("v1")["status"] == "available"
+
+
+def test_attaching_without_root_is_refused_saying_why_and_leaves_no_record(lab):
+    lab.host.uid = 65534
+    with pytest.raises(Conflict) as caught:
+        lab.run(volume="v1")
+    message = str(caught.value)
+    assert message.startswith("state attached: making or removing a block device on this host needs root")
+    assert "become: true" in message and "uid 65534" in message
+    assert "losetup" in message and "privsep" in message
+    # Refused before anything: no connector properties gathered, no export, no record left attaching.
+    assert not lab.host.asked_properties
+    assert lab.connections() == [] and lab.driver.exports == {} and lab.host.devices == {}
+    assert lab.volume("v1")["status"] == "available"
+    # Control: as root the same task attaches.
+    lab.host.uid = 0
+    assert lab.run(volume="v1")["attachment"]["status"] == "attached"
+    # Detaching the device needs root too; connecting for another host does not.
+    lab.host.uid = 65534
+    with pytest.raises(Conflict, match=r"^state detached: making or removing a block device"):
+        lab.run(volume="v1", state="detached")
+    assert lab.connections()[0]["status"] == "attached" and lab.host.devices
+    lab.run(volume="shared", state="connected", connector=PEER)
 
 
 def test_a_failed_connect_stores_nothing(lab):

@@ -148,6 +148,35 @@ def test_file_level_errors(conf_file, tmp_path):
     assert "must name a section" in error_of({"section": ""}, path).msg
 
 
+@pytest.mark.parametrize(("line", "section", "option", "comment"), [
+    ("format = qcow2 ; sparse overlays", "lab", "format", "; sparse overlays"),
+    ("format = qcow2\t# sparse overlays", "lab", "format", "# sparse overlays"),
+    ("enabled_backends = lab, ceph, array   ; all three", "DEFAULT", "enabled_backends", "; all three"),
+])
+def test_an_inline_comment_is_refused_naming_file_section_and_option(conf_file, line, section, option, comment):
+    key = line.split(" ", 1)[0]
+    text = "\n".join(line if ln.startswith(key + " ") else ln for ln in GOOD.splitlines())
+    path = conf_file(text)
+    error = error_of("lab", path)
+    assert error.msg.startswith(f"backends_file: {path} [{section}] {option} = ")
+    assert f"holds an inline comment ({comment!r})" in error.msg
+    assert "put comments on their own line" in error.msg
+    assert error.option == f"{section}.{option}"
+
+
+def test_comments_on_their_own_line_and_hashes_inside_values_are_kept(conf_file):
+    text = GOOD.replace("[lab]\n", "[lab]\n; the lab's files\n# (raw by default)\n").replace(
+        "path = /srv/lab", "path = /srv/lab#1;x")
+    assert resolve_backend("lab", conf_file(text)) == {"name": "lab", "driver": "file", "path": "/srv/lab#1;x",
+                                                       "format": "qcow2"}
+
+
+def test_a_missing_backend_names_module_defaults(conf_file):
+    error = error_of(None, conf_file())
+    assert error.option == "backend"
+    assert "module_defaults: group/blockstore.storage.storage" in error.msg
+
+
 def test_the_global_oslo_config_is_never_touched(conf_file):
     before = set(cfg.CONF)
     resolve_backend("ceph", conf_file())

@@ -288,3 +288,20 @@ def test_a_connection_written_before_its_host_is_known_is_named_so(tmp_path):
     lab.store.apply(upserts=connections)
     report = lab.drift()
     assert [t["name"] for t in report["transient_records"]] == ["(host not known yet)", "h2"]
+def test_the_hints_name_a_way_out_each_module_has(lab):
+    """storage_attachment has no state absent: its records are removed with state detached."""
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    lab.set_status("volume", "v1", "error")
+    pending = {"kind": "connection", "id": "5f2c1d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "backend": "lab",
+               "volume_id": volume["id"], "host": "", "status": "attaching", "connector": {}, "connection_info": {}}
+    failed = dict(pending, id="6f2c1d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", host="here", status="error")
+    lab.store.apply(upserts=[pending, failed])
+    problems = lab.drift()["problems"]
+    attaching = [p for p in problems if p.startswith("connection '(host not known yet)'")]
+    assert attaching == [f"connection '(host not known yet)' ({pending['id']}) was left attaching by an "
+                         "interrupted task; run that task again (or storage_attachment state: detached) to finish it"]
+    assert [p for p in problems if p.startswith("connection 'here'")] == [
+        f"connection 'here' ({failed['id']}) is error; run its task again or delete it with storage_attachment "
+        "state: detached"]
+    # Control: a volume's way out is its module's state absent.
+    assert f"volume 'v1' ({volume['id']}) is error; run its task again or delete it with state: absent" in problems

@@ -9,7 +9,7 @@ import os
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError, InvalidParameter
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError, InvalidParameter, NotFound
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
@@ -181,6 +181,21 @@ def test_check_mode_writes_nothing_not_even_pending_records(store, driver):
     assert result["changed"] is True
     assert seen["records"] == [] and store.all_records() == []
     assert not os.path.exists(driver.path) or os.listdir(driver.path) == []
+
+
+def test_in_check_mode_a_snapshot_of_a_volume_only_planned_says_so(store, driver):
+    # The playbook's first task, in check mode: the volume is planned, not made.
+    assert run(store, driver, check_mode=True, name="ghost", size=1)["changed"] is True
+    with pytest.raises(NotFound) as caught:
+        run(store, driver, check_mode=True, handler=SnapshotResource, name="snap", volume="ghost")
+    message = str(caught.value)
+    assert message.startswith("volume: no volume 'ghost' on backend 'lab'")
+    assert "in check mode an object that an earlier task of this run would create was only planned" in message
+    assert "when: not ansible_check_mode" in message
+    # Control: the same snapshot task outside check mode says only what is missing.
+    with pytest.raises(NotFound) as caught:
+        run(store, driver, handler=SnapshotResource, name="snap", volume="ghost")
+    assert str(caught.value) == "volume: no volume 'ghost' on backend 'lab'"
 
 
 def test_bad_parameters_fail_before_anything_is_written(store, driver):

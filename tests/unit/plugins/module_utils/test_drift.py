@@ -288,6 +288,8 @@ def test_a_connection_written_before_its_host_is_known_is_named_so(tmp_path):
     lab.store.apply(upserts=connections)
     report = lab.drift()
     assert [t["name"] for t in report["transient_records"]] == ["(host not known yet)", "h2"]
+
+
 def test_the_hints_name_a_way_out_each_module_has(lab):
     """storage_attachment has no state absent: its records are removed with state detached."""
     volume = lab.run(VolumeResource, name="v1", size=1)["volume"]

@@ -192,6 +192,8 @@ def test_a_failed_export_leaves_no_temp_file(tmp_path):
     with pytest.raises(OSError):
         StateTransfer.run_on_store(store, "lab", {"state": "exported", "dest": str(tmp_path / "export.json")}, False)
     assert [p.name for p in tmp_path.iterdir()] == ["export.json"]
+
+
 def test_a_missing_sqlite_source_is_named_and_not_created(tmp_path):
     pytest.importorskip("sqlalchemy")
     path = tmp_path / "cinderlib.sqlite"

@@ -11,6 +11,7 @@
 #   bash scripts/test.sh molecule [scenario...]   # the volume role's scenarios (extensions/molecule)
 #   bash scripts/test.sh packaging [name...]      # tests/packaging: galaxy_install, galaxy_importer, ee_context, awx_credential, lint_module_defaults
 #   bash scripts/test.sh matrix [2.16 2.18...]    # older ansible-core: the quick start twice + storage_file_raw
+#   bash scripts/test.sh mutation [file...]       # sampled mutation testing of the core (cosmic-ray); not in 'all'
 #   bash scripts/test.sh examples [FILE:LINE-GLOB...]   # every documented example, run twice (tests/examples)
 #
 # Needs scripts/setup.sh to have run. Prints one closing line "tests: N passed, N failed, N skipped", with
@@ -69,8 +70,8 @@ cleanup() {
   [ -n "$started_ceph" ] && bash tests/utils/ceph.sh stop >/dev/null 2>&1
 }
 trap cleanup EXIT
-# A throwaway PostgreSQL on 127.0.0.1 for the db store tests, unless one is given.
-if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ]; then
+# A throwaway PostgreSQL on 127.0.0.1 for the db store tests, unless one is given (not for mutation: no daemons there).
+if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ] && [ "$what" != mutation ]; then
   bash tests/utils/postgres.sh start >/dev/null || { echo "test: cannot start PostgreSQL" >&2; exit 2; }
   started_pg=1
   BLOCKSTORE_TEST_PG_URL=$(bash tests/utils/postgres.sh url)
@@ -78,7 +79,7 @@ if [ -z "${BLOCKSTORE_TEST_PG_URL:-}" ] && [ "$what" != lint ] && [ "$what" != s
 fi
 
 # A throwaway Redis on 127.0.0.1 for the Redis example store (extensions/stores), unless one is given.
-if [ -z "${BLOCKSTORE_TEST_REDIS_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ] && command -v redis-server >/dev/null; then
+if [ -z "${BLOCKSTORE_TEST_REDIS_URL:-}" ] && [ "$what" != lint ] && [ "$what" != sanity ] && [ "$what" != mutation ] && command -v redis-server >/dev/null; then
   bash tests/utils/redis.sh start >/dev/null || { echo "test: cannot start Redis" >&2; exit 2; }
   started_redis=1
   BLOCKSTORE_TEST_REDIS_URL=$(bash tests/utils/redis.sh url)
@@ -357,6 +358,19 @@ if [ "$what" = all ] || [ "$what" = packaging ]; then
     record "packaging/$check" $rc
     echo "== packaging: $check $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
   done
+fi
+
+# Mutation testing of the core (docs/testing.md, "Mutation testing"): a documented command, not part of
+# `all`. cosmic-ray mutates a copy of the checkout in the test tree, a seeded sample of mutants a file, each
+# run against only the unit test files of its file; prints the score per file and overall.
+if [ "$what" = mutation ]; then
+  echo "== mutation: $*"
+  started=$SECONDS
+  sync_tree "$tree/mutation"
+  nice -n 15 python tests/utils/mutation.py --work "$tree/mutation" "$@"
+  rc=$?
+  record mutation $rc
+  echo "== mutation: $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
 fi
 
 if [ "$what" = all ]; then

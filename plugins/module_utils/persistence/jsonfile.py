@@ -119,5 +119,11 @@ class JsonFileStore(Store):
 
     @contextlib.contextmanager
     def locked(self, keys: Iterable[str]) -> Iterator[None]:
+        keys = list(keys)
+        if keys:
+            # The lock directory is inside the state directory: make that one private first, or makedirs
+            # would create it with the umask's mode. FileLocks names what is wrong if this fails.
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         with self._resource_locks.locked(keys):
             yield

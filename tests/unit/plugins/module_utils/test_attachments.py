@@ -58,6 +58,9 @@ class Host(LocalHost):
         self.seen_info: list[dict] = []
         self.loops: dict[str, str] = {}
         self.busy: list[str] = []
+        self.seen_attach: list[tuple] = []  # (read_only, method) of each attach
+        self.sizes: dict[str, int] = {}  # device path: size, when not 1 GiB
+        self.grown: list[tuple] = []  # (device path, size) of each grow
         self.uid = 0  # the user the module runs as (LocalHost.euid)
         self.asked_properties = False
 
@@ -75,9 +78,12 @@ class Host(LocalHost):
         return "/run/blockstore-test"
 
     def attach(self, connection_info, volume_id, read_only, method):
+        if isinstance(self.fail, Exception):
+            raise self.fail  # pylint: disable=raising-bad-type  # an exception instance, checked just above
         if self.fail:
             raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
         self.seen_info.append(connection_info)
+        self.seen_attach.append((read_only, method))
         device = {"path": f"/dev/loop{len(self.devices)}", "type": "block", "method": "userspace",
                   "protocol": "iscsi", "backing_file": "/run/x/export"}
         self.devices[device["path"]] = device
@@ -91,7 +97,11 @@ class Host(LocalHost):
         return bool(device) and device.get("path") in self.devices
 
     def size(self, device):
-        return 1 << 30
+        return self.sizes.get(device["path"], 1 << 30)
+
+    def grow(self, device, connection_info, size_bytes):
+        self.grown.append((device["path"], size_bytes))
+        self.sizes[device["path"]] = size_bytes
 
     def users(self, device):
         return []
@@ -353,3 +363,49 @@ def test_force_disconnect_plan(lab):
     messages = sorted(s.message for s in steps)
     assert messages[0].startswith("detach /dev/loop0")
     assert messages[1].startswith("disconnect volume 'shared' from peer")
+
+
+def test_attach_asks_the_host_for_the_method_given_or_auto_and_read_only_for_mode_ro(lab):
+    lab.run(volume="v1")
+    lab.run(volume="shared", method="userspace", mode="ro")
+    assert lab.host.seen_attach == [(False, "auto"), (True, "userspace")]
+
+
+@pytest.mark.parametrize("first, second", [("ro", "rw"), ("rw", "ro")])
+def test_changing_the_mode_of_a_connection_needs_a_detach_first(lab, first, second):
+    lab.run(volume="v1", mode=first)
+    before = lab.store.all_records()
+    with pytest.raises(Conflict, match=f"in mode {first}; detach it first to change the mode to {second}"):
+        lab.run(volume="v1", mode=second)
+    assert lab.store.all_records() == before
+    assert lab.run(volume="v1", mode=first)["changed"] is False
+
+
+def test_an_attached_device_smaller_than_its_volume_is_grown(lab):
+    lab.run(volume="v1")
+    lab.store.apply(upserts=[dict(lab.volume("v1"), size=2)])  # extended meanwhile
+    result = lab.run(volume="v1")
+    assert result["changed"] and result["actions"] == ["grow device /dev/loop0 to 2 GiB"]
+    assert lab.host.grown == [("/dev/loop0", 2 << 30)]
+    assert lab.run(volume="v1")["changed"] is False  # now as large as the volume
+    lab.host.sizes["/dev/loop0"] = 3 << 30  # larger (grown by hand): never shrunk
+    assert lab.run(volume="v1")["changed"] is False and len(lab.host.grown) == 1
+
+
+def test_a_host_error_that_is_not_ours_is_named_with_its_type(lab):
+    lab.host.fail = OSError(5, "Input/output error")
+    with pytest.raises(DriverError, match=r"on here failed: OSError: \[Errno 5\] Input/output error"):
+        lab.run(volume="v1")
+    lab.host.fail = DriverError("loop: no free loop device")
+    with pytest.raises(DriverError, match="attach volume 'v1' on here failed: loop: no free loop device"):
+        lab.run(volume="v1")
+
+
+def test_a_device_attached_on_another_host_is_detached_only_there(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+    peer = lab.connections()[0]
+    lab.store.apply(upserts=[dict(peer, device={"path": "/dev/loop7", "type": "block"}, status="attached")])
+    before = lab.store.all_records()
+    with pytest.raises(Conflict, match="attached on peer as /dev/loop7; run this task on that host to detach it"):
+        lab.run(volume="shared", state="detached", connector=PEER)
+    assert lab.store.all_records() == before

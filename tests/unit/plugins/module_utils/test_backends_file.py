@@ -123,6 +123,8 @@ def test_overrides_are_checked_like_task_parameters(conf_file):
     (GOOD + "\n[bad]\ndriver = nfs\n", "bad", r"\[bad\]: driver 'nfs' is not a known driver"),
     (GOOD + "\n[bad]\ndriver = file\nvolume_driver = cinder.volume.drivers.rbd.RBDDriver\n", "bad",
      r"volume_driver cinder.volume.drivers.rbd.RBDDriver does not run on driver 'file'"),
+    (GOOD + "\n[bad]\ndriver = rbd\nvolume_driver = cinder.volume.drivers.lvm.LVMVolumeDriver\n", "bad",
+     r"volume_driver cinder.volume.drivers.lvm.LVMVolumeDriver does not run on driver 'rbd'"),
 ])
 def test_bad_sections_name_the_file_section_option_and_allowed_values(conf_file, text, section, message):
     text = text.replace("enabled_backends = lab, ceph, array", "enabled_backends = lab, ceph, array, bad")
@@ -197,3 +199,11 @@ def test_our_declarations_become_oslo_opts(opt, kind, extra):
     if "min" in extra:
         assert oslo.type.min == extra["min"]
     assert describe_type(opt)
+
+
+@pytest.mark.parametrize("section", ["Ceph", "ABC", "lab"])
+def test_a_section_is_found_whatever_its_name_sorts_like(conf_file, section):
+    # Only [DEFAULT] is not a backend: a section named in capitals (sorting before it) is one like any other.
+    path = conf_file(GOOD.replace("lab", section))  # the section, its path and enabled_backends
+    assert resolve_backend(section, path) == {"name": section, "driver": "file", "path": f"/srv/{section}",
+                                              "format": "qcow2"}

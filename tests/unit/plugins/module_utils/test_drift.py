@@ -251,6 +251,45 @@ def test_devices_of_this_host_that_no_connection_records(tmp_path):
     assert not report["in_sync"]
 
 
+class CannotListSnapshots:
+    """The lab's driver as a backend that cannot list its snapshots (as a Cinder driver through the adapter)."""
+
+    def __init__(self, driver) -> None:
+        self.driver = driver
+
+    def __getattr__(self, name: str):
+        return getattr(self.driver, name)
+
+    def list_snapshot_ids(self) -> None:
+        return None
+
+
+def test_a_backend_that_cannot_list_snapshots_has_its_volumes_checked_and_no_snapshot_reported(tmp_path):
+    lab = Lab(str(tmp_path / "lab"), "raw")
+    lab.run(VolumeResource, name="v1", size=1)
+    lab.run(SnapshotResource, volume="v1", name="s1")
+    unknown = "0e5d4c3b-2a19-4807-b6f5-4e3d2c1b0a99"
+    open(lab.file(f"volume-{unknown}"), "w").close()
+    os.unlink(lab.file(f"snapshot-{lab.records('snapshot')[0]['id']}"))
+    records = RecordSet("lab", lab.store.find("lab"))
+    assert [m["name"] for m in drift.check(records, lab.driver, devices=False)["missing_objects"]] == ["s1"]
+    report = drift.check(records, CannotListSnapshots(lab.driver), devices=False)
+    assert report["checked"] == {"volumes": True, "snapshots": False, "devices": False}
+    assert report["unknown_objects"] == [{"kind": "volume", "id": unknown}]
+    assert report["missing_objects"] == []
+
+
+def test_a_connection_written_before_its_host_is_known_is_named_so(tmp_path):
+    lab = Lab(str(tmp_path / "lab"), "raw")
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    connections = [{"kind": "connection", "id": f"{n}1111111-2222-4333-8444-555555555555", "backend": "lab",
+                    "volume_id": volume["id"], "host": host, "status": "connecting"}
+                   for n, host in ((1, ""), (2, "h2"))]
+    lab.store.apply(upserts=connections)
+    report = lab.drift()
+    assert [t["name"] for t in report["transient_records"]] == ["(host not known yet)", "h2"]
+
+
 def test_the_hints_name_a_way_out_each_module_has(lab):
     """storage_attachment has no state absent: its records are removed with state detached."""
     volume = lab.run(VolumeResource, name="v1", size=1)["volume"]

@@ -10,6 +10,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.handler import 
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import HostInfo, VolumeInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer
+from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 SEALER = Sealer(key=sealing.new_key())
@@ -67,3 +68,72 @@ def test_a_module_run_alone_runs_both_halves_here():
 
 class _Driver:
     backend_name = "lab"
+
+
+class EchoFromStore(Echo):
+    @classmethod
+    def select(cls, store, backend, params):
+        return store.find(backend)
+
+
+def test_a_module_run_alone_opens_the_secrets_its_host_half_needs_with_the_stores_key():
+    store = open_store({"storage": "memory"})
+    store.apply(upserts=[store.sealer.seal_tree(RECORD)])
+    result, _changes = dispatch(EchoFromStore, Task({}, driver=_Driver()), store=store)
+    assert result["seen"] == [RECORD]
+
+
+def test_a_storeless_handler_answers_with_its_host_halfs_result():
+    def ship(records, new_ids):
+        return {"changed": False, "connector": {"host": "h1"}}, {"upserts": []}
+
+    assert dispatch(HostInfo, Task({}), ship=ship) == ({"changed": False, "connector": {"host": "h1"}}, None)
+
+
+def test_a_task_with_nothing_to_do_is_answered_on_the_controller_only_by_handlers_that_allow_it():
+    store = open_store({"storage": "memory"})
+    shipped = []
+
+    def ship(records, new_ids):
+        shipped.append(records)
+        return {"changed": False, "shipped": True}, None
+
+    def answer_noop(result):
+        return dict(result, answered_on_the_controller=True)
+
+    result, _changes = dispatch(VolumeInfo, Task({}, driver=_Driver()), store=store, ship=ship, answer_noop=answer_noop)
+    assert result == {"changed": False, "volumes": [], "answered_on_the_controller": True} and shipped == []
+    result, _changes = dispatch(EchoFromStore, Task({}, driver=_Driver()), store=store, ship=ship,
+                                answer_noop=answer_noop)
+    assert result == {"changed": False, "shipped": True} and shipped == [[]]
+
+
+def test_a_task_does_its_work_unless_check_mode_is_asked_for(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path)})
+    store = open_store({"storage": "memory"})
+    result, _changes = dispatch(VolumeResource, Task({"name": "v1", "size": 1}, driver=driver), store=store)
+    assert result["changed"] and (tmp_path / f"volume-{result['volume']['id']}").exists()
+    result, _changes = dispatch(VolumeResource, Task({"name": "v2", "size": 1}, True, driver=driver), store=store)
+    assert result["changed"] and not (tmp_path / f"volume-{result['volume']['id']}").exists()
+
+
+def test_only_the_host_facts_need_no_backend():
+    assert not HostInfo.needs_backend
+    assert VolumeResource.needs_backend and AttachmentResource.needs_backend and VolumeInfo.needs_backend
+
+
+def test_the_host_half_works_on_the_records_the_controller_sent(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path)})
+    store = open_store({"storage": "memory"})
+    made, _changes = dispatch(VolumeResource, Task({"name": "v1", "size": 1}, driver=driver), store=store)
+    sent = Task({"name": "v1", "size": 1}, driver=driver, records=store.find("lab"))
+    result, _changes = dispatch(VolumeResource, sent)
+    assert result["changed"] is False and result["volume"]["id"] == made["volume"]["id"]
+
+
+def test_a_snapshot_task_gets_the_key_to_its_volumes_secrets():
+    # Cinder's drivers read the volume's model, credentials included, to snapshot it.
+    sealed = SEALER.seal_tree(RECORD)
+    assert SnapshotResource.wants_key([sealed]) and not SnapshotResource.wants_key([{"kind": "volume", "id": "v"}])

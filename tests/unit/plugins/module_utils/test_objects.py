@@ -11,6 +11,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import A
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import (
     SNAPSHOT,
     VOLUME,
+    Connection,
     RecordSet,
     Snapshot,
     Volume,
@@ -121,3 +122,14 @@ def test_changes_name_each_record_once_with_its_last_state():
     assert sorted(d["id"] for d in changes["deletes"]) == sorted([gone.id, created.id])
     assert records.get(VOLUME, keep.id).size == 5
     assert records.get(VOLUME, gone.id) is None
+
+
+def test_a_record_set_holds_only_its_backend_and_lists_each_kind_apart():
+    def volume(backend: str, name: str) -> dict:
+        return to_record(Volume(id=str(uuid.uuid4()), name=name, backend=backend, size=1))
+    mine = volume("lab2", "mine")
+    snapshot = to_record(Snapshot(id=str(uuid.uuid4()), name="s", backend="lab2", volume_id=mine["id"], volume_size=1))
+    connection = to_record(Connection(id=str(uuid.uuid4()), backend="lab2", volume_id=mine["id"], host="h1"))
+    records = RecordSet("lab2", [volume("lab1", "lower"), mine, snapshot, connection, volume("lab3", "higher")])
+    assert [v.name for v in records.all(VOLUME)] == ["mine"]
+    assert [s.name for s in records.all(SNAPSHOT)] == ["s"]  # "snapshot" sorts after "connection", before "volume"

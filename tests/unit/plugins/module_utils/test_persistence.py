@@ -13,6 +13,7 @@ import dataclasses
 import multiprocessing
 import os
 import socket
+import sqlite3
 import stat
 import sys
 import time
@@ -285,13 +286,43 @@ def test_state_file_mode_stays_0600_over_a_permissive_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "state.json").stat().st_mode) == 0o600
 
 
+def test_state_directory_and_lock_files_are_private_over_a_permissive_umask(tmp_path):
+    # Records carry sealed secrets and the lock files name the resources: nobody else may read or create them.
+    path = tmp_path / "state" / "state.json"
+    old = os.umask(0)
+    try:
+        store = JsonFileStore(str(path))
+        with store.locked(["volume:data"]):
+            store.apply(upserts=[volume()])
+    finally:
+        os.umask(old)
+    locks = path.parent / "state.json.locks"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(locks.stat().st_mode) == 0o700
+    lock_files = [path.parent / "state.json.lock", *locks.iterdir()]
+    assert len(lock_files) == 2
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in lock_files} == {p.name: 0o600 for p in lock_files}
+
+
+def test_lock_files_are_bounded_whatever_the_number_of_resources(tmp_path):
+    # Lock files are never removed (an flock on a replaced file excludes nobody): their number must stay
+    # bounded (1024 stripes) however many volumes a store has seen.
+    store = JsonFileStore(str(tmp_path / "state.json"))
+    for n in range(3000):
+        with store.locked([f"b1:volume:name:v{n}"]):
+            pass
+    names = [p.name for p in (tmp_path / "state.json.locks").iterdir()]
+    assert 900 < len(names) <= 1024
+    assert all(0 <= int(name.removeprefix("resource-").removesuffix(".lock")) < 1024 for name in names)
+
+
 BAD_STATE_FILES = {
     "corrupt": (b"{this is not json", "not valid JSON"),
     "truncated": (serialization.dumps([volume()]).encode()[:-20], "not valid JSON"),
     "newer schema": (b'{"schema_version": 99, "records": {}}', "newer blockstore.storage"),
     "not a state document": (b'{"volumes": []}', "not a blockstore state document"),
     "record without its id": (b'{"schema_version": 1, "records": {"x": {"kind": "volume"}}}', "lacks id"),
-    "binary": (b"\xff\xfe\x00garbage", "cannot read state file"),
+    "binary": (b"\xff\xfe\x00garbage", "state.json: 'utf-8' codec can't decode"),
 }
 
 
@@ -751,3 +782,40 @@ def test_postgresql_advisory_locks_are_held_in_the_block_and_released_after(pg_u
             assert [_advisory_locks_held(conn, k) for k in keys] == [0, 0, 0]
     finally:
         store.close()
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn(tmp_path):
+    # Another task in the middle of a write: a read answers at once from the last commit; a write waits
+    # (here: a short busy timeout, so it gives up clearly instead of waiting).
+    url = f"sqlite:///{tmp_path}/state.db?timeout=0.2"
+    store = DbStore(url)
+    record = volume()
+    store.apply(upserts=[record])
+    writer = sqlite3.connect(str(tmp_path / "state.db"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        assert DbStore(url).find("b1", "volume") == [record]
+        with pytest.raises(StateStoreError, match="locked"):
+            DbStore(url).apply(upserts=[volume("other")])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert sorted(r["name"] for r in store.find("b1", "volume")) == ["vol"]
+
+
+@pytest.mark.parametrize("column", ["kind", "backend", "data"])
+def test_the_database_refuses_rows_another_tool_writes_without_kind_backend_data_or_value(tmp_path, column):
+    # A row the store could not read back must not get into a shared database by any way.
+    DbStore(f"sqlite:///{tmp_path}/state.db").apply(upserts=[volume()])
+    row = {"id": "x", "kind": "volume", "backend": "b1", "data": "{}"}
+    connection = sqlite3.connect(str(tmp_path / "state.db"))
+    try:
+        connection.execute(f"INSERT INTO {db.RECORDS_TABLE} (id, kind, backend, data) VALUES (?, ?, ?, ?)",
+                           tuple(row.values()))
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            connection.execute(f"INSERT INTO {db.RECORDS_TABLE} (id, kind, backend, data) VALUES (?, ?, ?, ?)",
+                               tuple(dict(row, id="y", **{column: None}).values()))
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            connection.execute(f"INSERT INTO {db.META_TABLE} (key, value) VALUES ('by-hand', NULL)")
+    finally:
+        connection.close()

@@ -136,7 +136,7 @@ def test_rename_onto_a_taken_name_is_refused(lab):
     first = lab.volume(name="first", size=1)["volume"]
     lab.volume(name="second", size=1)
     before = lab.snapshot_of_state()
-    with pytest.raises(Conflict, match="'second' already names volume"):
+    with pytest.raises(Conflict, match=f"'second' already names volume .*, not {first['id']}"):
         lab.volume(id=first["id"], name="second")
     assert lab.snapshot_of_state() == before
 
@@ -235,3 +235,70 @@ def test_the_state_file_store_gives_the_same_results(tmp_path):
     assert lab.record("volume", "data1")["size"] == 2
     reopened = JsonFileStore(str(tmp_path / "state.json"))
     assert reopened.find("lab", "volume", id=volume["id"])[0]["size"] == 2
+
+
+@pytest.fixture
+def raw_lab(tmp_path) -> Lab:
+    return Lab(str(tmp_path / "lab"), "raw", MemoryStore())
+
+
+def test_a_snapshot_name_of_another_volume_is_refused_whichever_volume_is_named(raw_lab):
+    # Ids on both sides of the snapshot's volume id: the check is "another volume", not an order.
+    for volume_id, name in (("55555555-5555-4555-8555-555555555555", "v1"),
+                            ("11111111-1111-4111-8111-111111111111", "low"),
+                            ("99999999-9999-4999-8999-999999999999", "high")):
+        raw_lab.volume(id=volume_id, name=name, size=1)
+    raw_lab.snapshot(volume="v1", name="s1")
+    before = raw_lab.snapshot_of_state()
+    for other in ("low", "high", "nonexistent"):
+        with pytest.raises(Conflict, match="exists but belongs to volume 55555555"):
+            raw_lab.snapshot(volume=other, name="s1")
+    assert raw_lab.snapshot_of_state() == before
+    assert raw_lab.snapshot(volume="v1", name="s1")["changed"] is False
+
+
+def test_a_snapshot_keeps_its_description_and_metadata_and_can_be_renamed(raw_lab):
+    raw_lab.volume(name="v1", size=1)
+    plain = raw_lab.snapshot(volume="v1", name="plain")["snapshot"]
+    assert plain["description"] == "" and plain["metadata"] == {}
+    made = raw_lab.snapshot(volume="v1", name="m", description="before upgrade", metadata={"ticket": "42"})
+    assert made["snapshot"]["description"] == "before upgrade" and made["snapshot"]["metadata"] == {"ticket": "42"}
+    renamed = raw_lab.snapshot(id=made["snapshot"]["id"], name="z")
+    assert renamed["changed"] is True and renamed["snapshot"]["name"] == "z"
+    assert raw_lab.record("snapshot", "m") is None and raw_lab.record("snapshot", "z")["id"] == made["snapshot"]["id"]
+
+
+def test_a_snapshot_left_creating_whose_volume_is_gone_is_refused_with_the_way_out(raw_lab):
+    raw_lab.volume(name="v1", size=1)
+    snapshot = dict(raw_lab.snapshot(volume="v1", name="s1")["snapshot"], status="creating")
+    raw_lab.store.apply(upserts=[dict(raw_lab.store.find("lab", "snapshot")[0], status="creating")],
+                        deletes=[raw_lab.record("volume", "v1")])
+    with pytest.raises(Conflict, match="left in status creating and its volume is gone; delete it with state: absent"):
+        raw_lab.snapshot(name="s1")
+    assert raw_lab.record("snapshot", "s1")["id"] == snapshot["id"]
+
+
+def test_multiattach_is_set_and_cleared_on_an_existing_volume(raw_lab):
+    raw_lab.volume(name="v1", size=1)
+    result = raw_lab.volume(name="v1", multiattach=True)
+    assert result["changed"] is True and result["volume"]["multiattach"] is True
+    assert raw_lab.volume(name="v1", multiattach=True)["changed"] is False
+    assert raw_lab.volume(name="v1")["volume"]["multiattach"] is True  # not given: kept
+    assert raw_lab.volume(name="v1", multiattach=False)["volume"]["multiattach"] is False
+
+
+def test_a_clone_left_creating_whose_source_is_gone_is_refused_with_the_way_out(raw_lab):
+    source = raw_lab.volume(name="src", size=1)["volume"]
+    raw_lab.volume(name="copy", source={"volume": "src"})
+    raw_lab.store.apply(upserts=[dict(raw_lab.record("volume", "copy"), status="creating")],
+                        deletes=[raw_lab.record("volume", "src")])
+    with pytest.raises(Conflict, match=f"left in status creating and its source volume {source['id']} is gone"):
+        raw_lab.volume(name="copy")
+
+
+@pytest.mark.parametrize("option", ["name", "id"])
+def test_a_name_or_id_that_is_not_text_is_refused_naming_the_option(raw_lab, option):
+    with pytest.raises(InvalidParameter) as error:
+        raw_lab.volume(**{option: 5}, size=1)
+    assert error.value.option == option
+    assert raw_lab.store.all_records() == [] and raw_lab.files() == []

@@ -82,3 +82,43 @@ def test_a_malformed_key_is_reported(tmp_path):
     key_file.write_text("not-a-key\n")
     with pytest.raises(StateStoreError, match="not a valid key"):
         Sealer(key_file=str(key_file)).seal("x")
+
+
+def test_a_database_store_seals_with_the_key_in_the_home_directory(monkeypatch, tmp_path):
+    # A database has no file to put its key beside: every database store of the controller user shares one key.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    url = f"sqlite:///{tmp_path}/state.db"
+    token = open_store({"storage": "db", "connection": url}).sealer.seal("Secret123")
+    key_file = tmp_path / "home" / ".ansible" / "blockstore" / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert Sealer(key=key_file.read_text().strip()).unseal(token) == "Secret123"
+    other = open_store({"storage": "db", "connection": f"sqlite:///{tmp_path}/other.db"})
+    assert other.sealer.unseal(token) == "Secret123"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".key")] == []  # none beside the database
+
+
+def test_the_key_file_variable_wins_over_the_file_beside_the_store(monkeypatch, tmp_path):
+    chosen = tmp_path / "chosen.key"
+    chosen.write_text(sealing.new_key() + "\n")
+    monkeypatch.setenv(sealing.ENV_KEY_FILE, str(chosen))
+    token = open_store({"storage": "file", "path": str(tmp_path / "s.json")}).sealer.seal("abc")
+    assert Sealer(key_file=str(chosen)).unseal(token) == "abc"
+    assert not os.path.exists(str(tmp_path / "s.json.key"))
+
+
+@pytest.mark.parametrize("secret", ["!Secret123", "#x", " leading space", "zz"])
+def test_secrets_are_sealed_whatever_character_they_start_with(secret):
+    sealer = Sealer(key=sealing.new_key())
+    record = {"kind": "connection", "connection_info": {"data": {"auth_password": secret}}}
+    sealed = sealer.seal_tree(record)["connection_info"]["data"]["auth_password"]
+    assert sealing.is_sealed(sealed) and sealing.is_sealed(sealer.seal(secret))
+    assert sealer.unseal(sealed) == secret
+
+
+def test_a_memory_store_seals_with_a_key_of_its_own_and_writes_none(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = open_store({"storage": "memory"}).sealer.seal("Secret123")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(StateStoreError, match="does not open"):
+        open_store({"storage": "memory"}).sealer.unseal(token)

@@ -92,3 +92,15 @@ def test_dumps_accepts_a_mapping_or_an_iterable():
     records = sample_records()
     assert serialization.dumps(records) == serialization.dumps({r["id"]: r for r in records})
     assert serialization.dumps(iter(records)) == serialization.dumps(records)
+
+
+def test_the_same_records_give_the_same_text_whatever_their_order():
+    # A state file kept under version control changes only where a record changed.
+    records = sample_records()
+    shuffled = [dict(reversed(list(r.items()))) for r in reversed(records)]
+    assert serialization.dumps(shuffled) == serialization.dumps(records)
+    assert serialization.dumps(records).index('"backend"') < serialization.dumps(records).index('"id"')
+
+
+def test_state_written_today_is_schema_1_which_every_release_reads():
+    assert json.loads(serialization.dumps(sample_records()))["schema_version"] == 1

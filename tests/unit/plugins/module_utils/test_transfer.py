@@ -162,6 +162,38 @@ def test_a_database_without_cinders_tables_is_refused(tmp_path):
         read_source(f"sqlite:///{path}", "mine", None)
 
 
+def test_an_export_is_rewritten_whenever_the_store_changed_and_check_mode_writes_nothing(tmp_path):
+    store = open_store({"storage": "memory"})
+    dest = tmp_path / "export.json"
+
+    def export(check_mode=False):
+        return StateTransfer.run_on_store(store, "lab", {"state": "exported", "dest": str(dest)}, check_mode)
+
+    def volume(volume_id):
+        return {"kind": "volume", "id": volume_id, "backend": "lab", "name": volume_id[:4], "size": 1,
+                "status": "available"}
+    low, high = volume("11111111-1111-4111-8111-111111111111"), volume("99999999-9999-4999-8999-999999999999")
+    store.apply(upserts=[low])
+    assert export()["changed"]
+    one = dest.read_text()
+    store.apply(upserts=[high])
+    planned = export(check_mode=True)
+    assert planned["changed"] is True and planned["count"] == 2
+    assert dest.read_text() == one  # check mode wrote nothing
+    assert export()["changed"] and json.loads(dest.read_text())["records"].keys() == {low["id"], high["id"]}
+    store.apply(deletes=[high])
+    assert export()["changed"] and dest.read_text() == one
+    assert not export()["changed"]
+
+
+def test_a_failed_export_leaves_no_temp_file(tmp_path):
+    store = open_store({"storage": "memory"})
+    (tmp_path / "export.json").mkdir()  # a directory where the export should go
+    with pytest.raises(OSError):
+        StateTransfer.run_on_store(store, "lab", {"state": "exported", "dest": str(tmp_path / "export.json")}, False)
+    assert [p.name for p in tmp_path.iterdir()] == ["export.json"]
+
+
 def test_a_missing_sqlite_source_is_named_and_not_created(tmp_path):
     pytest.importorskip("sqlalchemy")
     path = tmp_path / "cinderlib.sqlite"

@@ -65,3 +65,16 @@ def test_the_option_name_is_the_callers():
         parse_size("big", "volumes[3].size")
     assert error.value.option == "volumes[3].size"
     assert str(error.value).startswith("volumes[3].size: 'big' is not a size")
+
+
+@pytest.mark.parametrize("value", ["1073.741824MB", "1.073741824GB", "0.001073741824TB"])
+def test_decimal_units_are_powers_of_ten(value):
+    # 1 GiB is 1,073,741,824 bytes: in MB, GB and TB (10^6, 10^9, 10^12 bytes) it is exactly one GiB.
+    assert parse_size(value) == 1
+
+
+@pytest.mark.parametrize("value, size_bytes", [
+    ("1GB", 10 ** 9), ("1.5GB", 15 * 10 ** 8), ("1TB", 10 ** 12), ("1.5G", 3 * 2 ** 29), ("500M", 500 * 2 ** 20)])
+def test_a_size_that_is_not_whole_gib_is_told_in_bytes(value, size_bytes):
+    with pytest.raises(InvalidParameter, match=f"'{value}' is {size_bytes} bytes, not a whole number of GiB"):
+        parse_size(value)

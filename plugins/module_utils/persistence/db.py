@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator
 
 from .. import serialization
 from ..errors import InvalidParameter, MissingDependency, StateStoreError
-from .base import FILTER_FIELDS, FileLocks, Store, matches
+from .base import FILTER_FIELDS, FileLocks, Store, matches, refuse_id_clash
 
 try:
     import sqlalchemy as sa
@@ -371,6 +371,12 @@ class DbStore(Store):
             records = [r for r in records if matches(r, backend, kind, unindexed)]
         return records
 
+    def by_id(self, object_id: str) -> dict | None:
+        with self._connection() as conn:
+            row = conn.execute(sa.select(self.records.c.id, self.records.c.data)
+                               .where(self.records.c.id == object_id)).first()
+        return self._load(row) if row is not None else None
+
     def all_records(self) -> list[dict]:
         with self._connection() as conn:
             rows = conn.execute(sa.select(self.records.c.id, self.records.c.data)).all()
@@ -399,6 +405,12 @@ class DbStore(Store):
             set_={c: insert.excluded[c] for c in (*LOOKUP_COLUMNS, "data") if c != "id"})
         with self._connection(write=True) as conn:
             if rows:
+                columns = self.records.c
+                held = {row.id: {"id": row.id, "kind": row.kind, "backend": row.backend, "name": row.name}
+                        for row in conn.execute(sa.select(columns.id, columns.kind, columns.backend, columns.name)
+                                                .where(columns.id.in_([r["id"] for r in rows])))}
+                for row in rows:
+                    refuse_id_clash(held.get(row["id"]), row)
                 conn.execute(upsert, rows)
             if gone:
                 conn.execute(self.records.delete().where(self.records.c.id.in_(gone)))

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 from .. import serialization
 from ..errors import StateStoreError
-from .base import FileLocks, Store, matches
+from .base import FileLocks, Store, matches, refuse_id_clash
 
 
 class JsonFileStore(Store):
@@ -65,6 +65,10 @@ class JsonFileStore(Store):
     def all_records(self) -> list[dict]:
         return list(self._parse(self._read_text()).values())
 
+    def by_id(self, object_id: str) -> dict | None:
+        record = self._read().get(object_id)
+        return copy.deepcopy(record) if record is not None else None
+
     def apply(self, upserts: Iterable[dict] = (), deletes: Iterable[dict] = ()) -> None:
         upserts, deletes = list(upserts), list(deletes)
         if not upserts and not deletes:
@@ -74,6 +78,8 @@ class JsonFileStore(Store):
             serialization.check_record(record, "apply: record")
         with self._file_lock.hold(os.path.basename(self.path) + ".lock"):
             records = dict(self._read())
+            for record in upserts:
+                refuse_id_clash(records.get(record["id"]), record)
             for record in upserts:
                 # A copy as the file will give it back: the caller keeps its own objects.
                 records[record["id"]] = json.loads(json.dumps(record))

@@ -15,7 +15,7 @@ import threading
 from typing import Iterable, Iterator
 
 from .. import serialization
-from .base import Store, matches
+from .base import Store, matches, refuse_id_clash
 
 
 class MemoryStore(Store):
@@ -32,6 +32,8 @@ class MemoryStore(Store):
         for record in upserts:  # refused as the file and db stores refuse them
             serialization.check_record(record, "apply: record")
         with self._lock:
+            for record in upserts:
+                refuse_id_clash(self._records.get(record["id"]), record)
             for record in upserts:
                 self._records[record["id"]] = copy.deepcopy(record)
             for gone in deletes:

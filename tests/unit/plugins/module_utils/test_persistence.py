@@ -606,7 +606,7 @@ def test_importing_the_stores_does_not_import_sqlalchemy(tmp_path):
         "import sys\n"
         "from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store\n"
         f"store = open_store({{'path': {str(tmp_path / 's.json')!r}}})\n"
-        "store.apply(upserts=[{'kind': 'volume', 'id': 'x', 'backend': 'b'}])\n"
+        "store.apply(upserts=[{'kind': 'volume', 'id': 'x', 'backend': 'b', 'name': 'x', 'size': 1}])\n"
         "open_store({'storage': 'memory'}).find('b')\n"
         "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'\n"
     )
@@ -661,7 +661,7 @@ def test_twenty_processes_each_creating_a_record_lose_none(shared_spec, tmp_path
 
 
 COUNTER = {"kind": "volume", "id": "00000000-0000-4000-8000-000000000001", "backend": "b1", "name": "counter",
-           "status": "available", "metadata": {"count": 0}}
+           "size": 1, "status": "available", "metadata": {"count": 0}}
 INCREMENTS = 3
 
 

@@ -206,7 +206,8 @@ def test_a_mark_left_by_an_interrupted_collection_goes_with_the_resumed_delete(q
 def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
     store = JsonFileStore(str(tmp_path / "state.json"))
     store.apply(upserts=[{"kind": "volume", "id": "a", "backend": "lab", "name": "a", "size": 1}])
-    (tmp_path / ".state.json-killed").write_text('{"schema_version": 1, "rec')  # killed before its rename
+    # killed before its rename
+    (tmp_path / ".state.json.k1ll3d_x.blockstore-tmp").write_text('{"schema_version": 1, "rec')
     (tmp_path / ".other.json-busy").write_text("another store's writer")
     store.apply(upserts=[{"kind": "volume", "id": "b", "backend": "lab", "name": "b", "size": 1}])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".other.json-busy"]

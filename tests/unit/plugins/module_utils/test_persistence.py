@@ -316,9 +316,9 @@ def test_unreadable_state_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "state.json"
     path.mkdir()  # reading fails even for root, whom permission bits do not stop
     store = JsonFileStore(str(path))
-    with pytest.raises(StateStoreError, match="cannot read state file"):
+    with pytest.raises(StateStoreError, match="is a directory, not a state file"):
         store.find("b1", "volume")
-    with pytest.raises(StateStoreError, match="cannot read state file"):
+    with pytest.raises(StateStoreError, match="is a directory, not a state file"):
         store.apply(upserts=[volume()])
     assert path.is_dir() and list(path.iterdir()) == []
 

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
 import urllib.parse
 from typing import Any, Iterable, Iterator
@@ -92,6 +93,26 @@ def _tables(metadata: Any) -> tuple[Any, Any]:
     return records, meta
 
 
+# Query parameters that carry a secret (libpq takes ?password=..., sslpassword=..., ssl keys...).
+SECRET_QUERY = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
+def _secret_query_values(url: Any) -> list[str]:
+    values: list[str] = []
+    for key, value in url.query.items():
+        if SECRET_QUERY.search(key):
+            values += [value] if isinstance(value, str) else list(value)
+    return [v for v in values if v]
+
+
+def _shown(url: Any) -> str:
+    """The URL as messages show it: no password, neither `user:pass@` nor in the query string."""
+    hidden = {k: "***" for k in url.query if SECRET_QUERY.search(k)}
+    # Rendering quotes the mask ('%2A%2A%2A'): shown as the user part's mask is.
+    return (url.update_query_dict(hidden) if hidden else url).render_as_string(
+        hide_password=True).replace("%2A%2A%2A", "***")
+
+
 def _reason(exc: BaseException) -> str:
     """The database's own words, without SQLAlchemy's statement and parameters
     (parameters hold records, and records may hold secrets)."""
@@ -120,11 +141,11 @@ class DbStore(Store):
                 "persistence.connection: storage 'db' needs the Python library SQLAlchemy (2.0 or later) on the "
                 "controller; install it with: pip install 'sqlalchemy>=2' (and 'psycopg[binary]' for PostgreSQL)",
                 "sqlalchemy", OPTION)
-        self._password = ""
+        self._secrets: list[str] = []
         self.url = self._parse(url)
-        self._password = self.url.password or ""
+        self._secrets = [s for s in [self.url.password or "", *_secret_query_values(self.url)] if s]
         # Shown in every message: never the password.
-        self.shown_url = self.url.render_as_string(hide_password=True)
+        self.shown_url = _shown(self.url)
         self.dialect = self.url.get_backend_name()
         self.path: str | None = None
         self._memory_lock: threading.RLock | None = None
@@ -155,13 +176,13 @@ class DbStore(Store):
             parsed = parsed.set(drivername="postgresql+psycopg")
         elif backend not in ("sqlite", "postgresql"):
             raise InvalidParameter(f"persistence.connection: database {backend!r} is not supported "
-                                   f"({parsed.render_as_string(hide_password=True)}); use {SUPPORTED}", OPTION)
+                                   f"({_shown(parsed)}); use {SUPPORTED}", OPTION)
         return parsed
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: a driver message must never carry the password."""
-        if self._password:
-            for form in (self._password, urllib.parse.quote(self._password, safe="")):
+        for secret in self._secrets:
+            for form in (secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
                 text = text.replace(form, "***")
         return text
 

@@ -530,6 +530,27 @@ def test_unreachable_database_fails_clearly_without_the_password():
     assert "Connection refused" in str(error.value)
 
 
+@pytest.mark.parametrize("key", ["password", "sslpassword"])
+def test_a_password_in_the_query_string_is_masked_when_the_database_is_unreachable(key):
+    password = "Qu3ry-S3cret"
+    url = f"postgresql+psycopg://blockstore@127.0.0.1:{_closed_port()}/blockstore?{key}={password}&connect_timeout=2"
+    with pytest.raises(StateStoreError) as error:
+        DbStore(url)
+    _assert_clear_connection_error(error, password)
+    # Positive control: the rest of the URL is shown, the secret masked in place.
+    assert "@127.0.0.1:" in str(error.value) and f"{key}=***" in str(error.value)
+    assert "connect_timeout=2" in str(error.value)
+
+
+def test_a_password_in_the_query_string_is_masked_when_the_database_is_unsupported():
+    password = "Qu3ry-S3cret"
+    with pytest.raises(InvalidParameter) as error:
+        DbStore(f"mysql://blockstore@127.0.0.1/blockstore?password={password}&charset=utf8")
+    assert password not in str(error.value)
+    assert "database 'mysql' is not supported" in str(error.value) and "password=***" in str(error.value)
+    assert "charset=utf8" in str(error.value)
+
+
 def test_silent_database_fails_after_the_connect_timeout(monkeypatch):
     """A host that accepts the connection but never answers must not hang the play."""
     monkeypatch.setattr(db, "CONNECT_TIMEOUT", 2)  # libpq's smallest

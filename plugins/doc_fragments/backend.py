@@ -35,7 +35,9 @@ options:
         portal (target iscsi). C(iscsi_port) (an integer >= 1, default V(3260)): Port of the tgt portal (target
         iscsi). C(iscsi_target_prefix) (a string, default V(iqn.2010-10.org.blockstore:)): Prefix of target names;
         a volume's target is <prefix>volume-<id>. C(tgt_control_port) (an integer >= 0, default V(0)): tgtd's
-        control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."
+        control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N). C(image_group) (a string, default V()):
+        A group of the host given read-write access to the images (0660) and to a directory this driver creates
+        (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."
       - "Driver C(rbd) (docs/drivers/rbd.md): C(rbd_pool) (a string, default V(rbd)): The RADOS pool where volumes
         are stored. C(rbd_ceph_conf) (an absolute path): Path to the Ceph configuration file on the host the
         module runs on. Default: librados' search (/etc/ceph/<rbd_cluster_name>.conf, ~/.ceph/config,

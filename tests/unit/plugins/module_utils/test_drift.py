@@ -149,7 +149,7 @@ def test_freeze_interrupted_after_the_link_is_finished_by_a_rerun(qcow2):
     qcow2.set_status("snapshot", "s1", "creating")
     assert qcow2.run(SnapshotResource, volume="v1", name="s1")["changed"]
     assert not os.path.samefile(qcow2.file(f"volume-{v1['id']}"), qcow2.file(f"snapshot-{snap['id']}"))
-    assert os.stat(qcow2.file(f"snapshot-{snap['id']}")).st_mode & 0o777 == 0o444
+    assert os.stat(qcow2.file(f"snapshot-{snap['id']}")).st_mode & 0o777 == 0o400
     assert qemu_io_read(qcow2.file(f"volume-{v1['id']}"), 0xAB)
     assert qcow2.drift()["in_sync"]
 

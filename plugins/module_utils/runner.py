@@ -11,6 +11,7 @@ Run without the action plugin, the module opens the store named by `persistence`
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
@@ -50,6 +51,10 @@ class BlockstoreModule(AnsibleModule):
     def _load_params(self) -> None:
         super()._load_params()
         self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
+        # AnsibleModule logs "Invoked with ..." (syslog or journal of the target host) at the end of
+        # its __init__: the backend's secret options (san_password of a Cinder driver, nested in
+        # `backend`) must be known no_log values before that, not only when run_module starts.
+        self.no_log_values.update(backend_secret_values(self.params.get("backend")))
 
 
 def full_spec(argument_spec: dict) -> dict:
@@ -58,6 +63,11 @@ def full_spec(argument_spec: dict) -> dict:
 
 def backend_secret_values(backend: object) -> set[str]:
     """Values of the secret driver options in `backend`, masked wherever they would show."""
+    if isinstance(backend, str) and backend.lstrip().startswith("{"):
+        try:  # ad-hoc commands pass the backend as JSON text
+            backend = json.loads(backend)
+        except ValueError:
+            return set()
     if not isinstance(backend, dict):
         return set()
     try:

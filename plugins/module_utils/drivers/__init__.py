@@ -38,7 +38,7 @@ DRIVERS: dict[str, Callable[[], type[Driver]]] = {
 
 
 def driver_class(name: object) -> type[Driver]:
-    if name not in DRIVERS:
+    if not isinstance(name, str) or name not in DRIVERS:
         raise InvalidParameter(f"backend.driver: {name!r} is not a known driver; "
                                f"known: {', '.join(sorted(DRIVERS))}", "backend.driver")
     return DRIVERS[name]()

@@ -37,6 +37,17 @@ COMMON_SPEC = {
 }
 
 
+def non_text_option(spec: dict, args: dict) -> tuple[str, str] | None:
+    """(message, option) for a string option given a list or a dict, which Ansible's validation would
+    turn into its repr ("['a', 'b']") and the module would store; None when there is none."""
+    for name, value in args.items():
+        entry = spec.get(name)
+        if isinstance(entry, dict) and entry.get("type", "str") == "str" and isinstance(value, (list, dict)):
+            given = "list" if isinstance(value, list) else "dict"
+            return f"{name}: must be a string, got {given}", name
+    return None
+
+
 class BlockstoreModule(AnsibleModule):
     """An AnsibleModule that takes the action plugin's internal arguments out before validation.
 
@@ -51,6 +62,8 @@ class BlockstoreModule(AnsibleModule):
     def _load_params(self) -> None:
         super()._load_params()
         self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
+        # Checked on the arguments as given, before validation stringifies them.
+        self.refused = non_text_option(self.argument_spec, self.params)
         # AnsibleModule logs "Invoked with ..." (syslog or journal of the target host) at the end of
         # its __init__: the backend's secret options (san_password of a Cinder driver, nested in
         # `backend`) must be known no_log values before that, not only when run_module starts.
@@ -84,6 +97,8 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
 
 def run_module(handler: type[Handler], argument_spec: dict) -> None:
     module = BlockstoreModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
+    if module.refused:
+        module.fail_json(msg=module.refused[0], option=module.refused[1])
     records = module.internal["_blockstore_records"]
     key = module.internal["_blockstore_key"]
     if key:

@@ -108,9 +108,9 @@ def loads(text: str, where: str = "state") -> dict[str, dict]:
     if not isinstance(records, dict):
         raise StateStoreError(f"{where}: 'records' must be an object keyed by id")
     for object_id, record in records.items():
-        check_record(record, f"{where}: record {object_id!r}")
-        if record["id"] != object_id:
+        if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"] != object_id:
             raise StateStoreError(f"{where}: record {object_id!r} carries id {record['id']!r}")
+        check_record(record, f"{where}: record {object_id!r}")
     return records
 
 

@@ -199,7 +199,6 @@ class DbStore(Store):
             else:
                 self.path = os.path.abspath(os.path.expanduser(database))
                 url = url.set(database=self.path)
-                self._prepare_sqlite_file(self.path)
                 self._file_locks = FileLocks(self.path + ".locks")
                 try:
                     timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT))
@@ -221,6 +220,9 @@ class DbStore(Store):
                                    f"use {SUPPORTED}", OPTION) from None
         except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
             raise InvalidParameter(self._scrub(f"persistence.connection: {self.shown_url}: {exc}"), OPTION) from None
+        if self.path is not None:
+            # Only now that the URL's options and driver are known good: a refused URL leaves nothing behind.
+            self._prepare_sqlite_file(self.path)
         if self.dialect == "sqlite":
             self._take_over_sqlite_transactions(engine)
         return engine

@@ -32,11 +32,6 @@ def _run(driver, store, handler, **params):
     return run_task(store, handler, "lab", params, False, execute)
 
 
-def _modes(path) -> dict[str, int]:
-    return {name.split("-")[0]: stat.S_IMODE(os.stat(os.path.join(path, name)).st_mode)
-            for name in os.listdir(path)} | {".": stat.S_IMODE(os.stat(path).st_mode)}
-
-
 def _exercise(path: str, fmt: str, **options) -> list[tuple[str, int]]:
     """Every way an image is made: create, snapshot, volume from snapshot, clone, snapshot delete (qcow2 merge)."""
     driver = build_driver({"name": "lab", "driver": "file", "path": path, "format": fmt, **options})

@@ -54,6 +54,13 @@ CAPTURE = textwrap.dedent("""
 """)
 
 
+def _pythonpath() -> str:
+    """The collection tree and the ansible package this test runs with (ansible-test puts it on PYTHONPATH)."""
+    import ansible
+    paths = [_collections_root(), os.path.dirname(os.path.dirname(ansible.__file__)), os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(p for p in paths if p)
+
+
 def _collections_root() -> str:
     for path in ansible_collections.__path__:
         if os.path.isdir(os.path.join(path, "blockstore", "storage")):
@@ -73,11 +80,12 @@ def _syslog_of(tmp_path, backend: dict) -> tuple[str, str]:
     script.write_text(CAPTURE)
     work = tmp_path / "ns"
     work.mkdir()
-    proc = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(script), str(work),
-                           sys.executable, module, str(args), root], capture_output=True, text=True, timeout=120,
-                          check=False)
+    command = ["unshare", "-m", "--propagation", "private", sys.executable, str(script), str(work),
+               sys.executable, module, str(args), _pythonpath()]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     logged, _sep, result = proc.stdout.partition("--- module result ---")
+    assert result.strip(), proc.stdout + proc.stderr  # the module ran and answered
     return logged, result
 
 

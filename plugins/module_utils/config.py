@@ -59,6 +59,9 @@ class Opt:
             return number
         if not isinstance(value, str) or not value:
             raise InvalidParameter(f"{option}: {value!r} must be a non-empty string", option)
+        if "\x00" in value:
+            # Refused here, before anything is written: os calls would fail later with "embedded null byte".
+            raise InvalidParameter(f"{option}: {value!r} contains a NUL character", option)
         if self.choices and value not in self.choices:
             raise InvalidParameter(
                 f"{option}: {value!r} is not one of {', '.join(self.choices)}", option)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import unicodedata
 import uuid
 from typing import Any, Iterable, Union
 
@@ -57,13 +58,18 @@ def is_uuid(text: str) -> bool:
         return False
 
 
+def has_control_characters(text: str) -> bool:
+    """C0, DEL and C1 (U+0080-U+009F: U+0085 is a line break, U+009B an 8-bit terminal escape)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def check_name(name: object, option: str = "name") -> str:
     """Names are labels only (objects are named by id), but keep them printable."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidParameter(f"{option}: must be a non-empty string, got {name!r}", option)
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidParameter(f"{option}: longer than {MAX_NAME_LENGTH} characters", option)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if has_control_characters(name):
         raise InvalidParameter(f"{option}: {name!r} contains control characters", option)
     if is_uuid(name):
         raise InvalidParameter(

@@ -11,6 +11,7 @@ Run without the action plugin, the module opens the store named by `persistence`
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
@@ -40,6 +41,17 @@ COMMON_SPEC = {
 }
 
 
+def non_text_option(spec: dict, args: dict) -> tuple[str, str] | None:
+    """(message, option) for a string option given a list or a dict, which Ansible's validation would
+    turn into its repr ("['a', 'b']") and the module would store; None when there is none."""
+    for name, value in args.items():
+        entry = spec.get(name)
+        if isinstance(entry, dict) and entry.get("type", "str") == "str" and isinstance(value, (list, dict)):
+            given = "list" if isinstance(value, list) else "dict"
+            return f"{name}: must be a string, got {given}", name
+    return None
+
+
 class BlockstoreModule(AnsibleModule):
     """An AnsibleModule that takes the action plugin's internal arguments out before validation.
 
@@ -59,6 +71,12 @@ class BlockstoreModule(AnsibleModule):
         super()._load_params()
         self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
         self.params["persistence"], self.store_options = split_plugin_options(self.params.get("persistence"))
+        # Checked on the arguments as given, before validation stringifies them.
+        self.refused = non_text_option(self.argument_spec, self.params)
+        # AnsibleModule logs "Invoked with ..." (syslog or journal of the target host) at the end of
+        # its __init__: the backend's secret options (san_password of a Cinder driver, nested in
+        # `backend`) must be known no_log values before that, not only when run_module starts.
+        self.no_log_values.update(backend_secret_values(self.params.get("backend")))
 
 
 def full_spec(argument_spec: dict) -> dict:
@@ -67,6 +85,11 @@ def full_spec(argument_spec: dict) -> dict:
 
 def backend_secret_values(backend: object) -> set[str]:
     """Values of the secret driver options in `backend`, masked wherever they would show."""
+    if isinstance(backend, str) and backend.lstrip().startswith("{"):
+        try:  # ad-hoc commands pass the backend as JSON text
+            backend = json.loads(backend)
+        except ValueError:
+            return set()
     if not isinstance(backend, dict):
         return set()
     try:
@@ -83,6 +106,8 @@ def hide_backend_secrets(module: AnsibleModule, backend: object) -> None:
 
 def run_module(handler: type[Handler], argument_spec: dict) -> None:
     module = BlockstoreModule(argument_spec=full_spec(argument_spec), supports_check_mode=True)
+    if module.refused:
+        module.fail_json(msg=module.refused[0], option=module.refused[1])
     records = module.internal["_blockstore_records"]
     key = module.internal["_blockstore_key"]
     if key:

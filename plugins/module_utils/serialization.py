@@ -6,22 +6,50 @@
     {"schema_version": 1, "records": {"<id>": {"kind": "volume", "id": ..., ...}}}
 
 A document from a newer schema is refused (never rewritten by older code); a
-record missing its identity fields is reported with its position.
+record is validated whole when it is read (its id, and each field's type), so a
+bad record is reported with its store, id and field before anything acts on it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterable
 
 from .errors import StateStoreError
-from .objects import KINDS
+from .objects import CONNECTION, KINDS, SNAPSHOT, SNAPSHOT_STATUSES, VOLUME, VOLUME_STATUSES, is_uuid
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("kind", "id", "backend")
+# Ids end up in file names and commands: a UUID, or this short form (letters, digits, - and _), nothing else.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+# Per kind: field -> (what it must be, the test). Required fields are those the objects cannot default.
+_TEXT = ("a string", lambda v: isinstance(v, str))
+_NAME = ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
+_SIZE = ("an integer number of GiB", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+_DICT = ("an object", lambda v: isinstance(v, dict))
+_OPT_TEXT = ("a string or null", lambda v: v is None or isinstance(v, str))
+SHAPES = {
+    VOLUME: {"name": _NAME, "size": _SIZE, "status": ("one of " + ", ".join(VOLUME_STATUSES),
+                                                      lambda v: v in VOLUME_STATUSES),
+             "description": _TEXT, "metadata": _DICT, "driver_data": _DICT,
+             "source_volume_id": _OPT_TEXT, "source_snapshot_id": _OPT_TEXT},
+    SNAPSHOT: {"name": _NAME, "volume_id": _TEXT, "volume_size": _SIZE,
+               "status": ("one of " + ", ".join(SNAPSHOT_STATUSES), lambda v: v in SNAPSHOT_STATUSES),
+               "description": _TEXT, "metadata": _DICT, "driver_data": _DICT},
+    CONNECTION: {"volume_id": _TEXT, "host": _TEXT, "status": _TEXT, "connector": _DICT,
+                 "connection_info": _DICT, "driver_data": _DICT},
+}
+REQUIRED = {VOLUME: ("name", "size"), SNAPSHOT: ("name", "volume_id", "volume_size"),
+            CONNECTION: ("volume_id", "host")}
+
+
+def is_safe_id(value: object) -> bool:
+    return isinstance(value, str) and (is_uuid(value) or SAFE_ID.match(value) is not None)
 
 
 def check_record(record: object, where: str) -> dict:
+    """Refuse a record this code could not act on: identity, id form, and each known field's type."""
     if not isinstance(record, dict):
         raise StateStoreError(f"{where}: a record must be a JSON object, got {type(record).__name__}")
     missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str)]
@@ -29,7 +57,27 @@ def check_record(record: object, where: str) -> dict:
         raise StateStoreError(f"{where}: record lacks {', '.join(missing)}")
     if record["kind"] not in KINDS:
         raise StateStoreError(f"{where}: unknown record kind {record['kind']!r}; known: {', '.join(KINDS)}")
+    if not is_safe_id(record["id"]):
+        raise StateStoreError(f"{where}: id {record['id']!r} is not a UUID (nor letters, digits, - and _ only); "
+                              "it is refused before it can reach a path or a command")
+    kind = record["kind"]
+    for field in REQUIRED[kind]:
+        if field not in record:
+            raise StateStoreError(f"{where}: {kind} record {record['id']!r} lacks field {field!r}")
+    for field, (expected, valid) in SHAPES[kind].items():
+        if field in record and not valid(record[field]):
+            raise StateStoreError(f"{where}: {kind} record {record['id']!r}: field {field!r} must be {expected}, "
+                                  f"got {record[field]!r}")
     return record
+
+
+def _refuse_duplicate_keys(pairs: list) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
 
 
 def check_version(version: object, where: str) -> None:
@@ -48,7 +96,8 @@ def loads(text: str, where: str = "state") -> dict[str, dict]:
     if not text.strip():
         return {}
     try:
-        document = json.loads(text)
+        # A repeated key (two records under one id) would silently keep the last one: refused.
+        document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
     except ValueError as exc:
         raise StateStoreError(f"{where}: not valid JSON ({exc}); the file is left untouched, "
                               "restore it from a backup or move it away") from None
@@ -59,9 +108,9 @@ def loads(text: str, where: str = "state") -> dict[str, dict]:
     if not isinstance(records, dict):
         raise StateStoreError(f"{where}: 'records' must be an object keyed by id")
     for object_id, record in records.items():
-        check_record(record, f"{where}: record {object_id!r}")
-        if record["id"] != object_id:
+        if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"] != object_id:
             raise StateStoreError(f"{where}: record {object_id!r} carries id {record['id']!r}")
+        check_record(record, f"{where}: record {object_id!r}")
     return records
 
 

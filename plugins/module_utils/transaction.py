@@ -17,7 +17,7 @@ from typing import Any, Callable
 from .drivers.base import Driver
 from .errors import BlockstoreError, NotFound, StateStoreError
 from .objects import RecordSet
-from .persistence.base import Store
+from .persistence.base import Store, refuse_id_clash
 
 # An executor takes (records, new ids) and returns (result, changes); changes is
 # None when the outcome is unknown (the module process died).
@@ -104,8 +104,13 @@ def _run_locked(store: Store, resource: Any, records: list[dict], check_mode: bo
         # The module would make this same empty plan from these same records and return its
         # result: nothing to write, nothing to do on the host.
         return answer_noop(resource.result(plan))
-    pending = [] if check_mode else plan.pending()
     new_ids = plan.new_ids()
+    # An id given by the user may be another object's, of any kind or backend: refused here so that check
+    # mode says so too (the store refuses such an upsert again, under its own lock).
+    for record in plan.pending():
+        if record["id"] in new_ids:
+            refuse_id_clash(store.by_id(record["id"]), record)
+    pending = [] if check_mode else plan.pending()
     if pending:
         store.apply(upserts=[store.sealer.seal_tree(r) for r in pending])
     try:

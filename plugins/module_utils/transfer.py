@@ -16,7 +16,7 @@ import tempfile
 from .errors import InvalidParameter
 from .handler import CONTROLLER, Handler, Task
 from .objects import CONNECTION, SNAPSHOT, VOLUME
-from .persistence.base import Store
+from .persistence.base import Store, refuse_id_clash
 from .sealing import mask
 from .serialization import dumps as dump_state
 from .sources import read_source
@@ -40,6 +40,8 @@ def import_records(store: Store, backend: str, incoming: list[dict], check_mode:
     for new in incoming:
         current = existing.get(new["id"])
         record = new
+        # Another backend's or kind's object with this id would be replaced: refused, in check mode too.
+        refuse_id_clash(current if current is not None else store.by_id(new["id"]), new)
         if current is None:
             added.append(record)
         else:

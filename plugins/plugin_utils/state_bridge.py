@@ -28,7 +28,11 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import B
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
-from ansible_collections.blockstore.storage.plugins.module_utils.runner import backend_secret_values, full_spec
+from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
+    backend_secret_values,
+    full_spec,
+    non_text_option,
+)
 
 COLLECTION = "blockstore.storage"
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
@@ -130,6 +134,9 @@ def run_action(action, task_vars: dict) -> dict:
     module = importlib.import_module(f"ansible_collections.blockstore.storage.plugins.modules.{short_name}")
     # Internal arguments were refused above; leave them out of "Supported parameters include".
     public_spec = {k: v for k, v in full_spec(module.ARGUMENT_SPEC).items() if not k.startswith("_blockstore")}
+    refused = non_text_option(public_spec, args)
+    if refused:
+        return _failure(*refused)
     # A plugin store's own options are validated by its own spec when it is opened; their secret
     # values are masked in everything this task returns, as no_log masks the built-in ones.
     persistence, store_options = split_plugin_options(args.get("persistence"))

@@ -9,6 +9,7 @@ import json
 from typing import Callable
 
 from ..errors import InvalidParameter
+from ..objects import has_control_characters
 from .base import Driver
 
 
@@ -38,7 +39,7 @@ DRIVERS: dict[str, Callable[[], type[Driver]]] = {
 
 
 def driver_class(name: object) -> type[Driver]:
-    if name not in DRIVERS:
+    if not isinstance(name, str) or name not in DRIVERS:
         raise InvalidParameter(f"backend.driver: {name!r} is not a known driver; "
                                f"known: {', '.join(sorted(DRIVERS))}", "backend.driver")
     return DRIVERS[name]()
@@ -62,6 +63,9 @@ def build_driver(backend: object) -> Driver:
     name = options.pop("name", None)
     if not isinstance(name, str) or not name.strip():
         raise InvalidParameter("backend.name: required, a non-empty string naming the backend", "backend.name")
+    if has_control_characters(name):
+        # Every record carries it and messages show it: a newline would forge lines in logs.
+        raise InvalidParameter(f"backend.name: {name!r} contains control characters", "backend.name")
     driver = options.pop("driver", None)
     if driver is None:
         raise InvalidParameter(f"backend.driver: required; known: {', '.join(sorted(DRIVERS))}", "backend.driver")

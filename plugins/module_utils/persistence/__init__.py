@@ -10,6 +10,7 @@ most tasks never need it.
 from __future__ import annotations
 
 import os
+import re
 
 from ..errors import InvalidParameter
 from ..sealing import Sealer
@@ -40,6 +41,27 @@ def split_plugin_options(persistence: object) -> tuple[object, dict]:
     return {"storage": persistence["storage"]}, options
 
 
+def refuse_ignored(options: dict) -> None:
+    """An option given but not used would silently send the state somewhere else: refused."""
+    path, url, storage = options.get("path"), options.get("connection"), options.get("storage")
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        raise InvalidParameter(f"persistence.path: {path!r} is not a file path; leave the option out for the "
+                               "default store", "persistence.path")
+    if storage == "file" and url:
+        raise InvalidParameter("persistence.connection: storage 'file' uses persistence.path, not a connection "
+                               "URL; drop one of them", "persistence.connection")
+    if storage in ("db", "memory") and path:
+        raise InvalidParameter(f"persistence.path: storage {storage!r} does not use a path; drop it",
+                               "persistence.path")
+    # SQLite in memory (no database path, ':memory:', mode=memory) forgets everything at the end of the task:
+    # every run would create its volumes again.
+    if isinstance(url, str) and url.startswith("sqlite") and (
+            re.match(r"sqlite(\+\w+)?://(/(:memory:|file::memory:.*)?)?(\?.*)?\Z", url)
+            or re.search(r"[?&]mode=memory(&|\Z)", url)):
+        raise InvalidParameter("persistence.connection: an in-memory SQLite database keeps nothing after the task; "
+                               "give a file (sqlite:///path/to/state.db)", "persistence.connection")
+
+
 def normalize(persistence: dict | None) -> dict:
     """Fill defaults and env fallbacks; reject unknown keys and bad values.
 
@@ -53,6 +75,7 @@ def normalize(persistence: dict | None) -> dict:
     if unknown:
         raise InvalidParameter(f"persistence: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
                                "persistence")
+    refuse_ignored(options)
     storage = options.get("storage") or ("db" if options.get("connection") or (
         not options.get("path") and os.environ.get(ENV_URL) and not os.environ.get(ENV_PATH)) else "file")
     options["storage"] = storage

@@ -23,7 +23,7 @@ import os
 from abc import ABC, abstractmethod
 from typing import ClassVar, Iterable, Iterator
 
-from ..errors import StateStoreError
+from ..errors import Conflict, StateStoreError
 from ..sealing import Sealer, new_key
 
 # The version of the store contract (docs/stores.md) this collection speaks. A store declares the
@@ -80,6 +80,11 @@ class Store(ABC):
     def all_records(self) -> list[dict]:
         """Every record of every backend (export, drift checks, tests)."""
 
+    def by_id(self, object_id: str) -> dict | None:
+        """The record with this id, whatever its backend and kind: ids are unique in a store.
+        Stores that can look it up directly override this scan."""
+        return next((r for r in self.all_records() if r["id"] == object_id), None)
+
     @abstractmethod
     def locked(self, keys: Iterable[str]) -> contextlib.AbstractContextManager:
         """Hold exclusive inter-process locks on `keys` for the duration of the block."""
@@ -134,6 +139,15 @@ class FileLocks:
             for stripe in stripes:
                 stack.enter_context(self.hold(f"resource-{stripe:04d}.lock"))
             yield
+
+
+def refuse_id_clash(held: dict | None, record: dict) -> None:
+    """An upsert may replace only its own object: same id, same kind, same backend. Anything else would
+    make another object's record disappear (its image then unknown to the drift check)."""
+    if held is not None and (held.get("kind"), held.get("backend")) != (record["kind"], record["backend"]):
+        raise Conflict(f"id: {record['id']} already belongs to {held.get('kind')} {held.get('name') or held['id']!r} "
+                       f"of backend {held.get('backend')!r}; ids are unique across the whole state store and across "
+                       "kinds: give another id, or none; nothing was changed", "id")
 
 
 def matches(record: dict, backend: str, kind: str | None, filters: dict) -> bool:

@@ -32,13 +32,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
 import urllib.parse
 from typing import Any, Iterable, Iterator
 
 from .. import serialization
 from ..errors import InvalidParameter, MissingDependency, StateStoreError
-from .base import FILTER_FIELDS, FileLocks, Store, matches
+from .base import FILTER_FIELDS, FileLocks, Store, matches, refuse_id_clash
 
 try:
     import sqlalchemy as sa
@@ -92,6 +93,26 @@ def _tables(metadata: Any) -> tuple[Any, Any]:
     return records, meta
 
 
+# Query parameters that carry a secret (libpq takes ?password=..., sslpassword=..., ssl keys...).
+SECRET_QUERY = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
+def _secret_query_values(url: Any) -> list[str]:
+    values: list[str] = []
+    for key, value in url.query.items():
+        if SECRET_QUERY.search(key):
+            values += [value] if isinstance(value, str) else list(value)
+    return [v for v in values if v]
+
+
+def _shown(url: Any) -> str:
+    """The URL as messages show it: no password, neither `user:pass@` nor in the query string."""
+    hidden = {k: "***" for k in url.query if SECRET_QUERY.search(k)}
+    # Rendering quotes the mask ('%2A%2A%2A'): shown as the user part's mask is.
+    return (url.update_query_dict(hidden) if hidden else url).render_as_string(
+        hide_password=True).replace("%2A%2A%2A", "***")
+
+
 def _reason(exc: BaseException) -> str:
     """The database's own words, without SQLAlchemy's statement and parameters
     (parameters hold records, and records may hold secrets)."""
@@ -120,11 +141,11 @@ class DbStore(Store):
                 "persistence.connection: storage 'db' needs the Python library SQLAlchemy (2.0 or later) on the "
                 "controller; install it with: pip install 'sqlalchemy>=2' (and 'psycopg[binary]' for PostgreSQL)",
                 "sqlalchemy", OPTION)
-        self._password = ""
+        self._secrets: list[str] = []
         self.url = self._parse(url)
-        self._password = self.url.password or ""
+        self._secrets = [s for s in [self.url.password or "", *_secret_query_values(self.url)] if s]
         # Shown in every message: never the password.
-        self.shown_url = self.url.render_as_string(hide_password=True)
+        self.shown_url = _shown(self.url)
         self.dialect = self.url.get_backend_name()
         self.path: str | None = None
         self._memory_lock: threading.RLock | None = None
@@ -155,13 +176,13 @@ class DbStore(Store):
             parsed = parsed.set(drivername="postgresql+psycopg")
         elif backend not in ("sqlite", "postgresql"):
             raise InvalidParameter(f"persistence.connection: database {backend!r} is not supported "
-                                   f"({parsed.render_as_string(hide_password=True)}); use {SUPPORTED}", OPTION)
+                                   f"({_shown(parsed)}); use {SUPPORTED}", OPTION)
         return parsed
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: a driver message must never carry the password."""
-        if self._password:
-            for form in (self._password, urllib.parse.quote(self._password, safe="")):
+        for secret in self._secrets:
+            for form in (secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
                 text = text.replace(form, "***")
         return text
 
@@ -178,7 +199,6 @@ class DbStore(Store):
             else:
                 self.path = os.path.abspath(os.path.expanduser(database))
                 url = url.set(database=self.path)
-                self._prepare_sqlite_file(self.path)
                 self._file_locks = FileLocks(self.path + ".locks")
                 try:
                     timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT))
@@ -200,6 +220,9 @@ class DbStore(Store):
                                    f"use {SUPPORTED}", OPTION) from None
         except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
             raise InvalidParameter(self._scrub(f"persistence.connection: {self.shown_url}: {exc}"), OPTION) from None
+        if self.path is not None:
+            # Only now that the URL's options and driver are known good: a refused URL leaves nothing behind.
+            self._prepare_sqlite_file(self.path)
         if self.dialect == "sqlite":
             self._take_over_sqlite_transactions(engine)
         return engine
@@ -375,6 +398,12 @@ class DbStore(Store):
             records = [r for r in records if matches(r, backend, kind, unindexed)]
         return records
 
+    def by_id(self, object_id: str) -> dict | None:
+        with self._connection() as conn:
+            row = conn.execute(sa.select(self.records.c.id, self.records.c.data)
+                               .where(self.records.c.id == object_id)).first()
+        return self._load(row) if row is not None else None
+
     def all_records(self) -> list[dict]:
         with self._connection() as conn:
             rows = conn.execute(sa.select(self.records.c.id, self.records.c.data)).all()
@@ -403,6 +432,12 @@ class DbStore(Store):
             set_={c: insert.excluded[c] for c in (*LOOKUP_COLUMNS, "data") if c != "id"})
         with self._connection(write=True) as conn:
             if rows:
+                columns = self.records.c
+                held = {row.id: {"id": row.id, "kind": row.kind, "backend": row.backend, "name": row.name}
+                        for row in conn.execute(sa.select(columns.id, columns.kind, columns.backend, columns.name)
+                                                .where(columns.id.in_([r["id"] for r in rows])))}
+                for row in rows:
+                    refuse_id_clash(held.get(row["id"]), row)
                 conn.execute(upsert, rows)
             if gone:
                 conn.execute(self.records.delete().where(self.records.c.id.in_(gone)))

@@ -16,7 +16,7 @@ import threading
 from typing import Iterable, Iterator
 
 from .. import serialization
-from .base import Store, matches
+from .base import Store, matches, refuse_id_clash
 
 
 class MemoryStore(Store):
@@ -37,6 +37,8 @@ class MemoryStore(Store):
         # them): a bad record changes nothing.
         copies = [json.loads(json.dumps(serialization.check_record(r, "apply: record"))) for r in upserts]
         with self._lock:
+            for record in copies:
+                refuse_id_clash(self._records.get(record["id"]), record)
             for record in copies:
                 self._records[record["id"]] = record
             for gone in deletes:

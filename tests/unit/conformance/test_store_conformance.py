@@ -173,7 +173,7 @@ def test_identity_names_the_store_without_secrets(store, store_spec):
 def test_round_trip_of_every_record_kind_with_sealed_fields(store, backend):
     sealer = store.sealer
     vol = volume(backend, name="dätä 1", metadata={"owner": "ops", "tags": ["a", "b"], "nested": {"n": 1}},
-                 description=None, multiattach=True)
+                 description="", multiattach=True)
     snap = snapshot(vol, status="creating")
     conn = connection(vol, sealer)
     store.apply(upserts=[vol, snap, conn])

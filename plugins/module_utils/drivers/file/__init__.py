@@ -16,14 +16,22 @@ qcow2 snapshots and clones are backing-file overlays (constant time whatever the
       (`snapshot-<id>.deleted` marks it) until the last of them is deleted.
 
 Every step is idempotent, so a re-run after a crash completes what was begun.
+
+Volume data is private: files are made under umask 077 (images 0600, a frozen qcow2
+image 0400) in a directory created 0700. With `image_group`, that group gets
+read-write access instead (umask 007: images 0660, frozen 0440; a directory this
+driver creates is 2770 with that group, so new images inherit it). A directory
+that already exists is left as its owner set it; images made before keep their mode.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import secrets
 import string
+from typing import Iterator
 
 from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter
@@ -56,6 +64,9 @@ class FileDriver(Driver):
             help="Prefix of target names; a volume's target is <prefix>volume-<id>."),
         Opt("tgt_control_port", "int", default=0, min=0,
             help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
+        Opt("image_group", default="",
+            help="A group of the host given read-write access to the images (0660) and to a directory this "
+                 "driver creates (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."),
     )
     capabilities = {
         "formats": list(FORMATS),
@@ -79,9 +90,48 @@ class FileDriver(Driver):
                                    "they are); use format raw, or target local for qcow2", "backend.target")
 
     # set-up -------------------------------------------------------------
-    def check_setup(self) -> None:
+    @property
+    def frozen_mode(self) -> int:
+        """The mode of a read-only (frozen qcow2) image."""
+        return 0o440 if self.conf.get("image_group") else 0o400
+
+    def _group_id(self) -> int | None:
+        group = self.conf.get("image_group")
+        if not group:
+            return None
         try:
-            os.makedirs(self.path, mode=0o755, exist_ok=True)
+            return grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise InvalidParameter(f"backend.image_group: no group {group!r} on this host",
+                                   "backend.image_group") from None
+
+    @contextlib.contextmanager
+    def private(self) -> Iterator[None]:
+        """Files made in this block (by this process, cp or qemu-img) are the owner's (and image_group's) only."""
+        old = os.umask(0o007 if self.conf.get("image_group") else 0o077)
+        try:
+            yield
+        finally:
+            os.umask(old)
+
+    def _share(self, *paths: str) -> None:
+        """With image_group, writable images the group can write too (qemu-img creates 0644 & ~umask)."""
+        if not self.conf.get("image_group"):
+            return
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_mode & 0o200:  # frozen images stay read-only
+                    os.chmod(path, 0o660)
+
+    def check_setup(self) -> None:
+        gid = self._group_id()
+        created = not os.path.lexists(self.path)
+        try:
+            with self.private():
+                os.makedirs(self.path, mode=0o700 if gid is None else 0o770, exist_ok=True)
+            if created and gid is not None:
+                os.chown(self.path, -1, gid)
+                os.chmod(self.path, 0o2770)
         except OSError as exc:
             raise DriverError(f"backend.path: cannot create directory {self.path}: {exc.strerror}",
                               "backend.path") from None
@@ -123,15 +173,24 @@ class FileDriver(Driver):
         # Only ever called for a record still 'creating': a leftover file from a
         # crashed run holds nothing a user could have written.
         self.unlink(path)
-        return {"format": fmt.name, **fmt.create(volume, path)}
+        with self.private():
+            made = {"format": fmt.name, **fmt.create(volume, path)}
+        self._share(path)
+        return made
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         fmt = self.format_of(snapshot)
-        return {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, self.volume_path(volume))}
+        with self.private():
+            made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, self.volume_path(volume))}
+        self._share(self.volume_path(volume))
+        return made
 
     def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(source)
-        return {"format": fmt.name, **fmt.clone(volume, source, self.volume_path(volume))}, source.driver_data
+        with self.private():
+            made = {"format": fmt.name, **fmt.clone(volume, source, self.volume_path(volume))}
+        self._share(self.volume_path(volume), self.volume_path(source))
+        return made, source.driver_data
 
     def extend_volume(self, volume: Volume, new_size: int) -> dict:
         path = self.volume_path(volume)
@@ -142,7 +201,8 @@ class FileDriver(Driver):
         return volume.driver_data
 
     def delete_volume(self, volume: Volume) -> None:
-        self.format_of(volume).delete(volume, self.volume_path(volume))
+        with self.private():  # a qcow2 merge may write a new image
+            self.format_of(volume).delete(volume, self.volume_path(volume))
 
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
@@ -150,12 +210,16 @@ class FileDriver(Driver):
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(volume)
-        return {"format": fmt.name, **fmt.snapshot(snapshot, volume)}, volume.driver_data
+        with self.private():
+            made = {"format": fmt.name, **fmt.snapshot(snapshot, volume)}
+        self._share(self.volume_path(volume), self.snapshot_path(snapshot))
+        return made, volume.driver_data
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         path = self.snapshot_path(snapshot)
         self.unlink(path + ".tmp")
-        self.format_of(snapshot).delete_snapshot(snapshot, path)
+        with self.private():  # a qcow2 merge may write a new image
+            self.format_of(snapshot).delete_snapshot(snapshot, path)
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         return os.path.exists(self.snapshot_path(snapshot))

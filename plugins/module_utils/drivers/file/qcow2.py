@@ -168,7 +168,7 @@ class Qcow2Format(ImageFormat):
                 os.rename(volume_path, frozen_path)  # a filesystem without hard links: a short window
         if not os.path.exists(volume_path) or os.path.samefile(volume_path, frozen_path):
             self._overlay(frozen, volume_path, size_gib)
-        os.chmod(frozen_path, 0o444)
+        os.chmod(frozen_path, self.driver.frozen_mode)
 
     def _backing(self, path: str) -> str | None:
         try:

@@ -149,7 +149,7 @@ def test_freeze_interrupted_after_the_link_is_finished_by_a_rerun(qcow2):
     qcow2.set_status("snapshot", "s1", "creating")
     assert qcow2.run(SnapshotResource, volume="v1", name="s1")["changed"]
     assert not os.path.samefile(qcow2.file(f"volume-{v1['id']}"), qcow2.file(f"snapshot-{snap['id']}"))
-    assert os.stat(qcow2.file(f"snapshot-{snap['id']}")).st_mode & 0o777 == 0o444
+    assert os.stat(qcow2.file(f"snapshot-{snap['id']}")).st_mode & 0o777 == 0o400
     assert qemu_io_read(qcow2.file(f"volume-{v1['id']}"), 0xAB)
     assert qcow2.drift()["in_sync"]
 
@@ -205,10 +205,11 @@ def test_a_mark_left_by_an_interrupted_collection_goes_with_the_resumed_delete(q
 
 def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
     store = JsonFileStore(str(tmp_path / "state.json"))
-    store.apply(upserts=[{"kind": "volume", "id": "a", "backend": "lab"}])
-    (tmp_path / ".state.json-killed").write_text('{"schema_version": 1, "rec')  # killed before its rename
+    store.apply(upserts=[{"kind": "volume", "id": "a", "backend": "lab", "name": "a", "size": 1}])
+    # killed before its rename
+    (tmp_path / ".state.json.k1ll3d_x.blockstore-tmp").write_text('{"schema_version": 1, "rec')
     (tmp_path / ".other.json-busy").write_text("another store's writer")
-    store.apply(upserts=[{"kind": "volume", "id": "b", "backend": "lab"}])
+    store.apply(upserts=[{"kind": "volume", "id": "b", "backend": "lab", "name": "b", "size": 1}])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".other.json-busy"]
     assert {r["id"] for r in store.all_records()} == {"a", "b"}
 

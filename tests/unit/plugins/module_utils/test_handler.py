@@ -14,7 +14,8 @@ from ansible_collections.blockstore.storage.plugins.module_utils.snapshots impor
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 SEALER = Sealer(key=sealing.new_key())
-RECORD = {"kind": "connection", "id": "c", "backend": "lab", "connection_info": {"data": {"auth_password": "pw"}}}
+RECORD = {"kind": "connection", "id": "c", "backend": "lab", "volume_id": "v", "host": "h1",
+          "connection_info": {"data": {"auth_password": "pw"}}}
 
 
 class Echo(Handler):

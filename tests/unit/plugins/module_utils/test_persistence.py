@@ -347,9 +347,9 @@ def test_unreadable_state_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "state.json"
     path.mkdir()  # reading fails even for root, whom permission bits do not stop
     store = JsonFileStore(str(path))
-    with pytest.raises(StateStoreError, match="cannot read state file"):
+    with pytest.raises(StateStoreError, match="is a directory, not a state file"):
         store.find("b1", "volume")
-    with pytest.raises(StateStoreError, match="cannot read state file"):
+    with pytest.raises(StateStoreError, match="is a directory, not a state file"):
         store.apply(upserts=[volume()])
     assert path.is_dir() and list(path.iterdir()) == []
 
@@ -561,6 +561,27 @@ def test_unreachable_database_fails_clearly_without_the_password():
     assert "Connection refused" in str(error.value)
 
 
+@pytest.mark.parametrize("key", ["password", "sslpassword"])
+def test_a_password_in_the_query_string_is_masked_when_the_database_is_unreachable(key):
+    password = "Qu3ry-S3cret"
+    url = f"postgresql+psycopg://blockstore@127.0.0.1:{_closed_port()}/blockstore?{key}={password}&connect_timeout=2"
+    with pytest.raises(StateStoreError) as error:
+        DbStore(url)
+    _assert_clear_connection_error(error, password)
+    # Positive control: the rest of the URL is shown, the secret masked in place.
+    assert "@127.0.0.1:" in str(error.value) and f"{key}=***" in str(error.value)
+    assert "connect_timeout=2" in str(error.value)
+
+
+def test_a_password_in_the_query_string_is_masked_when_the_database_is_unsupported():
+    password = "Qu3ry-S3cret"
+    with pytest.raises(InvalidParameter) as error:
+        DbStore(f"mysql://blockstore@127.0.0.1/blockstore?password={password}&charset=utf8")
+    assert password not in str(error.value)
+    assert "database 'mysql' is not supported" in str(error.value) and "password=***" in str(error.value)
+    assert "charset=utf8" in str(error.value)
+
+
 def test_silent_database_fails_after_the_connect_timeout(monkeypatch):
     """A host that accepts the connection but never answers must not hang the play."""
     monkeypatch.setattr(db, "CONNECT_TIMEOUT", 2)  # libpq's smallest
@@ -637,7 +658,7 @@ def test_importing_the_stores_does_not_import_sqlalchemy(tmp_path):
         "import sys\n"
         "from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store\n"
         f"store = open_store({{'path': {str(tmp_path / 's.json')!r}}})\n"
-        "store.apply(upserts=[{'kind': 'volume', 'id': 'x', 'backend': 'b'}])\n"
+        "store.apply(upserts=[{'kind': 'volume', 'id': 'x', 'backend': 'b', 'name': 'x', 'size': 1}])\n"
         "open_store({'storage': 'memory'}).find('b')\n"
         "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'\n"
     )
@@ -692,7 +713,7 @@ def test_twenty_processes_each_creating_a_record_lose_none(shared_spec, tmp_path
 
 
 COUNTER = {"kind": "volume", "id": "00000000-0000-4000-8000-000000000001", "backend": "b1", "name": "counter",
-           "status": "available", "metadata": {"count": 0}}
+           "size": 1, "status": "available", "metadata": {"count": 0}}
 INCREMENTS = 3
 
 

@@ -67,7 +67,7 @@ REFUSED = {
     "record without kind and id": (_document({VOLUME_ID: {"backend": "b"}}), "lacks kind, id"),
     "unknown kind": (_document({VOLUME_ID: {"kind": "pool", "id": VOLUME_ID, "backend": "b"}}),
                      "unknown record kind 'pool'"),
-    "id mismatch": (_document({VOLUME_ID: {"kind": "volume", "id": "other", "backend": "b"}}),
+    "id mismatch": (_document({VOLUME_ID: {"kind": "volume", "id": "other", "backend": "b", "name": "v", "size": 1}}),
                     f"record '{VOLUME_ID}' carries id 'other'"),
 }
 

@@ -75,7 +75,7 @@ def test_a_store_found_by_entry_point_gets_its_validated_options(site):
     store = open_store({"storage": "fake", "url": "fake://user:pw@host", "retries": "5"})
     opened = sys.modules["fake_store_ok"].OPENED
     assert opened == [{"url": "fake://user:pw@host", "retries": 5, "mode": "safe"}]
-    record = {"kind": "volume", "id": "6c1b5f3e-0000-4000-8000-000000000001", "backend": "b1", "name": "v"}
+    record = {"kind": "volume", "id": "6c1b5f3e-0000-4000-8000-000000000001", "backend": "b1", "name": "v", "size": 1}
     store.apply(upserts=[record])
     assert store.find("b1", "volume", name="v") == [record]
     assert store.identity == "fake (fake store)"
@@ -104,8 +104,9 @@ def test_a_store_found_by_collection_fqcn(site, monkeypatch):
 
 def test_a_store_class_given_from_python():
     store = open_store({"storage": MemoryStore})
-    store.apply(upserts=[{"kind": "volume", "id": "i1", "backend": "b1"}])
-    assert store.find("b1") == [{"kind": "volume", "id": "i1", "backend": "b1"}]
+    record = {"kind": "volume", "id": "i1", "backend": "b1", "name": "v1", "size": 1}
+    store.apply(upserts=[record])
+    assert store.find("b1") == [record]
 
 
 def error_of(persistence: dict) -> BlockstoreError:

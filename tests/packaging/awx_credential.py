@@ -9,8 +9,10 @@
    ansible-playbook run gets ONLY that environment (no persistence, no backends_file in tasks;
    a fresh HOME): the state goes to the database of BLOCKSTORE_STATE_URL, the backend comes from
    the injected backends file, the CHAP secret of an iSCSI export (through our own tgtd) is sealed
-   with BLOCKSTORE_SECRET_KEY, and a real Cinder SAN driver gets its san_password from
-   BLOCKSTORE_BACKEND_SAN_PASSWORD.
+   with BLOCKSTORE_SECRET_KEY, and a real Cinder SAN driver (Cinder's AS13000Driver, talking to
+   the small local array API of san_endpoint.py, which checks the password) logs in with the
+   san_password of BLOCKSTORE_BACKEND_SAN_PASSWORD; the same job with a wrong password fails
+   with the array's refusal.
 
     .venv/bin/python tests/packaging/awx_credential.py     (run by: bash scripts/test.sh packaging)
 
@@ -31,6 +33,7 @@ import time
 import yaml
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from san_endpoint import POOL, SanEndpoint  # beside this file (the script's directory is on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AWX = os.path.join(REPO, "docs", "awx")
@@ -38,6 +41,7 @@ VENV_BIN = os.path.dirname(sys.executable)
 RBD_PYTHON = os.environ.get("BLOCKSTORE_TEST_RBD_PYTHON") or os.path.join(REPO, ".venv-rbd", "bin", "python")
 TGT_CONTROL_PORT, TGT_PORTAL_PORT = 43, 3303
 SAN_PASSWORD = "s3cret-from-awx"
+SAN_LOGIN = "admin"
 FIELD_TYPES = ("string", "boolean")
 
 
@@ -183,12 +187,12 @@ def secret_values(obj: object, found: list) -> list:
     return found
 
 
-def backends_file(tmp: str, lab: str) -> str:
+def backends_file(tmp: str, lab: str, san_port: int) -> str:
     return (f"[DEFAULT]\nenabled_backends = {lab}, array\n\n"
             f"[{lab}]\ndriver = file\npath = {tmp}/volumes\ntarget = iscsi\niscsi_ip_address = 127.0.0.1\n"
             f"iscsi_port = {TGT_PORTAL_PORT}\ntgt_control_port = {TGT_CONTROL_PORT}\n\n"
-            "[array]\nvolume_driver = cinder.volume.drivers.san.san.SanISCSIDriver\n"
-            "san_ip = 127.0.0.1\nsan_ssh_port = 1\nsan_login = admin\n")
+            "[array]\nvolume_driver = cinder.volume.drivers.inspur.as13000.as13000_driver.AS13000Driver\n"
+            f"san_ip = 127.0.0.1\nsan_api_port = {san_port}\nsan_login = {SAN_LOGIN}\nas13000_ipsan_pools = {POOL}\n")
 
 
 def check_store(collections: str, url: str, lab: str, key: str, home: str) -> None:
@@ -216,6 +220,24 @@ def check_store(collections: str, url: str, lab: str, key: str, home: str) -> No
     print(f"-- store: {kinds} in {url.split(':', 1)[0]}; {len(secrets)} secret(s) sealed with the injected key")
 
 
+def check_san_refuses(injectors: dict, inputs: dict, values: dict, private: str, home: str, collections: str,
+                      playbook: list[str], san: SanEndpoint) -> None:
+    """The same credential with a wrong SAN password: the SAN task fails with the array's refusal."""
+    wrong = "not-" + SAN_PASSWORD
+    injected = render(injectors, [f["id"] for f in inputs["fields"]], {**values, "san_password": wrong}, private)
+    refused_before = san.refused
+    job = run([*playbook, "-e", "phase=san"], env=job_env(injected, home, collections), check=False)
+    output = job.stdout + job.stderr
+    if job.returncode == 0 or "login refused: wrong user name or password" not in output:
+        fail(f"with a wrong san_password the SAN task must fail with the array's refusal (exit {job.returncode}):\n"
+             f"{output[-3000:]}")
+    if san.refused <= refused_before:
+        fail("the array endpoint saw no refused login with the wrong password")
+    if wrong in output:
+        fail("the wrong SAN password shows in the job's output")
+    print("-- the same job with a wrong san_password: refused by the array, as it must be")
+
+
 def main() -> None:
     inputs, injectors = load_credential_type()
     check_credential_type(inputs, injectors)
@@ -226,6 +248,7 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="blockstore-awx.")
     pidfile = ""
+    san = SanEndpoint(SAN_LOGIN, SAN_PASSWORD)
     try:
         collections = os.path.join(tmp, "collections")
         os.makedirs(os.path.join(collections, "ansible_collections", "blockstore"))
@@ -236,7 +259,7 @@ def main() -> None:
         lab = f"awx-lab-{os.getpid()}"  # the PostgreSQL database may be shared with other test runs
         url = os.environ.get("BLOCKSTORE_TEST_PG_URL") or f"sqlite:///{tmp}/state.db"
         key = Fernet.generate_key().decode()
-        values = {"state_url": url, "secret_key": key, "backends_file": backends_file(tmp, lab),
+        values = {"state_url": url, "secret_key": key, "backends_file": backends_file(tmp, lab, san.port),
                   "san_password": SAN_PASSWORD}
         injected = render(injectors, [f["id"] for f in inputs["fields"]], values, private)
         if injected["BLOCKSTORE_STATE_URL"] != url or not os.path.isfile(injected["BLOCKSTORE_BACKENDS_FILE"]):
@@ -253,7 +276,11 @@ def main() -> None:
         job = run([*playbook, "-e", "phase=job"], env=env)
         if SAN_PASSWORD in job.stdout + job.stderr:
             fail("the SAN password shows in the job's output")
-        print("-- job with the injected environment only: ok")
+        if san.accepted < 1 or san.refused:
+            fail(f"the array endpoint accepted {san.accepted} login(s) and refused {san.refused}: the SAN driver "
+                 "should have logged in with the injected password")
+        print(f"-- job with the injected environment only: ok (the SAN driver logged in {san.accepted} time(s))")
+        check_san_refuses(injectors, inputs, values, private, home, collections, playbook, san)
         check_store(collections, url, lab, key, home)
         run([*playbook, "-e", "phase=cleanup"], env=env)
         left = records_of(collections, url, lab)
@@ -261,6 +288,7 @@ def main() -> None:
             fail(f"records left after the cleanup job: {[r['kind'] for r in left]}")
         print("awx_credential: ok")
     finally:
+        san.stop()
         if pidfile:
             stop_tgtd(pidfile)
         shutil.rmtree(tmp, ignore_errors=True)

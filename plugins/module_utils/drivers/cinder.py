@@ -268,7 +268,14 @@ class CinderDriver(Driver):
     def delete_volume(self, volume: Volume) -> None:
         impl = self._load()
         light = self._volume(volume)
+        rbd_driver = _rbd_driver_module(impl)
+        parents = self._call(f"reading the parent of {light.name}",
+                             lambda: _rbd_clone_parents(rbd_driver, impl, light.name, volume.source_volume_id)
+                             ) if rbd_driver else []
         self._call(f"delete_volume {light.name}", lambda: impl.delete_volume(light))
+        for parent in parents:
+            self._call(f"removing {parent}@{light.name}.clone_snap",
+                       lambda parent=parent: _rbd_drop_clone_snap(rbd_driver, impl, parent, light.name))
 
     def volume_exists(self, volume: Volume) -> bool:
         raise DriverError("cinder driver: Cinder drivers cannot tell whether one volume exists; the records "
@@ -370,7 +377,8 @@ class CinderDriver(Driver):
 
     def list_leftovers(self) -> list[str]:
         """Images the Cinder driver hid (volume-<id>.deleted, Cinder's RBDDriver keeps a deleted
-        volume that clones used) and still lists: reported, never removed behind the driver."""
+        volume that clones use) and still lists: reported, never removed behind the driver (the
+        adapter removes Cinder RBD's when their last clone is deleted, see `_rbd_drop_clone_snap`)."""
         try:
             self._listed_volumes()
         except DriverError:
@@ -409,3 +417,59 @@ class CinderDriver(Driver):
                        "free_capacity_gb": p.get("free_capacity_gb")} for p in pools],
             "cinder": {k: v for k, v in stats.items() if k != "pools"},
         }
+
+
+# Cinder's RBDDriver clones a volume through a snapshot `<clone>.clone_snap` of its source and
+# hides a deleted source that still has one as `<source>.deleted`. It removes that snapshot, and
+# the hidden source once it has no snapshot left, only when a clone's delete takes its slow path
+# (`_delete_clone_parent_refs`); a clone removed on the fast path leaves both behind for good (and
+# its source, deleted later, is then hidden for a clone that no longer exists). The adapter runs
+# the driver's own clean-up for a clone that is really gone and whose snapshot has no child left.
+def _rbd_driver_module(impl: Any) -> Any:
+    """Cinder's rbd driver module when `impl` is its RBDDriver (or a subclass), else None."""
+    for cls in type(impl).__mro__:
+        if cls.__name__ == "RBDDriver" and cls.__module__ == "cinder.volume.drivers.rbd":
+            return importlib.import_module(cls.__module__)
+    return None
+
+
+def _rbd_clone_parents(rbd_driver: Any, impl: Any, name: str, source_id: str | None) -> list[str]:
+    """Images that may hold `<name>.clone_snap`: the image's parent as Ceph tells it, and (for a
+    delete resumed after the image went) its source's image, hidden or not."""
+    found = []
+    with rbd_driver.RADOSClient(impl) as client:
+        try:
+            image = impl.rbd.Image(client.ioctx, name, read_only=True)
+        except impl.rbd.ImageNotFound:
+            pass
+        else:
+            try:
+                found.append(image.parent_info()[1])
+            except impl.rbd.ImageNotFound:  # not a clone
+                pass
+            finally:
+                image.close()
+    if source_id:
+        found += [f"volume-{source_id}", f"volume-{source_id}{HIDDEN_SUFFIX}"]
+    return list(dict.fromkeys(found))
+
+
+def _rbd_drop_clone_snap(rbd_driver: Any, impl: Any, parent: str, name: str) -> None:
+    """Cinder's own `_delete_clone_parent_refs` for `parent@<name>.clone_snap`, when the clone
+    `name` is gone (not hidden either) and nothing else was cloned from that snapshot."""
+    snap = f"{name}.clone_snap"
+    with rbd_driver.RADOSClient(impl) as client:
+        existing = set(impl.RBDProxy().list(client.ioctx))
+        if name in existing or f"{name}{HIDDEN_SUFFIX}" in existing or parent not in existing:
+            return
+        image = impl.rbd.Image(client.ioctx, parent)
+        try:
+            if snap not in {s["name"] for s in image.list_snaps()}:
+                return
+            image.set_snap(snap)
+            children = list(getattr(image, "list_children2", image.list_children)())  # trashed children too
+            image.set_snap(None)
+        finally:
+            image.close()
+        if not children:
+            impl._delete_clone_parent_refs(client, parent, snap)

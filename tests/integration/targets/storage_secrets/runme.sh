@@ -3,7 +3,9 @@
 # every kind of secret under ansible-playbook -vvv, then this script greps, for every secret
 # value of the run, the whole -vvv output, the registered results, Ansible's log file, the JSON state
 # file, a pg_dump of the PostgreSQL store, and the daemons' run directory. Any hit fails the test
-# (printed with the secret masked). Needs the test Ceph and PostgreSQL of scripts/test.sh and
+# (printed with the secret masked). It also shows that BLOCKSTORE_BACKEND_CHAP_PASSWORD really reaches
+# the module (kept module arguments hold it, and only when it is set), and that the run ends with its
+# backends holding exactly what they held before. Needs the test Ceph and PostgreSQL of scripts/test.sh and
 # .venv-rbd with cinder (scripts/setup-ceph.sh, scripts/setup-cinder.sh).
 set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-secrets.XXXXXX")
@@ -46,6 +48,32 @@ trap cleanup EXIT
 # they get their own.
 quiet() { "$@" </dev/null >>"$work/ceph.log" 2>&1 || { cat "$work/ceph.log"; return 1; }; }
 
+# What this run's backends hold, unfiltered: every image, snapshot and trash entry of its pool, every
+# file below the file backend's directory, every record of its backends in both stores, and the
+# machine's loop devices (targets run one at a time). Recorded before anything is made, compared at the end.
+holdings() {
+  echo "== pool"; rbd "${admin[@]}" ls -l "$pool" </dev/null 2>>"$work/ceph.log"
+  echo "== trash"; rbd "${admin[@]}" trash ls --all "$pool" </dev/null 2>>"$work/ceph.log"
+  echo "== files"; [ ! -d "$work/volumes" ] || find "$work/volumes" -mindepth 1 -printf '%P %y\n' | LC_ALL=C sort
+  echo "== records"
+  PYTHONPATH="$collections" "$python" - "$work/state/state.json" "$pg_url" "$run_id" <<'PY'
+import os, sys
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+stores = [{"storage": "db", "connection": sys.argv[2]}]
+if os.path.exists(sys.argv[1]):
+    stores.append({"storage": "file", "path": sys.argv[1]})
+for persistence in stores:
+    store = open_store(persistence)
+    try:
+        for record in sorted(store.all_records(), key=lambda r: r["id"]):
+            if record["backend"].endswith("-" + sys.argv[3]):  # this run's backends (the database is shared)
+                print(persistence["storage"], record["kind"], record["id"], record.get("status"))
+    finally:
+        store.close()
+PY
+  echo "== loop devices"; losetup -l -n -O NAME,BACK-FILE | LC_ALL=C sort
+}
+
 echo "== secrets: tgtd, a pool and a cephx user of this run"
 start_tgtd "$tgt_port" "$portal_port" "$work/tgtd.pid"
 quiet ceph "${admin[@]}" osd pool create "$pool" 8 8
@@ -53,6 +81,7 @@ quiet ceph "${admin[@]}" osd pool application enable "$pool" rbd
 quiet rbd "${admin[@]}" pool init "$pool"
 quiet ceph "${admin[@]}" auth get-or-create "client.$user" mon 'profile rbd' osd "profile rbd pool=$pool" \
   mgr "profile rbd pool=$pool" -o "$work/keyring"
+holdings > "$work/holdings-before.txt"
 
 # The secrets of this run (the CHAP passwords are made by the driver: read back below).
 env_secret=$("$python" -c 'import secrets; print(secrets.token_urlsafe(18))')
@@ -106,12 +135,42 @@ PY
 )
 [ "$(echo "$chap" | grep -c .)" -ge 3 ] || { echo "secrets: expected CHAP passwords and a keyring in the connections"; exit 1; }
 
+echo "== secrets: BLOCKSTORE_BACKEND_CHAP_PASSWORD reaches the module on the target, and only from the variable"
+# The module's arguments, kept on the target (ANSIBLE_KEEP_REMOTE_FILES) in a remote_tmp of this run:
+# with the variable its value must be there (the action plugin read it on the controller and sent it
+# along), without it it must not; the task succeeds both times. The kept files hold secrets in clear:
+# they are deleted right after.
+probe() {  # probe DIR [env args...]: the probe phase, its remote files kept in DIR
+  local dir=$1; shift
+  mkdir -m 700 "$dir"
+  if ! env "$@" ANSIBLE_KEEP_REMOTE_FILES=1 ANSIBLE_REMOTE_TMP="$dir" ansible-playbook -i "$work/inventory" secrets.yml \
+      -e "@$work/vars.json" -e secrets_phase=probe > "$work/output-probe.txt" 2>&1; then
+    tail -n 30 "$work/output-probe.txt" | grep -vF -e "$env_secret" -e "$ceph_key" -e "$admin_key" -e "$pg_password"
+    echo "secrets: the probe task failed"; return 1
+  fi
+  [ -n "$(find "$dir" -type f -name 'AnsiballZ_*')" ] || { echo "secrets: no module payload kept in $dir"; return 1; }
+}
+probe "$work/kept-with"
+probe "$work/kept-without" -u BLOCKSTORE_BACKEND_CHAP_PASSWORD
+with=$({ grep -rlF -- "$env_secret" "$work/kept-with" || true; } | wc -l)
+without=$({ grep -rlF -- "$env_secret" "$work/kept-without" || true; } | wc -l)
+rm -rf "$work/kept-with" "$work/kept-without" "$work/output-probe.txt"
+echo "  kept module files holding the variable's value: $with with it set, $without without it"
+if [ "$with" -lt 1 ] || [ "$without" -ne 0 ]; then
+  echo "secrets: the module must get BLOCKSTORE_BACKEND_CHAP_PASSWORD's value when it is set, and only then"; exit 1
+fi
+
 echo "== secrets: what to search"
 libpq_url=${pg_url/#postgresql+psycopg:/postgresql:}
 pg_dump --no-owner "$libpq_url" > "$work/pg_dump.sql"
 cp "$work/state/state.json" "$work/state-copy.json"
 play remove
 pg_dump --no-owner "$libpq_url" > "$work/pg_dump-after.sql"
+echo "== secrets: the backends hold exactly what they held before the run"
+holdings > "$work/holdings-after.txt"
+if ! diff "$work/holdings-before.txt" "$work/holdings-after.txt"; then
+  echo "secrets: the remove phase left something behind, or took something away (diff above)"; exit 1
+fi
 
 targets=("$work/ansible.log" "$work/output-make.txt" "$work/output-remove.txt" "$work/results-make.json" "$work/results-remove.json"
          "$work/state-copy.json" "$work/state/state.json" "$work/pg_dump.sql" "$work/pg_dump-after.sql" "$work/run")

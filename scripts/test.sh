@@ -374,6 +374,9 @@ if [ "$what" = mutation ]; then
 fi
 
 if [ "$what" = all ]; then
+  # The run's own services (PostgreSQL, Redis, Ceph) are stopped first, so that one left running counts too.
+  cleanup
+  started_pg="" started_redis="" started_ceph=""
   left=$(machine_state | comm -13 "${TMPDIR:-/tmp}/blockstore-machine-before.$$" -)
   rm -f "${TMPDIR:-/tmp}/blockstore-machine-before.$$"
   if [ -n "$left" ]; then

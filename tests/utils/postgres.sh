@@ -23,6 +23,8 @@ DATA=$DIR/data
 SOCKETS=$DIR/run
 PASSWORD_FILE=$DIR/password
 USERS_DIR=$DIR/users
+# shellcheck source=tests/utils/service_users.sh
+. "$(dirname "$0")/service_users.sh"
 LOG=$DIR/server.log
 ROLE=blockstore
 DATABASE=blockstore
@@ -121,27 +123,8 @@ SQL
   register
 }
 
-register() {  # remember the caller (our parent process) as a user of the server
-  mkdir -p "$USERS_DIR"
-  touch "$USERS_DIR/$PPID"
-}
-
-other_users_alive() {
-  local entry pid
-  for entry in "$USERS_DIR"/*; do
-    [ -e "$entry" ] || continue
-    pid=${entry##*/}
-    if [ "$pid" != "$PPID" ] && kill -0 "$pid" 2>/dev/null; then return 0; fi
-  done
-  return 1
-}
-
 stop() {
-  rm -f "$USERS_DIR/$PPID"
-  if [ "${1:-}" != --force ] && other_users_alive; then
-    echo "postgres.sh: still used by another caller; left running (stop --force stops it anyway)" >&2
-    return 0
-  fi
+  last_user "${1:-}" || return 0
   if [ -f "$DATA/PG_VERSION" ]; then
     find_bin
     as_owner "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null 2>&1 || true
@@ -164,11 +147,6 @@ status() {
   fi
 }
 
-serialized() {  # one start/stop at a time per server
-  exec 9>"$DIR.lock"
-  flock 9
-  "$@"
-}
 
 case "${1:-}" in
   start) serialized start ;;

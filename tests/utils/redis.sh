@@ -18,6 +18,8 @@ DIR=${BLOCKSTORE_REDIS_DIR:-/tmp/blockstore-redis-$PORT}
 PASSWORD_FILE=$DIR/password
 PID_FILE=$DIR/redis.pid
 USERS_DIR=$DIR/users
+# shellcheck source=tests/utils/service_users.sh
+. "$(dirname "$0")/service_users.sh"
 
 die() { echo "redis.sh: $*" >&2; exit 1; }
 
@@ -25,7 +27,6 @@ is_running() {
   [ -s "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
 }
 
-register() { mkdir -p "$USERS_DIR"; touch "$USERS_DIR/$PPID"; }
 
 start() {
   command -v redis-server >/dev/null || die "no redis-server; install the Debian package redis-server (scripts/setup-redis.sh)"
@@ -56,22 +57,8 @@ start() {
   die "the server did not start (log: $DIR/server.log)"
 }
 
-other_users_alive() {
-  local entry pid
-  for entry in "$USERS_DIR"/*; do
-    [ -e "$entry" ] || continue
-    pid=${entry##*/}
-    if [ "$pid" != "$PPID" ] && kill -0 "$pid" 2>/dev/null; then return 0; fi
-  done
-  return 1
-}
-
 stop() {
-  rm -f "$USERS_DIR/$PPID"
-  if [ "${1:-}" != --force ] && other_users_alive; then
-    echo "redis.sh: still used by another caller; left running (stop --force stops it anyway)" >&2
-    return 0
-  fi
+  last_user "${1:-}" || return 0
   if is_running; then
     local pid
     pid=$(cat "$PID_FILE")
@@ -89,13 +76,6 @@ url() {
 
 status() {
   if is_running; then echo "running on 127.0.0.1:$PORT"; else echo "stopped"; return 3; fi
-}
-
-serialized() {  # one start/stop at a time per server
-  mkdir -p "$(dirname "$DIR")"
-  exec 9>"$DIR.lock"
-  flock 9
-  "$@"
 }
 
 case "${1:-}" in

@@ -37,3 +37,18 @@ python_version_path() {
   done
   return 1
 }
+
+# install_locked VENV STAMP_NAME LOCK PIP_ARGS...: pip install -c LOCK PIP_ARGS into VENV (pip itself first,
+# at the lock's version where it has one), unless the lock, the arguments and every `-r FILE` are unchanged
+# since the last install there: VENV/STAMP_NAME keeps their sha256, so a re-run of the set-up is quick.
+install_locked() {
+  local venv=$1 stamp="$1/$2" lock=$3 want arg previous=""
+  shift 3
+  want=$({ cat "$lock"; printf '%s\n' "$@"
+           for arg in "$@"; do [ "$previous" = -r ] && cat "$arg"; previous=$arg; done; } | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || return 0
+  echo "installing $* into $venv (locked by $lock)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" "$@"
+  echo "$want" >"$stamp"
+}

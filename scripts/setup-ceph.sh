@@ -34,14 +34,7 @@ if [ ! -x "$RBD_VENV/bin/python" ]; then
   echo "creating $RBD_VENV from $SYSTEM_PYTHON (--system-site-packages, for the rados/rbd bindings)"
   "$SYSTEM_PYTHON" -m venv --system-site-packages "$RBD_VENV"
 fi
-# Reinstall only when the requirements or their lock changed since the last run.
-stamp="$RBD_VENV/.requirements.sha256"
-want=$(cat requirements.txt constraints/rbd.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt pip
-  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt -r requirements.txt
-  echo "$want" >"$stamp"
-fi
+install_locked "$RBD_VENV" .requirements.sha256 constraints/rbd.txt -r requirements.txt
 "$RBD_VENV/bin/python" -c 'import rados, rbd' || {
   echo "setup-ceph: $RBD_VENV/bin/python cannot import the Ceph bindings (python3-rados, python3-rbd)" >&2
   exit 1

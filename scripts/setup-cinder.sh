@@ -7,6 +7,8 @@
 # scripts/setup-ceph.sh, which setup.sh runs first). The controller venv needs no cinder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pythons.sh
+. scripts/pythons.sh
 REPO=$(pwd)
 RBD_VENV=${BLOCKSTORE_RBD_VENV:-$REPO/.venv-rbd}
 
@@ -14,15 +16,7 @@ if [ ! -x "$RBD_VENV/bin/python" ]; then
   # setup.sh runs the feature scripts in name order: setup-ceph.sh comes before this one.
   BLOCKSTORE_RBD_VENV="$RBD_VENV" bash scripts/setup-ceph.sh
 fi
-stamp="$RBD_VENV/.requirements-cinder.sha256"
-want=$(cat requirements-cinder.txt constraints/rbd.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "installing requirements-cinder.txt into $RBD_VENV"
-  start=$SECONDS
-  "$RBD_VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints/rbd.txt -r requirements-cinder.txt
-  echo "cinder installed in $((SECONDS - start)) s"
-  echo "$want" >"$stamp"
-fi
+install_locked "$RBD_VENV" .requirements-cinder.sha256 constraints/rbd.txt -r requirements-cinder.txt
 "$RBD_VENV/bin/python" -c 'import cinder.volume.drivers.rbd' || {
   echo "setup-cinder: $RBD_VENV/bin/python cannot import cinder.volume.drivers.rbd" >&2
   exit 1

@@ -16,11 +16,5 @@ venv=${BLOCKSTORE_IMPORTER_VENV:-$REPO/.venv-importer}
 lock=constraints/importer.txt
 
 [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
-stamp="$venv/.requirements.sha256"
-want=$(cat "$lock" requirements-importer.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" pip
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" -r requirements-importer.txt
-  echo "$want" >"$stamp"
-fi
+install_locked "$venv" .requirements.sha256 "$lock" -r requirements-importer.txt
 echo "galaxy-importer: $("$venv/bin/python" -m pip show galaxy-importer 2>/dev/null | sed -n 's/^Version: //p') in $venv"

@@ -18,12 +18,6 @@ for core in $ANSIBLE_CORE_MATRIX; do
   venv="$REPO/.venv-core$core"
   lock="constraints/core-$core.txt"
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
-  stamp="$venv/.requirements.sha256"
-  want=$(sha256sum "$lock" | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$lock" "ansible-core==$core.*"
-    echo "$want" >"$stamp"
-  fi
+  install_locked "$venv" .requirements.sha256 "$lock" "ansible-core==$core.*"
   echo "ansible-core matrix: $("$venv/bin/ansible" --version 2>/dev/null | head -1) in $venv"
 done

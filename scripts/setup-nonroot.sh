@@ -16,13 +16,7 @@ NONROOT_VENV=${BLOCKSTORE_NONROOT_VENV:-$REPO/.venv-nonroot}
 units_txt=$("$VENV/bin/python" -c \
   'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_data/requirements/units.txt"))')
 [ -x "$NONROOT_VENV/bin/python" ] || "$RBD_SYSTEM_PYTHON" -m venv "$NONROOT_VENV"
-stamp="$NONROOT_VENV/.requirements.sha256"
-want=$(cat "$units_txt" tests/unit/requirements.txt tests/unit/constraints.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$NONROOT_VENV/bin/python" -m pip install -q --disable-pip-version-check -c tests/unit/constraints.txt \
-    -r "$units_txt" -r tests/unit/requirements.txt
-  echo "$want" >"$stamp"
-fi
+install_locked "$NONROOT_VENV" .requirements.sha256 tests/unit/constraints.txt -r "$units_txt" -r tests/unit/requirements.txt
 setpriv --reuid=nobody --regid=nogroup --clear-groups "$NONROOT_VENV/bin/python" -c 'import pytest, sqlalchemy' || {
   echo "setup-nonroot: the user nobody cannot run $NONROOT_VENV/bin/python with pytest" >&2; exit 1; }
 echo "non-root test venv ready: $NONROOT_VENV"

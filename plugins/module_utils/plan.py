@@ -85,6 +85,14 @@ def made_from_source(resource: Resource, step: Step, data: tuple[dict, dict]) ->
         resource.records.put(step.source)
 
 
+def half_made(driver: Driver, target: Any, source: Any) -> None:
+    """Give `target`, made from `source`, the driver_data its create would have recorded, before
+    the create runs (a failed one is undone with it) and before a delete (of what a killed task
+    left): undoing it then removes what that create began and keeps the source whole."""
+    if source is not None:
+        target.driver_data = driver.half_made_data(target, source)
+
+
 @dataclasses.dataclass
 class Plan:
     steps: list[Step]

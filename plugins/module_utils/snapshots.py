@@ -17,15 +17,17 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
 from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, made_from_source, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, half_made, made_from_source, store_target
 
 
 # steps (the table is SnapshotResource.ACTIONS) ---------------------------------
 def _create_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
+    half_made(driver, step.target, step.source)
     made_from_source(resource, step, driver.create_snapshot(step.target, step.source))
 
 
 def delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
+    half_made(driver, step.target, resource.records.get(VOLUME, step.target.volume_id))
     driver.delete_snapshot(step.target)
 
 

@@ -23,6 +23,7 @@ from .objects import (
     CREATING,
     DELETING,
     ERROR,
+    ERROR_DELETING,
     EXTENDING,
     IN_USE,
     SNAPSHOT,
@@ -34,7 +35,7 @@ from .objects import (
     public_view,
 )
 from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, made_from_source, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, half_made, made_from_source, store_target
 from .units import parse_size
 
 
@@ -45,11 +46,13 @@ def _create(resource: Resource, step: Step, driver: Driver) -> None:
 
 
 def _create_from_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
+    half_made(driver, step.target, step.source)
     step.target.driver_data = driver.create_volume_from_snapshot(step.target, step.source)
     step.target.status = AVAILABLE
 
 
 def _clone(resource: Resource, step: Step, driver: Driver) -> None:
+    half_made(driver, step.target, step.source)
     made_from_source(resource, step, driver.create_cloned_volume(step.target, step.source))
 
 
@@ -63,6 +66,7 @@ def _extend(resource: Resource, step: Step, driver: Driver) -> None:
 
 
 def _delete(resource: Resource, step: Step, driver: Driver) -> None:
+    half_made(driver, step.target, _source_of(resource, step.target))
     driver.delete_volume(step.target)
 
 
@@ -75,7 +79,14 @@ def _delete_connection(resource: Resource, step: Step, driver: Driver) -> None:
 
 
 def _delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:  # of a cascade
+    half_made(driver, step.target, resource.records.get(VOLUME, step.target.volume_id))
     driver.delete_snapshot(step.target)
+
+
+def _source_of(resource: Resource, volume: Volume) -> Volume | Snapshot | None:
+    if volume.source_snapshot_id:
+        return resource.records.get(SNAPSHOT, volume.source_snapshot_id)
+    return resource.records.get(VOLUME, volume.source_volume_id) if volume.source_volume_id else None
 
 
 def _forget_connection(resource: Resource, step: Step, driver: Driver) -> None:
@@ -120,7 +131,9 @@ class VolumeResource(Resource):
             found += store.find(backend, CONNECTION, volume_id=record["id"])
             for source_id, kind in ((record.get("source_snapshot_id"), SNAPSHOT),
                                     (record.get("source_volume_id"), VOLUME)):
-                if source_id and record.get("status") == CREATING:  # a resumed create needs its source
+                # A resumed create needs its source, and so does the delete of a half-made one
+                # (half_made); a finished volume's delete does not.
+                if source_id and record.get("status") in (CREATING, ERROR, DELETING, ERROR_DELETING):
                     found += store.find(backend, kind, id=source_id)
         return list({r["id"]: r for r in found}.values())
 

@@ -66,6 +66,13 @@ class Driver:
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
                           "create a new volume from the snapshot instead", "snapshot")
 
+    def half_made_data(self, obj: Volume | Snapshot, source: Volume | Snapshot) -> dict:
+        """The driver_data of `obj`, a snapshot or volume made from `source` whose create may not
+        have returned (killed, or failed): what deleting it must know to undo exactly what that
+        create began. The record keeps what the create never got to write, so drivers whose
+        delete depends on it infer it from the source. Default: the record's own."""
+        return obj.driver_data
+
     def local_path(self, volume_id: str) -> str | None:
         """The file on this host that backs the volume, for drivers that keep volumes as local
         files (a loop device may serve it); None for the others."""

@@ -166,6 +166,14 @@ class FileDriver(Driver):
     def copy_freezes_image(self, volume: Volume) -> bool:
         return self.format_of(volume).copy_freezes_image
 
+    def half_made_data(self, obj: Volume | Snapshot, source: Volume | Snapshot) -> dict:
+        # A record whose create never returned has no format, and format_of() would call it raw:
+        # a qcow2 one deleted as raw loses its volume's data (the frozen image is removed under
+        # the overlay) or leaves the clone's frozen base behind. It has its source's format.
+        if "format" in obj.driver_data:
+            return obj.driver_data
+        return {**obj.driver_data, "format": self.format_of(source).name}
+
     # volumes ------------------------------------------------------------
     def create_volume(self, volume: Volume) -> dict:
         fmt = FORMATS[self.conf["format"]](self)

@@ -97,7 +97,10 @@ class Qcow2Format(ImageFormat):
             self.driver.unlink(path + ".tmp")
             if backing:
                 self._collect(backing)
-            # A clone interrupted before its image existed left its frozen base behind.
+            # A clone interrupted before its image existed left its frozen base behind, and
+            # maybe the source's new overlay on it, made aside but not yet in place.
+            if volume.source_volume_id:
+                self._drop_overlay_aside(f"volume-{volume.source_volume_id}", f"clone-base-{volume.id}")
             self._collect(f"clone-base-{volume.id}")
             if volume.status in RESUMED_DELETE:
                 self._collect_garbage()
@@ -110,6 +113,8 @@ class Qcow2Format(ImageFormat):
 
     def delete_snapshot(self, snapshot: Snapshot, path: str) -> None:
         with self._chain_lock(exclusive=True):
+            # A snapshot interrupted before its volume's new overlay took the volume's name.
+            self._drop_overlay_aside(f"volume-{snapshot.volume_id}", os.path.basename(path))
             if os.path.exists(path):
                 with open(path + HIDDEN_MARK, "w"):
                     pass
@@ -169,6 +174,14 @@ class Qcow2Format(ImageFormat):
         if not os.path.exists(volume_path) or os.path.samefile(volume_path, frozen_path):
             self._overlay(frozen, volume_path, size_gib)
         os.chmod(frozen_path, self.driver.frozen_mode)
+
+    def _drop_overlay_aside(self, volume: str, frozen: str) -> None:
+        """Remove `volume`'s overlay on `frozen` that _freeze made aside (.tmp) and never put in
+        place. Under the exclusive chain lock nobody is making one; a .tmp on another backing
+        is not this one's to remove."""
+        aside = self.driver.file(volume + ".tmp")
+        if self._backing(aside) == frozen:
+            self.driver.unlink(aside)
 
     def _backing(self, path: str) -> str | None:
         try:

@@ -155,3 +155,30 @@ def test_a_failed_step_is_undone_and_keeps_the_source_whole(tmp_path, monkeypatc
         elif lab.backing(image) is not None:
             problems.append(f"failed at {at}: the source still has a backing file {lab.backing(image)}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_a_killed_delete_of_a_half_made_one_is_finished_by_the_next(tmp_path, monkeypatch, op):
+    # Killed at the 5th call (chmod of the frozen image): the volume's overlay has taken its name.
+    stops = Stops(monkeypatch)
+    handler, make, delete = OPS[op]
+    problems, at = [], 0
+    while True:
+        at += 1
+        lab = Lab(str(tmp_path / f"twice-{at}"), stops)
+        image = lab.base()
+        stops.arm(5, Killed())
+        lab.run(handler, **make)
+        stops.arm(at, Killed())
+        lab.run(handler, **delete)
+        if stops.count < at:
+            break  # the delete ran through: every step has been killed at
+        kind = "snapshot" if op == "snapshot" else "volume"
+        assert lab.store.find("lab", kind, name=make["name"])[0]["status"] == "deleting"
+        assert lab.run(handler, **delete)["changed"] is True
+        if not lab.same_data(image):
+            problems.append(f"delete killed at {at}: the source's data is not what it was")
+        if sorted(os.listdir(lab.path)) != [os.path.basename(image)]:
+            problems.append(f"delete killed at {at}: left behind {sorted(os.listdir(lab.path))}")
+    assert at > 3
+    assert not problems, "\n".join(problems)

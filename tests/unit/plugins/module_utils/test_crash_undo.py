@@ -94,6 +94,16 @@ class Lab:
     def backing(self, image: str) -> str | None:
         return qcow2.qcow2_header(image)[0]
 
+    def problems(self, image: str, when: str) -> list[str]:
+        """What is wrong once the half-made object is gone: the source's data, or something left."""
+        found = [] if self.same_data(image) else [f"{when}: the source's data is not what it was"]
+        left = sorted(os.listdir(self.path))
+        if left != [os.path.basename(image)]:
+            found.append(f"{when}: left behind {left}")
+        elif self.backing(image) is not None:
+            found.append(f"{when}: the source still has a backing file {self.backing(image)}")
+        return found
+
 
 def steps_of(tmp_path, monkeypatch, op: str) -> int:
     lab = Lab(str(tmp_path / "count"), Stops(monkeypatch))
@@ -126,12 +136,7 @@ def test_killed_at_each_step_then_deleted_or_run_again_keeps_the_source_whole(tm
             assert lab.run(handler, **make)["changed"] is True
             assert lab.run(handler, **make)["changed"] is False
             assert lab.run(handler, **delete)["changed"] is True
-        if not lab.same_data(image):
-            problems.append(f"killed at {at}: the source's data is not what it was")
-        if sorted(os.listdir(lab.path)) != [os.path.basename(image)]:
-            problems.append(f"killed at {at}: left behind {sorted(os.listdir(lab.path))}")
-        elif lab.backing(image) is not None:
-            problems.append(f"killed at {at}: the source still has a backing file {lab.backing(image)}")
+        problems += lab.problems(image, f"killed at {at}")
     assert not problems, "\n".join(problems)
 
 
@@ -148,12 +153,7 @@ def test_a_failed_step_is_undone_and_keeps_the_source_whole(tmp_path, monkeypatc
         with pytest.raises(BlockstoreError):
             lab.run(handler, **make)
         assert not lab.store.find("lab", "snapshot" if op == "snapshot" else "volume", name=make["name"])
-        if not lab.same_data(image):
-            problems.append(f"failed at {at}: the source's data is not what it was")
-        if sorted(os.listdir(lab.path)) != [os.path.basename(image)]:
-            problems.append(f"failed at {at}: left behind {sorted(os.listdir(lab.path))}")
-        elif lab.backing(image) is not None:
-            problems.append(f"failed at {at}: the source still has a backing file {lab.backing(image)}")
+        problems += lab.problems(image, f"failed at {at}")
     assert not problems, "\n".join(problems)
 
 
@@ -176,9 +176,6 @@ def test_a_killed_delete_of_a_half_made_one_is_finished_by_the_next(tmp_path, mo
         kind = "snapshot" if op == "snapshot" else "volume"
         assert lab.store.find("lab", kind, name=make["name"])[0]["status"] == "deleting"
         assert lab.run(handler, **delete)["changed"] is True
-        if not lab.same_data(image):
-            problems.append(f"delete killed at {at}: the source's data is not what it was")
-        if sorted(os.listdir(lab.path)) != [os.path.basename(image)]:
-            problems.append(f"delete killed at {at}: left behind {sorted(os.listdir(lab.path))}")
+        problems += lab.problems(image, f"delete killed at {at}")
     assert at > 3
     assert not problems, "\n".join(problems)

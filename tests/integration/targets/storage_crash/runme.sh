@@ -6,6 +6,7 @@
 #   BLOCKSTORE_CRASH_EVERY=0    kill only at a sample of the steps (one of each kind); default: every step
 #   BLOCKSTORE_CRASH_HOSTS=N    local hosts sharing the steps (forks); default 2
 #   BLOCKSTORE_CRASH_FORMATS    the file driver's formats to run; default "raw qcow2"
+#   BLOCKSTORE_CRASH_SCENARIOS  names of the scenarios to run, comma-separated; default: all
 set -euo pipefail
 here=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/blockstore-crash.XXXXXX")
@@ -25,6 +26,8 @@ hook="$here/files/crashpoint"
 every=$(setting BLOCKSTORE_CRASH_EVERY 1)
 hosts=$(setting BLOCKSTORE_CRASH_HOSTS 2)
 formats=$(setting BLOCKSTORE_CRASH_FORMATS "raw qcow2")
+scenarios=$(setting BLOCKSTORE_CRASH_SCENARIOS)
+export ANSIBLE_ROLES_PATH="$PWD/..:${ANSIBLE_ROLES_PATH:-}"  # setup_blockstore's holdings check
 
 inventory() {  # inventory DIR FORMAT -> DIR/inventory.json for crash.yml on the file driver
   mkdir -p "$1"
@@ -47,7 +50,8 @@ for fmt in $formats; do
   started=$SECONDS
   inventory "$work/$fmt" "$fmt"
   echo "== crash: file driver, $fmt ($hosts hosts)"
-  ansible-playbook -i "$work/$fmt/inventory.json" -f "$hosts" crash.yml
+  ansible-playbook -i "$work/$fmt/inventory.json" -f "$hosts" crash.yml \
+    ${scenarios:+-e "{\"crash_scenarios\": $("$python" -c 'import json, sys; print(json.dumps(sys.argv[1].split(",")))' "$scenarios")}"}
   echo "== crash: file driver, $fmt passed in $((SECONDS - started)) s"
 done
 

@@ -65,10 +65,14 @@ print(json.dumps({"hosts": int(hosts), "dir": work, "vars": {
                     "snapshot": f"rbd:{pool}/volume-{{volume_id}}@snapshot-{{id}}{options}",
                     "format": "raw", "options": []},
     # the pool's images and snapshots (hidden ones too), and loop devices of this host
+    # setup_blockstore's unfiltered holdings check: the pool (images, snapshots, trash)
+    "crash_holdings_pools": [pool],
+    "crash_holdings_rbd_cli": f"rbd --conf {conf} --id {user} --keyring {keyring}",
     "crash_listing": f"rbd --conf {conf} --id {user} --keyring {keyring} ls -l {pool} | awk 'NR > 1 {{print $1}}'; "
                      "losetup -l -n -O BACK-FILE | grep -F {dir}/ || true",
 }}))
 PY
 echo "== crash: rbd driver"
+export ANSIBLE_ROLES_PATH="$PWD/..:${ANSIBLE_ROLES_PATH:-}"  # setup_blockstore's holdings check
 ansible-playbook -i "$work/inventory.json" -f "$hosts" "$crash/crash.yml"
 echo "== crash: rbd driver passed in $((SECONDS - started)) s"

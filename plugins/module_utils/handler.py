@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
+from .backend_identity import owner_of, settle
 from .drivers.base import Driver
 from .errors import BlockstoreError
 from .host_devices import LocalHost
@@ -80,6 +81,9 @@ class Handler:
     # True when a task with nothing to do needs nothing from the host: the action plugin then
     # answers it from the store without shipping the module (docs/performance.md).
     noop_on_controller: ClassVar[bool] = False
+    # The task may change the backend: its first run writes the backend's identity record
+    # (backend_identity.py); other tasks only check it.
+    claims_backend: ClassVar[bool] = False
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -140,6 +144,10 @@ def dispatch(handler: type[Handler], task: Task, store: Store | None = None, shi
     - `store` given, no `ship`: a module run without the action plugin; both halves run here.
     - neither: the host side, with `task.records` sent by the controller.
     """
+    if store is not None and handler.needs_store and task.driver is not None:
+        # Before any plan: a backend name whose options locate other data is refused here.
+        record = settle(store, task.driver, claim=handler.claims_backend and not task.check_mode)
+        task.driver.owner = owner_of(store, record)
     if ship is not None:
         if not handler.needs_store:
             return ship(None, [])[0], None

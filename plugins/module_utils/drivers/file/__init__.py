@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import json
 import os
 import secrets
 import string
@@ -42,6 +43,8 @@ from .image import ImageFormat
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
 from .raw import RawFormat, reflink
 
+# The file in the backend directory naming the state store that uses it (backend_identity.py).
+OWNER_MARKER = ".blockstore-owner"
 # format name -> its class; a volume's record says which one made it.
 FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
 
@@ -68,6 +71,7 @@ class FileDriver(Driver):
             help="A group of the host given read-write access to the images (0660) and to a directory this "
                  "driver creates (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."),
     )
+    locating_options = ("path", "format")
     capabilities = {
         "formats": list(FORMATS),
         "thin_provisioning": True,
@@ -88,6 +92,9 @@ class FileDriver(Driver):
         if conf["target"] == "iscsi" and conf["format"] == "qcow2":
             raise InvalidParameter("backend.target: iscsi exports raw files only (tgt serves a file's bytes as "
                                    "they are); use format raw, or target local for qcow2", "backend.target")
+
+    def locator(self) -> dict:
+        return {"path": self.path, "format": self.conf["format"]}
 
     # set-up -------------------------------------------------------------
     @property
@@ -140,6 +147,50 @@ class FileDriver(Driver):
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise DriverError(f"backend.path: directory {self.path} is not writable", "backend.path")
         FORMATS[self.conf["format"]](self).check_setup()
+        self._claim()
+
+    # which store owns the directory -----------------------------------------
+    def read_owner(self) -> dict | None:
+        path = self.file(OWNER_MARKER)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                marker = json.loads(handle.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise DriverError(f"backend.path: cannot read the owner marker {path} ({reason}); "
+                              "it names the state store this directory belongs to: repair or remove it",
+                              "backend.path") from None
+        if not isinstance(marker, dict) or not isinstance(marker.get("id"), str):
+            raise DriverError(f"backend.path: the owner marker {path} is not one blockstore wrote; it names the state "
+                              "store this directory belongs to: repair or remove it", "backend.path")
+        return marker
+
+    def _claim(self) -> None:
+        """Mark the directory as this store's at first use; refuse one another store owns."""
+        marker = self.read_owner()
+        self.refuse_foreign_owner(marker, "backend.path")
+        if marker is not None or self.owner is None:
+            return
+        path = self.file(OWNER_MARKER)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        text = json.dumps({k: self.owner.get(k) for k in ("id", "store", "backend")}, sort_keys=True) + "\n"
+        try:
+            with self.private(), open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, path)  # never replaces: of two first tasks, one marker wins
+            except FileExistsError:
+                pass
+        except OSError as exc:
+            raise DriverError(f"backend.path: cannot write the owner marker {path}: {exc.strerror}",
+                              "backend.path") from None
+        finally:
+            self.unlink(tmp)
+        self.refuse_foreign_owner(self.read_owner(), "backend.path")
 
     # paths and formats ----------------------------------------------------
     def file(self, name: str) -> str:

@@ -27,12 +27,12 @@ that already exists is left as its owner set it; images made before keep their m
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
-import json
 import os
 import secrets
 import string
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter
@@ -40,11 +40,13 @@ from ...objects import Connection, Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
 from .image import ImageFormat
+from .owner import claim, read_marker
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
 from .raw import RawFormat, reflink
 
-# The file in the backend directory naming the state store that uses it (backend_identity.py).
-OWNER_MARKER = ".blockstore-owner"
+# A full filesystem (or quota), as an errno or in the words of qemu-img and cp.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 # format name -> its class; a volume's record says which one made it.
 FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
 
@@ -147,50 +149,11 @@ class FileDriver(Driver):
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise DriverError(f"backend.path: directory {self.path} is not writable", "backend.path")
         FORMATS[self.conf["format"]](self).check_setup()
-        self._claim()
+        claim(self)  # marks the directory as this store's, or refuses another store's (owner.py)
 
-    # which store owns the directory -----------------------------------------
+    # which store owns the directory (owner.py) --------------------------------
     def read_owner(self) -> dict | None:
-        path = self.file(OWNER_MARKER)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                marker = json.loads(handle.read())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise DriverError(f"backend.path: cannot read the owner marker {path} ({reason}); "
-                              "it names the state store this directory belongs to: repair or remove it",
-                              "backend.path") from None
-        if not isinstance(marker, dict) or not isinstance(marker.get("id"), str):
-            raise DriverError(f"backend.path: the owner marker {path} is not one blockstore wrote; it names the state "
-                              "store this directory belongs to: repair or remove it", "backend.path")
-        return marker
-
-    def _claim(self) -> None:
-        """Mark the directory as this store's at first use; refuse one another store owns."""
-        marker = self.read_owner()
-        self.refuse_foreign_owner(marker, "backend.path")
-        if marker is not None or self.owner is None:
-            return
-        path = self.file(OWNER_MARKER)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        text = json.dumps({k: self.owner.get(k) for k in ("id", "store", "backend")}, sort_keys=True) + "\n"
-        try:
-            with self.private(), open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, path)  # never replaces: of two first tasks, one marker wins
-            except FileExistsError:
-                pass
-        except OSError as exc:
-            raise DriverError(f"backend.path: cannot write the owner marker {path}: {exc.strerror}",
-                              "backend.path") from None
-        finally:
-            self.unlink(tmp)
-        self.refuse_foreign_owner(self.read_owner(), "backend.path")
+        return read_marker(self)
 
     # paths and formats ----------------------------------------------------
     def file(self, name: str) -> str:
@@ -217,6 +180,42 @@ class FileDriver(Driver):
     def copy_freezes_image(self, volume: Volume) -> bool:
         return self.format_of(volume).copy_freezes_image
 
+    # a full filesystem ------------------------------------------------------
+    @staticmethod
+    def _no_space(exc: BaseException) -> bool:
+        if isinstance(exc, OSError):
+            return exc.errno in NO_SPACE_ERRNOS
+        return any(text in str(exc) for text in NO_SPACE_TEXTS)
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self, what: str, undo: Callable[[], None], kept: str = "") -> Iterator[None]:
+        """A make that fails removes what it began here, with the format that began it (the step's own undo
+        sees a record without a format yet); a full filesystem is said in so many words."""
+        try:
+            yield
+        except (DriverError, OSError) as exc:
+            with contextlib.suppress(DriverError, OSError):
+                undo()
+            if not self._no_space(exc):
+                raise
+            try:
+                fs = os.statvfs(self.path)
+                free = f"{fs.f_bavail * fs.f_frsize / (1 << 20):.1f} MiB free"
+            except OSError:
+                free = "free space unknown"
+            raise DriverError(f"backend.path: no space left in {self.path} ({free}) to make {what}; what it began "
+                              f"is removed{kept}: free space there (or grow the filesystem) and run the task again",
+                              "backend.path") from None
+
+    def _drop_frozen_copy(self, frozen: str, volume: Volume) -> None:
+        """Undo a qcow2 freeze that stopped before the overlay replaced the volume: the frozen name is then
+        only a second name of the volume's image. After the swap it holds the data: left to the delete."""
+        path = self.volume_path(volume)
+        self.unlink(path + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samefile(path, frozen):
+                self.unlink(frozen)
+
     # volumes ------------------------------------------------------------
     def create_volume(self, volume: Volume) -> dict:
         fmt = FORMATS[self.conf["format"]](self)
@@ -224,22 +223,29 @@ class FileDriver(Driver):
         # Only ever called for a record still 'creating': a leftover file from a
         # crashed run holds nothing a user could have written.
         self.unlink(path)
-        with self.private():
+        with self._undone_on_failure(f"volume {volume.name!r}", lambda: fmt.delete(volume, path)), self.private():
             made = {"format": fmt.name, **fmt.create(volume, path)}
         self._share(path)
         return made
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         fmt = self.format_of(snapshot)
-        with self.private():
-            made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, self.volume_path(volume))}
-        self._share(self.volume_path(volume))
+        path = self.volume_path(volume)
+        with self._undone_on_failure(f"volume {volume.name!r} from snapshot {snapshot.name!r}",
+                                     lambda: fmt.delete(volume, path), "; the snapshot is unchanged"), \
+                self.private():
+            made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, path)}
+        self._share(path)
         return made
 
     def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(source)
-        with self.private():
-            made = {"format": fmt.name, **fmt.clone(volume, source, self.volume_path(volume))}
+        path = self.volume_path(volume)
+        # qcow2: a frozen base (clone-base-<id>) that never got its overlay is collected by the delete.
+        with self._undone_on_failure(f"clone {volume.name!r} of volume {source.name!r}",
+                                     lambda: fmt.delete(volume, path), f"; volume {source.name!r} is unchanged"), \
+                self.private():
+            made = {"format": fmt.name, **fmt.clone(volume, source, path)}
         self._share(self.volume_path(volume), self.volume_path(source))
         return made, source.driver_data
 
@@ -261,7 +267,17 @@ class FileDriver(Driver):
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(volume)
-        with self.private():
+        path = self.snapshot_path(snapshot)
+
+        def undo() -> None:
+            self.unlink(path + ".tmp")
+            if fmt.copy_freezes_image:
+                self._drop_frozen_copy(path, volume)
+            else:
+                self.unlink(path)
+
+        with self._undone_on_failure(f"snapshot {snapshot.name!r} of volume {volume.name!r}", undo,
+                                     f"; volume {volume.name!r} is unchanged"), self.private():
             made = {"format": fmt.name, **fmt.snapshot(snapshot, volume)}
         self._share(self.volume_path(volume), self.snapshot_path(snapshot))
         return made, volume.driver_data

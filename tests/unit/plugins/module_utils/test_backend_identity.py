@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import backend_identity
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import DRIVERS, build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers.file import OWNER_MARKER
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers.file.owner import OWNER_MARKER
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore

@@ -10,10 +10,11 @@ options locate other data is refused, naming each option with its recorded and g
 before anything is planned or written; reusing a name for another directory would otherwise
 answer `ok` from the records and fail later on files that are not there.
 
-The record is written at the first task that changes something on the backend (not in check
-mode, not by a read-only task). A store from before fingerprints has records but no backend
-record: the first such task adopts its options (`adopted: true`). A backend with no object
-records left may be pointed elsewhere: its record then takes the new options.
+The record is written with the first object records of a task that may change the backend (not
+in check mode, not by a read-only task, not by a refused one). A store from before fingerprints
+has records but no backend record: the first such task adopts its options (`adopted: true`).
+A backend with no object records left may be pointed elsewhere: its record then takes the new
+options.
 
 The record's id also names this store on the backend (`owner_of`): drivers that keep an owner
 marker (the file driver's `.blockstore-owner`) write it at first use, so that another store's
@@ -69,39 +70,48 @@ def _refusal(store: Store, driver: Driver, record: dict, given: dict) -> Conflic
                     f"{values(recorded)}; this task gives {values(wanted)}: {ADVICE}", f"backend.{differ[0]}")
 
 
-def settle(store: Store, driver: Driver, claim: bool) -> dict | None:
-    """The backend record this task runs under; refuses a task whose locating options differ from it.
+def settle(store: Store, driver: Driver, claim: bool) -> tuple[dict | None, dict | None]:
+    """(the backend record this task runs under, the record to write once the task wrote object records).
 
-    `claim`: write the record when there is none (first use, or a store from before fingerprints),
-    and let it follow the options when the backend has no object records left.
+    Refuses a task whose locating options differ from the record while the backend has object records.
+    `claim`: a task that may change the backend runs under a new record when there is none (first use,
+    or a store from before fingerprints), or under the new options when no object record is left; it is
+    written only with the task's first object records (`save`), so a refused task leaves the store as it was.
     """
     given = driver.locator()
     mark = fingerprint(driver.name, given)
     backend = driver.backend_name
     found = store.find(backend, BACKEND)
     if found and found[0].get("fingerprint") == mark:
-        return found[0]
-    if found and not claim:
-        if _has_objects(store, backend):
-            raise _refusal(store, driver, found[0], given)
-        return None
+        return found[0], None
+    has_objects = _has_objects(store, backend)
+    if found and has_objects:
+        raise _refusal(store, driver, found[0], given)
     if not claim:
-        return None
+        return None, None
+    record = dict(found[0]) if found else {
+        "kind": BACKEND, "id": new_id(), "backend": backend, "name": backend, "created_at": now(),
+        # Records without a fingerprint: a store from before them; their options are adopted.
+        "adopted": has_objects}
+    record.update(driver=driver.name, locator=given, fingerprint=mark, updated_at=now())
+    return record, record
+
+
+def save(store: Store, record: dict) -> None:
+    """Write the record settle() made for a task, unless another task of the backend wrote one meanwhile."""
+    with store.locked([lock_key(record["backend"])]):
+        found = store.find(record["backend"], BACKEND)
+        if not found or (found[0]["id"] == record["id"] and found[0].get("fingerprint") != record["fingerprint"]):
+            store.apply(upserts=[record])
+
+
+def release_if_empty(store: Store, backend: str) -> None:
+    """After a task that deleted records: the backend record goes when no object record is left."""
+    if _has_objects(store, backend):
+        return
     with store.locked([lock_key(backend)]):
-        # Again under the lock: two first tasks of one backend agree on one record.
-        found = store.find(backend, BACKEND)
-        if found and found[0].get("fingerprint") == mark:
-            return found[0]
-        has_objects = _has_objects(store, backend)
-        if found and has_objects:
-            raise _refusal(store, driver, found[0], given)
-        record = dict(found[0]) if found else {
-            "kind": BACKEND, "id": new_id(), "backend": backend, "name": backend, "created_at": now(),
-            # Records without a fingerprint: a store from before them; their options are adopted.
-            "adopted": has_objects}
-        record.update(driver=driver.name, locator=given, fingerprint=mark, updated_at=now())
-        store.apply(upserts=[record])
-        return record
+        if not _has_objects(store, backend):
+            store.apply(deletes=store.find(backend, BACKEND))
 
 
 def owner_of(store: Store, record: dict | None) -> dict | None:

@@ -40,7 +40,7 @@ from ...objects import Connection, Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
 from .image import ImageFormat
-from .owner import claim, read_marker
+from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
 from .raw import RawFormat, reflink
 
@@ -260,6 +260,7 @@ class FileDriver(Driver):
     def delete_volume(self, volume: Volume) -> None:
         with self.private():  # a qcow2 merge may write a new image
             self.format_of(volume).delete(volume, self.volume_path(volume))
+        release(self)
 
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
@@ -287,6 +288,7 @@ class FileDriver(Driver):
         self.unlink(path + ".tmp")
         with self.private():  # a qcow2 merge may write a new image
             self.format_of(snapshot).delete_snapshot(snapshot, path)
+        release(self)
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         return os.path.exists(self.snapshot_path(snapshot))

@@ -7,6 +7,8 @@ Written by the first task that changes something in the directory (check_setup),
 owner the controller sends (backend_identity.owner_of): the id of that store's backend
 record, the store's name and the backend's name there. Another store is then refused in the
 directory, and its drift check names the objects there as the owner's (drivers/base.py).
+A directory that holds nothing else belongs to nobody: the marker goes with the last image
+(`release`), and one found alone is replaced by the next store's.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def read_marker(driver) -> dict | None:
 def claim(driver) -> None:
     """Mark the directory as this task's store's at first use; refuse one another store owns."""
     marker = read_marker(driver)
+    if marker is not None and _alone(driver):
+        release(driver)  # nothing of anybody's is there to tell apart
+        marker = None
     driver.refuse_foreign_owner(marker, "backend.path")
     if marker is not None or driver.owner is None:
         return
@@ -62,3 +67,16 @@ def claim(driver) -> None:
     finally:
         driver.unlink(tmp)
     driver.refuse_foreign_owner(read_marker(driver), "backend.path")
+
+
+def _alone(driver) -> bool:
+    try:
+        return os.listdir(driver.path) == [OWNER_MARKER]
+    except OSError:
+        return False
+
+
+def release(driver) -> None:
+    """After a delete: a directory left with nothing but its marker belongs to nobody any more."""
+    if _alone(driver):
+        driver.unlink(driver.file(OWNER_MARKER))

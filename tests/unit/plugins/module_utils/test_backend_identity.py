@@ -78,15 +78,24 @@ def test_a_store_from_before_fingerprints_adopts_the_first_options_seen(store, t
     run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v1", size=1)
     store.apply(deletes=store.find("lab", "backend"))  # as written by a collection without backend records
     assert run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v1", size=1)["changed"] is False
+    assert run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v2", size=1)["changed"]
     (record,) = store.find("lab", "backend")
     assert record["adopted"] is True
     with pytest.raises(Conflict):
         run(store, VolumeResource, {"path": str(tmp_path / "b")}, name="v2", size=1)
 
 
-def test_a_backend_without_objects_left_may_point_elsewhere(store, tmp_path):
+def test_a_backend_emptied_by_its_tasks_leaves_nothing_and_may_point_elsewhere(store, tmp_path):
     run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v1", size=1)
+    run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v2", size=1)
     run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v1", state="absent")
+    # Positive control: while a volume is left, the record and the marker stay.
+    assert store.find("lab", "backend") and os.listdir(tmp_path / "a") != []
+    run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v2", state="absent")
+    assert store.all_records() == [] and os.listdir(tmp_path / "a") == []
+    # Nothing of anybody's is there any more: another store may use the directory.
+    other = JsonFileStore(str(tmp_path / "other.json"))
+    assert run(other, VolumeResource, {"path": str(tmp_path / "a")}, name="w", size=1)["changed"]
     assert run(store, VolumeResource, {"path": str(tmp_path / "b")}, name="v1", size=1)["changed"]
     (record,) = store.find("lab", "backend")
     assert record["locator"]["path"] == str(tmp_path / "b")
@@ -124,7 +133,8 @@ class _SecretLocated(Driver):
 
 
 def test_a_refusal_masks_the_values_of_secret_options(store):
-    backend_identity.settle(store, _SecretLocated("lab", {"token": "recorded-secret"}), claim=True)
+    backend_identity.save(store, backend_identity.settle(store, _SecretLocated("lab", {"token": "recorded-secret"}),
+                                                         claim=True)[1])
     store.apply(upserts=[{"kind": "volume", "id": "v", "backend": "lab", "name": "v", "size": 1}])
     with pytest.raises(Conflict) as refused:
         backend_identity.settle(store, _SecretLocated("lab", {"token": "given-secret"}), claim=True)
@@ -151,7 +161,7 @@ def test_the_first_store_marks_the_directory_and_a_second_store_is_refused_there
         run(second, VolumeResource, {"path": str(shared)}, name="v2", size=1)
     assert refused.value.option == "backend.path"
     assert first.identity in str(refused.value) and second.identity in str(refused.value)
-    assert sorted(os.listdir(shared)) == before and objects(second) == []
+    assert sorted(os.listdir(shared)) == before and second.all_records() == []
     # Positive control: the owner goes on using it.
     assert run(first, VolumeResource, {"path": str(shared)}, name="v2", size=1)["changed"]
 

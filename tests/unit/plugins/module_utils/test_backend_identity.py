@@ -114,8 +114,8 @@ def test_every_driver_declares_locating_options_that_are_its_own_and_never_secre
 def test_the_cinder_adapter_is_located_by_its_class_and_that_class_options_never_a_secret():
     backend = {"name": "c", "driver": "cinder", "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
                "rbd_pool": "volumes", "rbd_user": "cinder", "rbd_secret_uuid": "x", "san_password": "pw"}
-    assert build_driver(backend).locator() == {"volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
-                                                "rbd_pool": "volumes"}
+    expected = {"volume_driver": "cinder.volume.drivers.rbd.RBDDriver", "rbd_pool": "volumes"}
+    assert build_driver(backend).locator() == expected
     other = {"name": "c", "driver": "cinder", "volume_driver": "acme.volume.ArrayDriver", "san_ip": "10.0.0.9",
              "san_login": "admin", "san_password": "pw"}
     assert build_driver(other).locator() == {"volume_driver": "acme.volume.ArrayDriver", "san_ip": "10.0.0.9"}
@@ -133,8 +133,8 @@ class _SecretLocated(Driver):
 
 
 def test_a_refusal_masks_the_values_of_secret_options(store):
-    backend_identity.save(store, backend_identity.settle(store, _SecretLocated("lab", {"token": "recorded-secret"}),
-                                                         claim=True)[1])
+    recorded = _SecretLocated("lab", {"token": "recorded-secret"})
+    backend_identity.save(store, backend_identity.settle(store, recorded, claim=True)[1])
     store.apply(upserts=[{"kind": "volume", "id": "v", "backend": "lab", "name": "v", "size": 1}])
     with pytest.raises(Conflict) as refused:
         backend_identity.settle(store, _SecretLocated("lab", {"token": "given-secret"}), claim=True)

@@ -144,7 +144,8 @@ class Driver:
         are whose, and each one's drift check would call the other's volumes unknown."""
         if not self.owned_elsewhere(marker) or self.owner is None or self.owner.get("adopted"):
             return
-        raise Conflict(f"{option}: backend {self.backend_name!r} ({self.locator()}) belongs to another state store, "
+        where = ", ".join(f"{k} {v!r}" for k, v in self.locator().items())
+        raise Conflict(f"{option}: backend {self.backend_name!r} ({where}) belongs to another state store, "
                        f"{marker.get('store')!r} (as its backend {marker.get('backend')!r}); this task's store is "
                        f"{self.owner.get('store')!r}. Give this backend its own place (another {option}), or use "
                        "that store; nothing was changed", option)

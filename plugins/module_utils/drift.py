@@ -19,6 +19,10 @@ what this host has attached, and says what does not match:
                      serving a volume of the backend that no connection records
   lost_devices       connections of this host whose recorded device is gone
 
+A backend another state store owns (its owner marker, written at first use: the file
+driver's `.blockstore-owner`) is reported as such (`owner`): its objects that this store
+has no record of are that store's, and no advice to remove them is given.
+
 Objects the driver keeps hidden on purpose (qcow2 snapshots marked `.deleted`,
 `clone-base-*` images and snapshots, rbd images renamed `.deleted`) are not
 unknown while something still depends on them. A task running at the same time
@@ -89,6 +93,10 @@ def check(records: RecordSet, driver: Driver, devices: bool = True, host: LocalH
     if devices:
         report["unknown_devices"], report["lost_devices"] = _devices(host or LocalHost(), driver,
                                                                      sorted(set(volumes) | volume_ids), connections)
+    marker = driver.read_owner()
+    # Which other store owns the backend (None: this one, or no marker): its objects are not ours to remove.
+    report["owner"] = ({"store": marker.get("store"), "backend": marker.get("backend")}
+                       if driver.owned_elsewhere(marker) else None)
     report["in_sync"] = not any(report[key] for key in REPORT_KEYS)
     report["problems"] = _problems(report)
     return report
@@ -115,7 +123,12 @@ def _removal(kind: str) -> str:
 def _problems(report: dict) -> list[str]:
     """One line per finding, saying what to do about it."""
     lines = []
-    for item in report["unknown_objects"]:
+    owner = report.get("owner")
+    for item in report["unknown_objects"] if owner else ():
+        lines.append(f"{item['kind']} {item['id']} is on the backend but not in this store: the backend belongs to "
+                     f"another state store, {owner['store']!r} (its backend {owner['backend']!r}); it is that store's "
+                     "object: manage it there and leave it alone here")
+    for item in report["unknown_objects"] if not owner else ():
         lines.append(f"{item['kind']} {item['id']} is on the backend but no record knows it: a task that crashed "
                      "after its record was removed, or made outside blockstore; remove it or import it")
     for item in report["missing_objects"]:

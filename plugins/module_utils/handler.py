@@ -23,9 +23,11 @@ matter of calling the same gate in dispatch's controller branch instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
+from .backend_identity import owner_of, release_if_empty, save, settle
 from .drivers.base import Driver
 from .errors import BlockstoreError
 from .host_devices import LocalHost
@@ -80,6 +82,9 @@ class Handler:
     # True when a task with nothing to do needs nothing from the host: the action plugin then
     # answers it from the store without shipping the module (docs/performance.md).
     noop_on_controller: ClassVar[bool] = False
+    # The task may change the backend: its first run writes the backend's identity record
+    # (backend_identity.py); other tasks only check it.
+    claims_backend: ClassVar[bool] = False
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -140,13 +145,49 @@ def dispatch(handler: type[Handler], task: Task, store: Store | None = None, shi
     - `store` given, no `ship`: a module run without the action plugin; both halves run here.
     - neither: the host side, with `task.records` sent by the controller.
     """
+    if store is not None and handler.needs_store and task.driver is not None:
+        # Before any plan: a backend name whose options locate other data is refused here.
+        record, unsaved = settle(store, task.driver, claim=handler.claims_backend and not task.check_mode)
+        task.driver.owner = owner_of(store, record)
+    else:
+        unsaved = None
     if ship is not None:
         if not handler.needs_store:
             return ship(None, [])[0], None
-        return handler.on_store(task, store, ship, answer_noop), None
+        with _identity_kept(store, task, unsaved) as watched:
+            return handler.on_store(task, store, watched(ship), answer_noop), None
     if store is not None and handler.needs_store:
         def here(records: list, new_ids: list) -> tuple[dict, dict | None]:
             sealer = store.sealer if handler.wants_key(records) else None
             return _on_host(handler, dataclasses.replace(task, records=records, new_ids=new_ids, sealer=sealer))
-        return handler.on_store(task, store, here), None
+        with _identity_kept(store, task, unsaved) as watched:
+            return handler.on_store(task, store, watched(here)), None
     return _on_host(handler, task)
+
+
+@contextlib.contextmanager
+def _identity_kept(store: Store, task: Task, unsaved: dict | None) -> Iterator[Callable[[Ship], Ship]]:
+    """Wraps the host half's runner, to keep the backend's identity record (backend_identity.py) with its
+    object records: written with the first of them (even by a task that then failed), gone with the last."""
+    upserted, deleted = [], []
+
+    def watched(run: Ship) -> Ship:
+        def watching(records: list, new_ids: list) -> tuple[dict, dict | None]:
+            try:
+                result, changes = run(records, new_ids)
+            except BlockstoreError as exc:
+                changes = getattr(exc, "changes", None)
+                upserted.append(bool(changes and changes.get("upserts")))
+                raise
+            upserted.append(bool(changes and changes.get("upserts")))
+            deleted.append(bool(changes and changes.get("deletes")))
+            return result, changes
+        return watching
+
+    try:
+        yield watched
+    finally:
+        if unsaved is not None and any(upserted):
+            save(store, unsaved)
+    if any(deleted) and not any(upserted):
+        release_if_empty(store, task.backend)

@@ -23,7 +23,9 @@ from .errors import Ambiguous, InvalidParameter, NotFound
 VOLUME = "volume"
 SNAPSHOT = "snapshot"
 CONNECTION = "connection"
-KINDS = (VOLUME, SNAPSHOT, CONNECTION)
+# One per backend name: the identity of the data the name stands for (backend_identity.py); not a storage object.
+BACKEND = "backend"
+KINDS = (VOLUME, SNAPSHOT, CONNECTION, BACKEND)
 
 # Cinder's status machine. Transient statuses are written before a long driver
 # call, so a crash leaves a visible record that the next run converges.

@@ -155,6 +155,7 @@ class Resource(Handler):
     """CRUD with check-mode simulation: the engine every resource kind runs on."""
 
     kind: ClassVar[str] = ""
+    claims_backend = True
     # step name -> Action; each kind declares its own.
     ACTIONS: ClassVar[dict[str, Action]] = {}
 

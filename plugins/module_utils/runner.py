@@ -25,7 +25,7 @@ from .persistence import open_store, split_plugin_options
 from .persistence.plugins import secret_values
 from .sealing import Sealer
 
-INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key")
+INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key", "_blockstore_owner")
 COMMON_SPEC = {
     # Not required here: a linter checking tasks against this spec cannot see module_defaults;
     # resolve_backend refuses a missing backend where the task runs.
@@ -55,10 +55,10 @@ def non_text_option(spec: dict, args: dict) -> tuple[str, str] | None:
 class BlockstoreModule(AnsibleModule):
     """An AnsibleModule that takes the action plugin's internal arguments out before validation.
 
-    `_blockstore_records`, `_blockstore_ids` and `_blockstore_key` (the key to sealed secrets,
-    sealing.py) are not options: the action plugin refuses them from tasks and sets them itself.
-    So they are neither in the argument spec nor in the docs, and never in the invocation the
-    module logs on the target host.
+    `_blockstore_records`, `_blockstore_ids`, `_blockstore_key` (the key to sealed secrets,
+    sealing.py) and `_blockstore_owner` (the store the task runs for) are not options: the action
+    plugin refuses them from tasks and sets them itself. So they are neither in the argument spec nor
+    in the docs, and never in the invocation the module logs on the target host.
 
     A plugin store's own `persistence` options are taken out too: its own spec validates them
     (persistence/plugins.py), and the values of its secret ones are masked.
@@ -133,6 +133,8 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
     try:
         if handler.needs_backend:
             task.driver = build_driver(params["backend"])
+            # Which store the controller runs this task for (backend_identity.owner_of): drivers mark the backend.
+            task.driver.owner = module.internal["_blockstore_owner"]
         if records is None and handler.needs_store:
             # Run without the action plugin: the store is opened (and closed) here.
             store = open_store({**params["persistence"], **module.store_options})

@@ -17,7 +17,7 @@ import re
 from typing import Iterable
 
 from .errors import StateStoreError
-from .objects import CONNECTION, KINDS, SNAPSHOT, SNAPSHOT_STATUSES, VOLUME, VOLUME_STATUSES, is_uuid
+from .objects import BACKEND, CONNECTION, KINDS, SNAPSHOT, SNAPSHOT_STATUSES, VOLUME, VOLUME_STATUSES, is_uuid
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("kind", "id", "backend")
@@ -39,9 +39,10 @@ SHAPES = {
                "description": _TEXT, "metadata": _DICT, "driver_data": _DICT},
     CONNECTION: {"volume_id": _TEXT, "host": _TEXT, "status": _TEXT, "connector": _DICT,
                  "connection_info": _DICT, "driver_data": _DICT},
+    BACKEND: {"name": _NAME, "driver": _NAME, "fingerprint": _NAME, "locator": _DICT},
 }
 REQUIRED = {VOLUME: ("name", "size"), SNAPSHOT: ("name", "volume_id", "volume_size"),
-            CONNECTION: ("volume_id", "host")}
+            CONNECTION: ("volume_id", "host"), BACKEND: ("driver", "fingerprint", "locator")}
 
 
 def is_safe_id(value: object) -> bool:

@@ -37,6 +37,7 @@ from typing import Any
 from .errors import InvalidParameter, MissingDependency, StateStoreError
 from .objects import (
     AVAILABLE,
+    BACKEND,
     CONNECTED,
     CONNECTION,
     SNAPSHOT,
@@ -372,4 +373,5 @@ def _our_records(records: dict[str, dict], backend: str, src_backend: str | None
             raise InvalidParameter(f"src_backend: the state file holds several backends ({', '.join(names)}); name "
                                    "the one to import", "src_backend")
         src_backend = names[0] if names else None
-    return [dict(r, backend=backend) for r in records.values() if r["backend"] == src_backend]
+    # A backend record describes the source store's backend, not the one imported into (backend_identity.py).
+    return [dict(r, backend=backend) for r in records.values() if r["backend"] == src_backend and r["kind"] != BACKEND]

@@ -89,6 +89,13 @@ drift:
   type: dict
   contains:
     in_sync: {description: True when every list below is empty., type: bool, returned: always}
+    owner:
+      description: >-
+        The other state store that owns the backend (C(store), C(backend): its name there), from the owner
+        marker written at the backend's first use; null when it is this store's (or the driver keeps no marker).
+        Then the unknown objects are that store's: RV(drift.problems) says so and gives no advice to remove them.
+      type: dict
+      returned: always
     checked:
       description: >-
         What could be compared: C(volumes), C(snapshots) (false when the driver cannot list its snapshots, as

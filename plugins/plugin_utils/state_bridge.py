@@ -158,6 +158,8 @@ def run_action(action, task_vars: dict) -> dict:
         internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
         if handler.wants_key(records):
             internal["_blockstore_key"] = store.sealer.key()
+        if job.driver is not None and job.driver.owner is not None:
+            internal["_blockstore_owner"] = job.driver.owner  # set by dispatch (backend_identity.py)
         result = action._execute_module(module_name=module_name, task_vars=task_vars,
                                         module_args={**module_args, **internal})
         return _strip_internal(result), result.pop("_blockstore_changes", None)

@@ -36,7 +36,7 @@ LAYERS = [
     ("units", "objects", "sealing", "config"),
     ("serialization",),
     ("persistence", "drivers", "connectors"),
-    ("backend_env", "backends_file", "host_devices", "transaction", "sources"),
+    ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity"),
     ("handler",),
     ("plan", "transfer", "drift"),
     ("volumes", "snapshots", "attachments"),

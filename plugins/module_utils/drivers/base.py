@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 from ..config import Opt, secret_names, validate_options
-from ..errors import DriverError
+from ..errors import Conflict, DriverError
 from ..objects import Connection, Snapshot, Volume
 
 
@@ -22,10 +22,16 @@ class Driver:
     options: ClassVar[Sequence[Opt]] = ()
     # Facts shown by storage_backend_info and used in docs.
     capabilities: ClassVar[dict] = {}
+    # The options that say where the backend's data is (never secret ones): the store keeps their
+    # values with the backend's name, and refuses a task whose values differ (backend_identity.py).
+    locating_options: ClassVar[Sequence[str]] = ()
 
     def __init__(self, backend_name: str, conf: dict) -> None:
         self.backend_name = backend_name
         self.conf = conf
+        # The store this task runs for ({"id", "store", "adopted"}, backend_identity.owner_of): a driver
+        # that keeps an owner marker on the backend claims it with this; None when no store is known.
+        self.owner: dict | None = None
 
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
@@ -35,6 +41,10 @@ class Driver:
     def secret_option_names(cls, given: dict) -> list[str]:
         """Names of the options in the task's `backend` whose values are masked in results and logs."""
         return secret_names(cls.options)
+
+    def locator(self) -> dict:
+        """{option: value} of the locating options, as the driver uses them (a path normalized)."""
+        return {name: self.conf.get(name) for name in self.locating_options}
 
     # Called before any storage work of a task: checks tools and reachability.
     def check_setup(self) -> None:
@@ -121,6 +131,31 @@ class Driver:
         """Ids of the user snapshots that exist on the backend (for drift detection), without the
         objects the driver keeps hidden; None when the driver cannot list them."""
         return None
+
+    def read_owner(self) -> dict | None:
+        """The owner marker on the backend ({"id", "store", "backend"}): which state store uses it;
+        None when there is none, or the driver keeps none."""
+        return None
+
+    def owned_elsewhere(self, marker: dict | None) -> bool:
+        """Whether the owner marker found on the backend names another store than this task's."""
+        if marker is None:
+            return False
+        # The same store under its id or its name: a store made again in the same place (its state lost) is this one.
+        return self.owner is None or (marker.get("id") != self.owner.get("id")
+                                      and marker.get("store") != self.owner.get("store"))
+
+    def refuse_foreign_owner(self, marker: dict | None, option: str) -> None:
+        """Before a change: a backend another store owns is refused, unless this store used it before owner
+        markers existed (its backend record was adopted): two stores on one backend cannot tell whose objects
+        are whose, and each one's drift check would call the other's volumes unknown."""
+        if not self.owned_elsewhere(marker) or self.owner is None or self.owner.get("adopted"):
+            return
+        where = ", ".join(f"{k} {v!r}" for k, v in self.locator().items())
+        raise Conflict(f"{option}: backend {self.backend_name!r} ({where}) belongs to another state store, "
+                       f"{marker.get('store')!r} (as its backend {marker.get('backend')!r}); this task's store is "
+                       f"{self.owner.get('store')!r}. Give this backend its own place (another {option}), or use "
+                       "that store; nothing was changed", option)
 
     def list_leftovers(self) -> list[str]:
         """Internal objects nothing needs any more (temp files, hidden images or snapshots whose

@@ -78,6 +78,15 @@ SECRET_NAME = re.compile(r"password|secret|token|passphrase", re.IGNORECASE)
 # Options some Cinder drivers read as plain attributes of their configuration without
 # declaring them (cinderlib set them the same way).
 ATTRIBUTE_OPTIONS = {"cinder.volume.drivers.rbd.RBDDriver": ("rbd_keyring_conf",)}
+# Per Cinder driver class, the driver options that say where its volumes are (backend_identity.py);
+# a class not listed is located by the common ones of DEFAULT_LOCATING it is given.
+LOCATING_BY_CLASS = {
+    "cinder.volume.drivers.rbd.RBDDriver": ("rbd_pool", "rbd_cluster_name", "rbd_ceph_conf"),
+    "cinder.volume.drivers.lvm.LVMVolumeDriver": ("volume_group", "target_ip_address"),
+    "cinder.volume.drivers.nfs.NfsDriver": ("nfs_shares_config", "nfs_mount_point_base"),
+}
+DEFAULT_LOCATING = ("san_ip", "san_hosts", "volume_group", "rbd_pool", "rbd_ceph_conf", "nfs_shares_config",
+                    "storage_pool", "pool_name")
 # Cinder's default volume_name_template; hidden images (name.deleted) are not volumes.
 VOLUME_IMAGE = re.compile(r"^volume-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 MAX_LISTED = 100000
@@ -105,6 +114,8 @@ class CinderDriver(Driver):
         "capacity_stats": "the Cinder driver's get_volume_stats",
         "needs": f"the Python package cinder (29.x) on the host the module runs on ({REQUIREMENTS_FILE})",
     }
+
+    locating_options = ("volume_driver",)
 
     def __init__(self, backend_name: str, conf: dict) -> None:
         super().__init__(backend_name, conf)
@@ -135,6 +146,12 @@ class CinderDriver(Driver):
     @classmethod
     def secret_option_names(cls, given: dict) -> list[str]:
         return [k for k in given if isinstance(k, str) and SECRET_NAME.search(k)]
+
+    def locator(self) -> dict:
+        """The driver class and its locating options (LOCATING_BY_CLASS), never a secret one."""
+        names = LOCATING_BY_CLASS.get(self.class_path, DEFAULT_LOCATING)
+        found = {n: self.driver_options[n] for n in names if n in self.driver_options and not SECRET_NAME.search(n)}
+        return {"volume_driver": self.class_path, **found}
 
     # loading the Cinder driver (where the module runs) -----------------------
     def _load(self) -> Any:

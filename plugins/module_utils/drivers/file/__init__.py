@@ -27,11 +27,12 @@ that already exists is left as its owner set it; images made before keep their m
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import secrets
 import string
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter
@@ -39,9 +40,13 @@ from ...objects import Connection, Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
 from .image import ImageFormat
+from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
 from .raw import RawFormat, reflink
 
+# A full filesystem (or quota), as an errno or in the words of qemu-img and cp.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 # format name -> its class; a volume's record says which one made it.
 FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
 
@@ -68,6 +73,7 @@ class FileDriver(Driver):
             help="A group of the host given read-write access to the images (0660) and to a directory this "
                  "driver creates (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."),
     )
+    locating_options = ("path", "format")
     capabilities = {
         "formats": list(FORMATS),
         "thin_provisioning": True,
@@ -88,6 +94,9 @@ class FileDriver(Driver):
         if conf["target"] == "iscsi" and conf["format"] == "qcow2":
             raise InvalidParameter("backend.target: iscsi exports raw files only (tgt serves a file's bytes as "
                                    "they are); use format raw, or target local for qcow2", "backend.target")
+
+    def locator(self) -> dict:
+        return {"path": self.path, "format": self.conf["format"]}
 
     # set-up -------------------------------------------------------------
     @property
@@ -140,6 +149,11 @@ class FileDriver(Driver):
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise DriverError(f"backend.path: directory {self.path} is not writable", "backend.path")
         FORMATS[self.conf["format"]](self).check_setup()
+        claim(self)  # marks the directory as this store's, or refuses another store's (owner.py)
+
+    # which store owns the directory (owner.py) --------------------------------
+    def read_owner(self) -> dict | None:
+        return read_marker(self)
 
     # paths and formats ----------------------------------------------------
     def file(self, name: str) -> str:
@@ -174,6 +188,42 @@ class FileDriver(Driver):
             return obj.driver_data
         return {**obj.driver_data, "format": self.format_of(source).name}
 
+    # a full filesystem ------------------------------------------------------
+    @staticmethod
+    def _no_space(exc: BaseException) -> bool:
+        if isinstance(exc, OSError):
+            return exc.errno in NO_SPACE_ERRNOS
+        return any(text in str(exc) for text in NO_SPACE_TEXTS)
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self, what: str, undo: Callable[[], None], kept: str = "") -> Iterator[None]:
+        """A make that fails removes what it began here, with the format that began it (the step's own undo
+        sees a record without a format yet); a full filesystem is said in so many words."""
+        try:
+            yield
+        except (DriverError, OSError) as exc:
+            with contextlib.suppress(DriverError, OSError):
+                undo()
+            if not self._no_space(exc):
+                raise
+            try:
+                fs = os.statvfs(self.path)
+                free = f"{fs.f_bavail * fs.f_frsize / (1 << 20):.1f} MiB free"
+            except OSError:
+                free = "free space unknown"
+            raise DriverError(f"backend.path: no space left in {self.path} ({free}) to make {what}; what it began "
+                              f"is removed{kept}: free space there (or grow the filesystem) and run the task again",
+                              "backend.path") from None
+
+    def _drop_frozen_copy(self, frozen: str, volume: Volume) -> None:
+        """Undo a qcow2 freeze that stopped before the overlay replaced the volume: the frozen name is then
+        only a second name of the volume's image. After the swap it holds the data: left to the delete."""
+        path = self.volume_path(volume)
+        self.unlink(path + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samefile(path, frozen):
+                self.unlink(frozen)
+
     # volumes ------------------------------------------------------------
     def create_volume(self, volume: Volume) -> dict:
         fmt = FORMATS[self.conf["format"]](self)
@@ -181,22 +231,29 @@ class FileDriver(Driver):
         # Only ever called for a record still 'creating': a leftover file from a
         # crashed run holds nothing a user could have written.
         self.unlink(path)
-        with self.private():
+        with self._undone_on_failure(f"volume {volume.name!r}", lambda: fmt.delete(volume, path)), self.private():
             made = {"format": fmt.name, **fmt.create(volume, path)}
         self._share(path)
         return made
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         fmt = self.format_of(snapshot)
-        with self.private():
-            made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, self.volume_path(volume))}
-        self._share(self.volume_path(volume))
+        path = self.volume_path(volume)
+        with self._undone_on_failure(f"volume {volume.name!r} from snapshot {snapshot.name!r}",
+                                     lambda: fmt.delete(volume, path), "; the snapshot is unchanged"), \
+                self.private():
+            made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, path)}
+        self._share(path)
         return made
 
     def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(source)
-        with self.private():
-            made = {"format": fmt.name, **fmt.clone(volume, source, self.volume_path(volume))}
+        path = self.volume_path(volume)
+        # qcow2: a frozen base (clone-base-<id>) that never got its overlay is collected by the delete.
+        with self._undone_on_failure(f"clone {volume.name!r} of volume {source.name!r}",
+                                     lambda: fmt.delete(volume, path), f"; volume {source.name!r} is unchanged"), \
+                self.private():
+            made = {"format": fmt.name, **fmt.clone(volume, source, path)}
         self._share(self.volume_path(volume), self.volume_path(source))
         return made, source.driver_data
 
@@ -211,6 +268,7 @@ class FileDriver(Driver):
     def delete_volume(self, volume: Volume) -> None:
         with self.private():  # a qcow2 merge may write a new image
             self.format_of(volume).delete(volume, self.volume_path(volume))
+        release(self)
 
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
@@ -218,7 +276,17 @@ class FileDriver(Driver):
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(volume)
-        with self.private():
+        path = self.snapshot_path(snapshot)
+
+        def undo() -> None:
+            self.unlink(path + ".tmp")
+            if fmt.copy_freezes_image:
+                self._drop_frozen_copy(path, volume)
+            else:
+                self.unlink(path)
+
+        with self._undone_on_failure(f"snapshot {snapshot.name!r} of volume {volume.name!r}", undo,
+                                     f"; volume {volume.name!r} is unchanged"), self.private():
             made = {"format": fmt.name, **fmt.snapshot(snapshot, volume)}
         self._share(self.volume_path(volume), self.snapshot_path(snapshot))
         return made, volume.driver_data
@@ -228,6 +296,7 @@ class FileDriver(Driver):
         self.unlink(path + ".tmp")
         with self.private():  # a qcow2 merge may write a new image
             self.format_of(snapshot).delete_snapshot(snapshot, path)
+        release(self)
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         return os.path.exists(self.snapshot_path(snapshot))

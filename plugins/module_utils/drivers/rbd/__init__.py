@@ -64,6 +64,8 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             help="Seconds to wait for the cluster when connecting (and for each monitor and OSD operation). "
                  f"Negative: librados' default ({LIBRADOS_MOUNT_TIMEOUT} s to connect)."),
     )
+    # Ceph clusters are mostly all named "ceph": the configuration file tells two of them apart.
+    locating_options = ("rbd_pool", "rbd_cluster_name", "rbd_ceph_conf")
     capabilities = {
         "formats": ["raw"],
         "thin_provisioning": True,

@@ -69,6 +69,12 @@ def test_a_module_run_alone_runs_both_halves_here():
 
 class _Driver:
     backend_name = "lab"
+    name = "stub"
+    owner = None
+
+    @staticmethod
+    def locator():
+        return {}
 
 
 class EchoFromStore(Echo):

@@ -27,12 +27,11 @@ that already exists is left as its owner set it; images made before keep their m
 from __future__ import annotations
 
 import contextlib
-import errno
 import grp
 import os
 import secrets
 import string
-from typing import Callable, Iterator
+from typing import Iterator
 
 from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter
@@ -43,10 +42,8 @@ from .image import ImageFormat
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
 from .raw import RawFormat, reflink
+from .space import undone_on_failure
 
-# A full filesystem (or quota), as an errno or in the words of qemu-img and cp.
-NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 # format name -> its class; a volume's record says which one made it.
 FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
 
@@ -188,33 +185,6 @@ class FileDriver(Driver):
             return obj.driver_data
         return {**obj.driver_data, "format": self.format_of(source).name}
 
-    # a full filesystem ------------------------------------------------------
-    @staticmethod
-    def _no_space(exc: BaseException) -> bool:
-        if isinstance(exc, OSError):
-            return exc.errno in NO_SPACE_ERRNOS
-        return any(text in str(exc) for text in NO_SPACE_TEXTS)
-
-    @contextlib.contextmanager
-    def _undone_on_failure(self, what: str, undo: Callable[[], None], kept: str = "") -> Iterator[None]:
-        """A make that fails removes what it began here, with the format that began it (the step's own undo
-        sees a record without a format yet); a full filesystem is said in so many words."""
-        try:
-            yield
-        except (DriverError, OSError) as exc:
-            with contextlib.suppress(DriverError, OSError):
-                undo()
-            if not self._no_space(exc):
-                raise
-            try:
-                fs = os.statvfs(self.path)
-                free = f"{fs.f_bavail * fs.f_frsize / (1 << 20):.1f} MiB free"
-            except OSError:
-                free = "free space unknown"
-            raise DriverError(f"backend.path: no space left in {self.path} ({free}) to make {what}; what it began "
-                              f"is removed{kept}: free space there (or grow the filesystem) and run the task again",
-                              "backend.path") from None
-
     def _drop_frozen_copy(self, frozen: str, volume: Volume) -> None:
         """Undo a qcow2 freeze that stopped before the overlay replaced the volume: the frozen name is then
         only a second name of the volume's image. After the swap it holds the data: left to the delete."""
@@ -231,7 +201,7 @@ class FileDriver(Driver):
         # Only ever called for a record still 'creating': a leftover file from a
         # crashed run holds nothing a user could have written.
         self.unlink(path)
-        with self._undone_on_failure(f"volume {volume.name!r}", lambda: fmt.delete(volume, path)), self.private():
+        with undone_on_failure(self.path, f"volume {volume.name!r}", lambda: fmt.delete(volume, path)), self.private():
             made = {"format": fmt.name, **fmt.create(volume, path)}
         self._share(path)
         return made
@@ -239,7 +209,7 @@ class FileDriver(Driver):
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         fmt = self.format_of(snapshot)
         path = self.volume_path(volume)
-        with self._undone_on_failure(f"volume {volume.name!r} from snapshot {snapshot.name!r}",
+        with undone_on_failure(self.path, f"volume {volume.name!r} from snapshot {snapshot.name!r}",
                                      lambda: fmt.delete(volume, path), "; the snapshot is unchanged"), \
                 self.private():
             made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, path)}
@@ -250,7 +220,7 @@ class FileDriver(Driver):
         fmt = self.format_of(source)
         path = self.volume_path(volume)
         # qcow2: a frozen base (clone-base-<id>) that never got its overlay is collected by the delete.
-        with self._undone_on_failure(f"clone {volume.name!r} of volume {source.name!r}",
+        with undone_on_failure(self.path, f"clone {volume.name!r} of volume {source.name!r}",
                                      lambda: fmt.delete(volume, path), f"; volume {source.name!r} is unchanged"), \
                 self.private():
             made = {"format": fmt.name, **fmt.clone(volume, source, path)}
@@ -285,7 +255,7 @@ class FileDriver(Driver):
             else:
                 self.unlink(path)
 
-        with self._undone_on_failure(f"snapshot {snapshot.name!r} of volume {volume.name!r}", undo,
+        with undone_on_failure(self.path, f"snapshot {snapshot.name!r} of volume {volume.name!r}", undo,
                                      f"; volume {volume.name!r} is unchanged"), self.private():
             made = {"format": fmt.name, **fmt.snapshot(snapshot, volume)}
         self._share(self.volume_path(volume), self.snapshot_path(snapshot))

@@ -17,7 +17,7 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
 from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, made_from_source, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, is_missing, made_from_source, store_target
 
 
 # steps (the table is SnapshotResource.ACTIONS) ---------------------------------
@@ -99,7 +99,10 @@ class SnapshotResource(Resource):
                                "backend", "name")
         target = copy.deepcopy(existing)
         steps: list[Step] = []
-        if existing.status in (CREATING, ERROR):
+        checked = []
+        if self.verifies_backend() and (existing.status == AVAILABLE or is_missing(existing)):
+            checked = self.check_on_backend(existing, target, self.driver.inspect_snapshot(existing))
+        if existing.status in (CREATING, ERROR) and not is_missing(existing):
             volume = self.records.get(VOLUME, existing.volume_id)
             if volume is None:
                 raise Conflict(f"snapshot {existing.name!r} was left in status {existing.status} and its "
@@ -109,5 +112,5 @@ class SnapshotResource(Resource):
             holder = self.records.lookup(SNAPSHOT, name, "name", required=False)
             if holder is not None:
                 raise Conflict(f"name: {name!r} already names snapshot {holder.id}", "name")
-        changes = self._plan_updates(existing, target, name)
+        changes = checked + self._plan_updates(existing, target, name)
         return self._finish(existing, target, steps, changes)

@@ -62,7 +62,8 @@ def perform(resource_cls: Any, driver: Driver, params: dict, records: list[dict]
             driver.check_setup()
             resource.execute(plan, driver)
     except BlockstoreError as exc:
-        exc.changes = resource.records.changes()
+        # Check mode stores nothing, not even a record found wrong on the backend.
+        exc.changes = {"upserts": [], "deletes": []} if check_mode else resource.records.changes()
         note_check_mode(exc, check_mode)
         raise
     return resource.result(plan), resource.records.changes()

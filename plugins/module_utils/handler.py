@@ -80,6 +80,9 @@ class Handler:
     # True when a task with nothing to do needs nothing from the host: the action plugin then
     # answers it from the store without shipping the module (docs/performance.md).
     noop_on_controller: ClassVar[bool] = False
+    # True when the host half of such a task checks its object on the backend: then it is answered
+    # from the store only on request (`blockstore_noop_answer: store`).
+    noop_checks_backend: ClassVar[bool] = False
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:

@@ -156,6 +156,8 @@ class Resource(Handler):
     """CRUD with check-mode simulation: the engine every resource kind runs on."""
 
     kind: ClassVar[str] = ""
+    # A task with nothing to do checks its object on the backend where the module runs (check_on_backend).
+    noop_checks_backend = True
     # step name -> Action; each kind declares its own.
     ACTIONS: ClassVar[dict[str, Action]] = {}
 

@@ -24,7 +24,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
@@ -36,8 +36,14 @@ from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
 
 COLLECTION = "blockstore.storage"
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
-# has nothing to do: the task then also fails when the host cannot be reached.
+# has nothing to do, for every module (the info modules too): the task then also fails when the
+# host cannot be reached.
 ALWAYS_RUN_MODULE_VAR = "blockstore_always_run_module"
+# How a storage_volume/storage_snapshot task with nothing to do is answered: `backend` (the default)
+# runs the module, which checks the object on the backend; `store` answers from the records alone,
+# without the host (fast, but blind to what changed on the backend: docs/performance.md).
+NOOP_ANSWER_VAR = "blockstore_noop_answer"
+NOOP_ANSWERS = ("backend", "store")
 
 
 def _failure(msg: str, option: str | None = None) -> dict:
@@ -67,20 +73,37 @@ def _strip_internal(result: dict) -> dict:
     return result
 
 
+def noop_answer(action, task_vars: dict) -> str:
+    """The task's `blockstore_noop_answer`, checked: one of NOOP_ANSWERS."""
+    value = task_vars.get(NOOP_ANSWER_VAR, NOOP_ANSWERS[0])
+    if isinstance(value, str):
+        value = action._templar.template(value)
+    if value not in NOOP_ANSWERS:
+        raise InvalidParameter(f"{NOOP_ANSWER_VAR}: {value!r} is not one of {', '.join(NOOP_ANSWERS)} (a variable: "
+                               "how a storage_volume or storage_snapshot task with nothing to do is answered)",
+                               NOOP_ANSWER_VAR)
+    return value
+
+
 def answers_noop_here(action, task_vars: dict, handler: type, validated: object) -> bool:
     """Whether a task with nothing to do is answered here, without shipping the module.
 
-    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`), and
-    only when the module's result would hold nothing this side cannot make: no `invocation`
-    (ansible-core < 2.21 always adds it, later ones when INJECT_INVOCATION is on) and no
-    warnings about aliases or deprecated options. docs/performance.md explains the choice.
+    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`); for those
+    whose module checks the object on the backend (`noop_checks_backend`), only when the task opts
+    in with `blockstore_noop_answer: store`; and only when the module's result would hold nothing
+    this side cannot make: no `invocation` (ansible-core < 2.21 always adds it, later ones when
+    INJECT_INVOCATION is on) and no warnings about aliases or deprecated options.
+    docs/performance.md explains the choice.
     """
     if not handler.noop_on_controller:
         return False
+    answer = noop_answer(action, task_vars)
     always = task_vars.get(ALWAYS_RUN_MODULE_VAR, False)
     if isinstance(always, str):
         always = action._templar.template(always)
     if boolean(always, strict=False):
+        return False
+    if handler.noop_checks_backend and answer != "store":
         return False
     try:
         inject_invocation = C.config.get_config_value("INJECT_INVOCATION", variables=task_vars)

@@ -24,13 +24,15 @@ matter of calling the same gate in dispatch's controller branch instead.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import BlockstoreError
 from .host_devices import LocalHost
-from .persistence.base import Store
-from .sealing import Sealer, holds_sealed
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
+    from .sealing import Sealer
 
 # Where a handler's work runs.
 HOST, CONTROLLER = "host", "controller"
@@ -92,7 +94,12 @@ class Handler:
     @classmethod
     def wants_key(cls, records: list[dict] | None) -> bool:
         """Whether the host half, sent these records, needs the key to sealed secrets."""
-        return cls.makes_secrets or (cls.needs_secrets and holds_sealed(records or []))
+        if cls.makes_secrets:
+            return True
+        if not cls.needs_secrets or not records:
+            return False
+        from .sealing import holds_sealed
+        return holds_sealed(records)
 
     @classmethod
     def on_store(cls, task: Task, store: Store, ship: Ship, answer_noop: NoopAnswer | None = None) -> dict:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
@@ -44,8 +44,10 @@ from .objects import (
     now,
     public_view,
 )
-from .persistence.base import Store
 from .transaction import perform, run_task
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 STATES = ("present", "absent")
 # driver_data key of a record marked error because its backend object was found missing: the time and

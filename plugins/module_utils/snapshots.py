@@ -10,14 +10,16 @@ has (`SnapshotResource.ACTIONS`) and how each runs on the driver.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
-from .persistence.base import Store
 from .plan import Action, Plan, Resource, Step, by_ref, is_missing, made_from_source, store_target
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 
 # steps (the table is SnapshotResource.ACTIONS) ---------------------------------

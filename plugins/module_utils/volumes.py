@@ -12,7 +12,7 @@ deleted only with `force`, after its devices on this host and its exports are re
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
@@ -33,9 +33,11 @@ from .objects import (
     is_interrupted,
     public_view,
 )
-from .persistence.base import Store
 from .plan import Action, Plan, Resource, Step, by_ref, is_missing, made_from_source, store_target
 from .units import GiB, parse_size
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 
 # steps (the table is VolumeResource.ACTIONS) -----------------------------------

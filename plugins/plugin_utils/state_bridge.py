@@ -27,7 +27,6 @@ from ansible_collections.blockstore.storage.plugins.module_utils.drivers import 
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
-from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     backend_secret_values,
     full_spec,
@@ -35,15 +34,6 @@ from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
 )
 
 COLLECTION = "blockstore.storage"
-# Ansible's strategy loads this action plugin in the play's main process (for every task), then forks a
-# worker per task. What the worker would import for most tasks is imported here, once, so that each
-# worker finds it loaded (about 15 ms a task): the modules whose tasks are most often repeated with
-# nothing to do, the JSON file store and the file driver. Pure Python, nothing heavy (docs/performance.md).
-PRELOADED = ("plugins.modules.storage_volume", "plugins.modules.storage_snapshot",
-             "plugins.modules.storage_volume_info", "plugins.modules.storage_snapshot_info",
-             "plugins.module_utils.persistence.jsonfile", "plugins.module_utils.drivers.file")
-for _name in PRELOADED:
-    importlib.import_module(f"ansible_collections.blockstore.storage.{_name}")
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
 # has nothing to do, for every module (the info modules too): the task then also fails when the
 # host cannot be reached.
@@ -172,7 +162,10 @@ def run_action(action, task_vars: dict) -> dict:
     # A plugin store's own options are validated by its own spec when it is opened; their secret
     # values are masked in everything this task returns, as no_log masks the built-in ones.
     persistence, store_options = split_plugin_options(args.get("persistence"))
-    store_secrets = secret_values(persistence["storage"], store_options, os.environ) if store_options else set()
+    store_secrets = set()
+    if store_options:  # a plugin store's: its module is imported only then
+        from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
+        store_secrets = secret_values(persistence["storage"], store_options, os.environ)
     validated = ArgumentSpecValidator(public_spec).validate({**args, "persistence": persistence})
     if validated.error_messages:
         return _hide(_failure(validation_message(validated.errors, module_name)), store_secrets)

@@ -42,10 +42,12 @@ class Lab:
         return sorted(os.listdir(self.path))
 
 
-@pytest.fixture(params=["raw", "qcow2"])
+QCOW2 = pytest.param("qcow2", marks=pytest.mark.skipif(not shutil.which("qemu-img"),
+                                                      reason="qemu-img is not installed (Debian package qemu-utils)"))
+
+
+@pytest.fixture(params=["raw", QCOW2])
 def lab(request, tmp_path) -> Lab:
-    if request.param == "qcow2" and not shutil.which("qemu-img"):
-        pytest.skip("qemu-img is not installed (Debian package qemu-utils)")
     return Lab(str(tmp_path / "lab"), request.param)
 
 

@@ -22,7 +22,6 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
-from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
@@ -111,6 +110,20 @@ def answers_noop_here(action, task_vars: dict, handler: type, validated: object)
     return not inject_invocation and not validated._warnings and not validated._deprecations
 
 
+def task_backend(params: dict) -> object:
+    """The task's `backend`, resolved through the backends file when it names a section.
+
+    An inline backend (a dict with its `driver`, no `section`, no backends file) is what
+    resolve_backend returns unchanged: backends_file.py is then not imported. Ansible compiles
+    the collection's code again in the worker of every task (docs/performance.md)."""
+    backend = params["backend"]
+    if isinstance(backend, dict) and "driver" in backend and "section" not in backend \
+            and not params.get("backends_file"):
+        return backend
+    from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
+    return resolve_backend(backend, params.get("backends_file"))
+
+
 def module_result(result: dict, backend: object) -> dict:
     """A result made here in the shape the module would have returned it: JSON values only, and
     the backend's secret values masked as AnsibleModule.exit_json masks its no_log values."""
@@ -193,7 +206,7 @@ def run_action(action, task_vars: dict) -> dict:
         if handler.needs_backend:
             # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
             module_args["backend"] = fill_secrets_from_env(
-                resolve_backend(params["backend"], params.get("backends_file")), os.environ)
+                task_backend(params), os.environ)
             job.driver = build_driver(module_args["backend"])  # fails on bad options before any write
         if handler.needs_store:
             store = open_store({**(params.get("persistence") or {}), **store_options})

@@ -42,8 +42,8 @@ class Lab:
         return sorted(os.listdir(self.path))
 
 
-QCOW2 = pytest.param("qcow2", marks=pytest.mark.skipif(not shutil.which("qemu-img"),
-                                                      reason="qemu-img is not installed (Debian package qemu-utils)"))
+NO_QEMU_IMG = "qemu-img is not installed (Debian package qemu-utils)"
+QCOW2 = pytest.param("qcow2", marks=pytest.mark.skipif(not shutil.which("qemu-img"), reason=NO_QEMU_IMG))
 
 
 @pytest.fixture(params=["raw", QCOW2])

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .connectors import METHODS
 from .drivers.base import Driver
@@ -49,10 +49,12 @@ from .objects import (
     now,
     to_record,
 )
-from .persistence.base import Store
 from .plan import Action, Plan, Resource, Step, by_ref
 from .sealing import mask
 from .units import GiB
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 STATES = ("attached", "connected", "detached")
 MODES = ("rw", "ro")

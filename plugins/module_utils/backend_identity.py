@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from .drivers.base import Driver
 from .errors import Conflict
 from .objects import BACKEND, CONNECTION, SNAPSHOT, VOLUME, new_id, now
-from .persistence.base import Store
 from .sealing import MASK
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 # What a user gets told to do about a refused task.
 ADVICE = ("a backend name stands for one place of data: give the recorded options, or another backend name for "

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 from .backend_identity import owner_of, release_if_empty, save, settle
 from .drivers.base import Driver
 from .errors import BlockstoreError
 from .host_devices import LocalHost
-from .persistence.base import Store
-from .sealing import Sealer, holds_sealed
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
+    from .sealing import Sealer
 
 # Where a handler's work runs.
 HOST, CONTROLLER = "host", "controller"
@@ -85,6 +87,9 @@ class Handler:
     # The task may change the backend: its first run writes the backend's identity record
     # (backend_identity.py); other tasks only check it.
     claims_backend: ClassVar[bool] = False
+    # True when the host half of such a task checks its object on the backend: then it is answered
+    # from the store only on request (`blockstore_noop_answer: store`).
+    noop_checks_backend: ClassVar[bool] = False
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -94,7 +99,12 @@ class Handler:
     @classmethod
     def wants_key(cls, records: list[dict] | None) -> bool:
         """Whether the host half, sent these records, needs the key to sealed secrets."""
-        return cls.makes_secrets or (cls.needs_secrets and holds_sealed(records or []))
+        if cls.makes_secrets:
+            return True
+        if not cls.needs_secrets or not records:
+            return False
+        from .sealing import holds_sealed
+        return holds_sealed(records)
 
     @classmethod
     def on_store(cls, task: Task, store: Store, ship: Ship, answer_noop: NoopAnswer | None = None) -> dict:

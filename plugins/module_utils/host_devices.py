@@ -16,20 +16,39 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from . import connectors
-from .connectors import loop, qsd
-from .connectors.base import device_users
 from .drivers.base import Driver
 from .errors import Conflict
 from .objects import CONNECTION, Connection, RecordSet, Volume, is_interrupted
 from .units import GiB
 
 
+# The connectors (loop, qemu-storage-daemon, os-brick...) are imported on first use: a task with no
+# device work (most tasks with nothing to do) never compiles them.
+def _connectors():
+    from . import connectors
+    return connectors
+
+
+def _loop():
+    from .connectors import loop
+    return loop
+
+
+def _qsd():
+    from .connectors import qsd
+    return qsd
+
+
+def device_users(path: str) -> list[str]:
+    from .connectors.base import device_users as users
+    return users(path)
+
+
 class LocalHost:
     """The host the module runs on."""
 
     def name(self) -> str:
-        return connectors.this_host()
+        return _connectors().this_host()
 
     def euid(self) -> int:
         return os.geteuid()
@@ -48,25 +67,25 @@ class LocalHost:
                            "all create or remove device nodes, which only root may do")
 
     def properties(self) -> dict:
-        return connectors.host_properties()
+        return _connectors().host_properties()
 
     def run_dir(self) -> str:
-        return connectors.run_dir()
+        return _connectors().run_dir()
 
     # devices a connection made (connectors/) -------------------------------
     def attach(self, connection_info: dict, volume_id: str, read_only: bool, method: str) -> dict:
-        return connectors.attach(connection_info, volume_id, read_only, method)
+        return _connectors().attach(connection_info, volume_id, read_only, method)
 
     def detach(self, device: dict | None, connection_info: dict) -> None:
         if device:
-            connectors.for_device(device).disconnect_volume(device, connection_info)
+            _connectors().for_device(device).disconnect_volume(device, connection_info)
 
     def present(self, device: dict | None) -> bool:
-        return bool(device and device.get("path")) and connectors.for_device(device).check_valid_device(device)
+        return bool(device and device.get("path")) and _connectors().for_device(device).check_valid_device(device)
 
     def size(self, device: dict) -> int | None:
         try:
-            return connectors.for_device(device).size(device)
+            return _connectors().for_device(device).size(device)
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
@@ -74,26 +93,26 @@ class LocalHost:
         return device_users(device["path"]) if device.get("path") else []
 
     def grow(self, device: dict, connection_info: dict, size_bytes: int) -> None:
-        connectors.for_device(device).extend_volume(device, connection_info, size_bytes)
+        _connectors().for_device(device).extend_volume(device, connection_info, size_bytes)
 
     def owns_image(self, device: dict | None) -> bool:
-        return bool(device) and connectors.for_device(device).owns_image(device)
+        return bool(device) and _connectors().for_device(device).owns_image(device)
 
     # what runs here, recorded or not ----------------------------------------
     def bound_loops(self) -> dict[str, str]:
-        return loop.bound_devices()
+        return _loop().bound_devices()
 
     def loop_users(self, device: str) -> list[str]:
         return device_users(device)
 
     def free_loop(self, device: str, path: str) -> None:
-        loop.detach(device, path)
+        _loop().detach(device, path)
 
     def daemon_pid(self, directory: str) -> int | None:
-        return qsd.daemon_pid(directory)
+        return _qsd().daemon_pid(directory)
 
     def stop_daemon(self, directory: str) -> None:
-        qsd.stop({"dir": directory})
+        _qsd().stop({"dir": directory})
 
 
 @dataclasses.dataclass
@@ -122,7 +141,7 @@ def serving(host: LocalHost, driver: Driver, volume_ids: list[str], connections:
     recorded_dirs = {(c.device.get("daemon") or {}).get("dir") for c in mine}
     served: dict[str, str] = {}  # backing file -> volume id
     for volume_id in volume_ids:
-        served[os.path.normpath(qsd.paths(os.path.join(host.run_dir(), volume_id))["export"])] = volume_id
+        served[os.path.normpath(_qsd().paths(os.path.join(host.run_dir(), volume_id))["export"])] = volume_id
         local = driver.local_path(volume_id)
         if local is not None:
             served[os.path.normpath(local)] = volume_id

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
@@ -34,6 +34,7 @@ from .objects import (
     ERROR,
     ERROR_DELETING,
     RESUMED_DELETE,
+    VOLUME,
     RecordSet,
     Snapshot,
     Volume,
@@ -43,10 +44,20 @@ from .objects import (
     now,
     public_view,
 )
-from .persistence.base import Store
 from .transaction import perform, run_task
 
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
+
 STATES = ("present", "absent")
+# driver_data key of a record marked error because its backend object was found missing: the time and
+# the status it had. Such a record is never re-created empty by a re-run (data was expected there).
+MISSING = "missing_on_backend"
+
+
+def is_missing(obj: Any) -> bool:
+    """Whether the record was marked error because its backend object was found missing."""
+    return obj.status == ERROR and MISSING in (obj.driver_data or {})
 
 
 @dataclasses.dataclass
@@ -156,6 +167,8 @@ class Resource(Handler):
 
     kind: ClassVar[str] = ""
     claims_backend = True
+    # A task with nothing to do checks its object on the backend where the module runs (check_on_backend).
+    noop_checks_backend = True
     # step name -> Action; each kind declares its own.
     ACTIONS: ClassVar[dict[str, Action]] = {}
 
@@ -253,6 +266,38 @@ class Resource(Handler):
         if not steps:
             return Plan([], self.view(existing), self.view(existing))
         return Plan(steps, self.view(existing), self.view(target))
+
+    # the backend's truth --------------------------------------------------
+    def verifies_backend(self) -> bool:
+        """Whether this plan checks the task's object on the backend: where the module runs, with a
+        driver that can tell (docs/performance.md: `blockstore_noop_answer`)."""
+        return self.on_host and self.driver is not None and self.driver.can_verify
+
+    def check_on_backend(self, existing: Volume | Snapshot, target: Volume | Snapshot,
+                         found: dict) -> list[str]:
+        """The record-only changes a stable or missing-marked record needs once its object was inspected
+        (`found`: Driver.inspect_volume's shape); raises, with the record marked error, when it is gone."""
+        if not found["exists"]:
+            if not is_missing(existing):
+                marked = copy.deepcopy(existing)
+                marked.driver_data = dict(marked.driver_data or {},
+                                          **{MISSING: {"since": now(), "status": existing.status}})
+                marked.status = ERROR
+                marked.updated_at = now()
+                self.records.put(marked)
+            again = "empty" if self.kind == VOLUME else "of its volume as it is now"
+            raise Conflict(
+                f"{self.kind} {existing.name!r} ({existing.id}) on backend {self.records.backend!r}: "
+                f"{found['object']} is missing from the backend (removed outside the collection?); its record is "
+                f"marked error and nothing was created in its place. To recover: put the object back and run the "
+                f"task again, or remove the record with state: absent and create the {self.kind} again "
+                f"({again})")
+        if is_missing(existing):
+            restored = existing.driver_data[MISSING].get("status") or AVAILABLE
+            target.status = restored
+            target.driver_data = {k: v for k, v in existing.driver_data.items() if k != MISSING}
+            return [f"{found['object']} is on the backend again, status {restored}"]
+        return []
 
     # execution ----------------------------------------------------------
     def execute(self, plan: Plan, driver: Driver) -> None:

@@ -9,16 +9,18 @@ sent (and the driver, for storage_backend_info); storage_host_info needs neither
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import drift
 from .drivers.base import Driver
 from .errors import InvalidParameter
 from .handler import Handler, Task
 from .objects import SNAPSHOT, VOLUME, VOLUME_STATUSES, RecordSet, public_view
-from .persistence.base import Store
 from .plan import by_ref, check_id
 from .volumes import VolumeResource
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 # Above this many volumes one query for all snapshots beats one per volume.
 _PER_VOLUME_QUERY_LIMIT = 20

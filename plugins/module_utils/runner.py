@@ -16,15 +16,14 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from .backend_env import fill_secrets_from_env
-from .backends_file import ENV_BACKENDS_FILE, resolve_backend
 from .drivers import build_driver, driver_class
 from .errors import BlockstoreError
 from .handler import Handler, Task, dispatch
-from .persistence import open_store, split_plugin_options
-from .persistence.plugins import secret_values
-from .sealing import Sealer
 
+# The stores, the backends file and the sealing of secrets are imported where they are used: sent its
+# records by the action plugin, a module needs none of them (AnsiballZ compiles what is imported, on
+# every run; docs/performance.md).
+ENV_BACKENDS_FILE = "BLOCKSTORE_BACKENDS_FILE"  # backends_file.ENV_BACKENDS_FILE, checked by a unit test
 INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key", "_blockstore_owner")
 COMMON_SPEC = {
     # Not required here: a linter checking tasks against this spec cannot see module_defaults;
@@ -70,7 +69,10 @@ class BlockstoreModule(AnsibleModule):
     def _load_params(self) -> None:
         super()._load_params()
         self.internal = {key: self.params.pop(key, None) for key in INTERNAL_ARGS}
-        self.params["persistence"], self.store_options = split_plugin_options(self.params.get("persistence"))
+        self.store_options = {}
+        if self.params.get("persistence") is not None:  # the action plugin sends none
+            from .persistence import split_plugin_options
+            self.params["persistence"], self.store_options = split_plugin_options(self.params["persistence"])
         # Checked on the arguments as given, before validation stringifies them.
         self.refused = non_text_option(self.argument_spec, self.params)
         # AnsibleModule logs "Invoked with ..." (syslog or journal of the target host) at the end of
@@ -113,22 +115,27 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
     if key:
         module.no_log_values.add(key)
     if module.store_options:
+        from .persistence.plugins import secret_values
         module.no_log_values.update(secret_values(module.params["persistence"]["storage"], module.store_options,
                                                   os.environ))
     params = dict(module.params)
     backends_file = params.pop("backends_file", None)
-    if handler.needs_backend:
+    if handler.needs_backend and records is None:
         # Sent by the action plugin already resolved (secrets from the controller's environment
-        # included); resolved here when the module runs alone.
+        # included) with the records; resolved here for a handler sent none, or a module run alone.
+        from .backend_env import fill_secrets_from_env
+        from .backends_file import resolve_backend
         try:
-            params["backend"] = resolve_backend(params["backend"], backends_file)
-            if records is None:
-                params["backend"] = fill_secrets_from_env(params["backend"], os.environ)
+            params["backend"] = fill_secrets_from_env(resolve_backend(params["backend"], backends_file), os.environ)
         except BlockstoreError as exc:
             module.fail_json(msg=str(exc), option=exc.option)
     hide_backend_secrets(module, params["backend"])
+    sealer = None
+    if key:
+        from .sealing import Sealer
+        sealer = Sealer(key=key)
     task = Task(params, module.check_mode, records=records, new_ids=module.internal["_blockstore_ids"] or [],
-                sealer=Sealer(key=key) if key else None)
+                sealer=sealer)
     store = None
     try:
         if handler.needs_backend:
@@ -137,6 +144,7 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
             task.driver.owner = module.internal["_blockstore_owner"]
         if records is None and handler.needs_store:
             # Run without the action plugin: the store is opened (and closed) here.
+            from .persistence import open_store
             store = open_store({**params["persistence"], **module.store_options})
         result, changes = dispatch(handler, task, store=store)
     except BlockstoreError as exc:

@@ -10,14 +10,16 @@ has (`SnapshotResource.ACTIONS`) and how each runs on the driver.
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
-from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, half_made, made_from_source, store_target
+from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 
 # steps (the table is SnapshotResource.ACTIONS) ---------------------------------
@@ -101,7 +103,10 @@ class SnapshotResource(Resource):
                                "backend", "name")
         target = copy.deepcopy(existing)
         steps: list[Step] = []
-        if existing.status in (CREATING, ERROR):
+        checked = []
+        if self.verifies_backend() and (existing.status == AVAILABLE or is_missing(existing)):
+            checked = self.check_on_backend(existing, target, self.driver.inspect_snapshot(existing))
+        if existing.status in (CREATING, ERROR) and not is_missing(existing):
             volume = self.records.get(VOLUME, existing.volume_id)
             if volume is None:
                 raise Conflict(f"snapshot {existing.name!r} was left in status {existing.status} and its "
@@ -111,5 +116,5 @@ class SnapshotResource(Resource):
             holder = self.records.lookup(SNAPSHOT, name, "name", required=False)
             if holder is not None:
                 raise Conflict(f"name: {name!r} already names snapshot {holder.id}", "name")
-        changes = self._plan_updates(existing, target, name)
+        changes = checked + self._plan_updates(existing, target, name)
         return self._finish(existing, target, steps, changes)

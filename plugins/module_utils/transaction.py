@@ -12,12 +12,14 @@ engine can call down into it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .drivers.base import Driver
 from .errors import BlockstoreError, NotFound, StateStoreError
 from .objects import RecordSet
-from .persistence.base import Store, refuse_id_clash
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 # An executor takes (records, new ids) and returns (result, changes); changes is
 # None when the outcome is unknown (the module process died).
@@ -62,7 +64,8 @@ def perform(resource_cls: Any, driver: Driver, params: dict, records: list[dict]
             driver.check_setup()
             resource.execute(plan, driver)
     except BlockstoreError as exc:
-        exc.changes = resource.records.changes()
+        # Check mode stores nothing, not even a record found wrong on the backend.
+        exc.changes = {"upserts": [], "deletes": []} if check_mode else resource.records.changes()
         note_check_mode(exc, check_mode)
         raise
     return resource.result(plan), resource.records.changes()
@@ -105,6 +108,8 @@ def _run_locked(store: Store, resource: Any, records: list[dict], check_mode: bo
         # result: nothing to write, nothing to do on the host.
         return answer_noop(resource.result(plan))
     new_ids = plan.new_ids()
+    from .persistence.base import refuse_id_clash  # the store side only: not imported where the module runs
+
     # An id given by the user may be another object's, of any kind or backend: refused here so that check
     # mode says so too (the store refuses such an upsert again, under its own lock).
     for record in plan.pending():

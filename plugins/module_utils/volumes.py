@@ -12,7 +12,7 @@ deleted only with `force`, after its devices on this host and its exports are re
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
@@ -34,9 +34,11 @@ from .objects import (
     is_interrupted,
     public_view,
 )
-from .persistence.base import Store
-from .plan import Action, Plan, Resource, Step, by_ref, half_made, made_from_source, store_target
-from .units import parse_size
+from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+from .units import GiB, parse_size
+
+if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
+    from .persistence.base import Store
 
 
 # steps (the table is VolumeResource.ACTIONS) -----------------------------------
@@ -227,16 +229,19 @@ class VolumeResource(Resource):
         self._refuse_half_deleted(existing)
         target = copy.deepcopy(existing)
         steps: list[Step] = []
-        if existing.status in (CREATING, ERROR):
+        grow, checked = None, []
+        if self.verifies_backend() and (existing.status in (AVAILABLE, IN_USE) or is_missing(existing)):
+            grow, checked = self._check_image(existing, target, size)
+        if existing.status in (CREATING, ERROR) and not is_missing(existing):
             # Left by an interrupted or failed run: redo the create, same id.
             action, source = self._recorded_source(existing)
             target.size = max(existing.size, size or 0)
             steps.append(Step(action, target, source, message=f"finish creating volume {existing.name!r}"))
-        elif existing.status == EXTENDING or (size is not None and size > existing.size):
+        elif existing.status == EXTENDING or grow or (size is not None and size > existing.size):
             target.size = max(existing.size, size or 0)
-            target.status = AVAILABLE if existing.status == EXTENDING else existing.status
-            steps.append(Step("extend", target, message=f"extend volume {existing.name!r} from "
-                              f"{existing.size} to {target.size} GiB"))
+            target.status = AVAILABLE if existing.status == EXTENDING else target.status
+            steps.append(Step("extend", target, message=grow if grow and target.size == existing.size else
+                              f"extend volume {existing.name!r} from {existing.size} to {target.size} GiB"))
         elif size is not None and size < existing.size:
             raise Conflict(f"size: volume {existing.name!r} is {existing.size} GiB; volumes only grow, "
                            f"so {size} GiB is refused (shrinking would lose data)", "size")
@@ -244,7 +249,7 @@ class VolumeResource(Resource):
             holder = self.records.lookup(VOLUME, name, "name", required=False)
             if holder is not None:
                 raise Conflict(f"name: {name!r} already names volume {holder.id}", "name")
-        changes = self._plan_updates(existing, target, name)
+        changes = checked + self._plan_updates(existing, target, name)
         multiattach = self.params.get("multiattach")
         if multiattach is not None and bool(multiattach) != existing.multiattach:
             hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id) if c.host})
@@ -254,6 +259,29 @@ class VolumeResource(Resource):
             target.multiattach = bool(multiattach)
             changes.append(f"set multiattach {str(target.multiattach).lower()}")
         return self._finish(existing, target, steps, changes)
+
+    def _check_image(self, existing: Volume, target: Volume, size: int | None) -> tuple[str | None, list[str]]:
+        """The volume's image checked on the backend: (the message of the step growing it back to its
+        record's size, or None; record-only changes). An image gone, replaced or grown is refused."""
+        found = self.driver.inspect_volume(existing)
+        checked = self.check_on_backend(existing, target, found)
+        recorded = (existing.driver_data or {}).get("format")
+        if found.get("format") and recorded and found["format"] != recorded:
+            raise Conflict(f"volume {existing.name!r} ({existing.id}): {found['object']} is not the {recorded} image "
+                           "its record says (replaced outside the collection?); nothing was changed. Put the "
+                           f"{recorded} image back, or remove the record with state: absent")
+        actual = found.get("size")
+        if actual is None:
+            return None, checked
+        if actual > max(existing.size, size or 0) * GiB:
+            raise Conflict(f"size: volume {existing.name!r} ({existing.id}) is {actual} bytes on the backend "
+                           f"({found['object']}) but {existing.size} GiB in its record: it was grown outside the "
+                           "collection. Volumes do not shrink, so nothing was changed; give size: "
+                           f"{-(-actual // GiB)} or more to keep it at that size", "size")
+        if actual < existing.size * GiB:
+            return (f"grow {found['object']} back to the {existing.size} GiB of its record: it is {actual} bytes "
+                    "on the backend (shrunk outside the collection)"), checked
+        return None, checked
 
     def _plan_force_disconnect(self, volume: Volume, connections: list[Connection]) -> list[Step]:
         """Steps that remove a volume's connections before it is deleted, or a clear refusal."""

@@ -22,12 +22,10 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
-from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
-from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     backend_secret_values,
     full_spec,
@@ -36,8 +34,14 @@ from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
 
 COLLECTION = "blockstore.storage"
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
-# has nothing to do: the task then also fails when the host cannot be reached.
+# has nothing to do, for every module (the info modules too): the task then also fails when the
+# host cannot be reached.
 ALWAYS_RUN_MODULE_VAR = "blockstore_always_run_module"
+# How a storage_volume/storage_snapshot task with nothing to do is answered: `backend` (the default)
+# runs the module, which checks the object on the backend; `store` answers from the records alone,
+# without the host (fast, but blind to what changed on the backend: docs/performance.md).
+NOOP_ANSWER_VAR = "blockstore_noop_answer"
+NOOP_ANSWERS = ("backend", "store")
 
 
 def _failure(msg: str, option: str | None = None) -> dict:
@@ -67,26 +71,57 @@ def _strip_internal(result: dict) -> dict:
     return result
 
 
+def noop_answer(action, task_vars: dict) -> str:
+    """The task's `blockstore_noop_answer`, checked: one of NOOP_ANSWERS."""
+    value = task_vars.get(NOOP_ANSWER_VAR, NOOP_ANSWERS[0])
+    if isinstance(value, str):
+        value = action._templar.template(value)
+    if value not in NOOP_ANSWERS:
+        raise InvalidParameter(f"{NOOP_ANSWER_VAR}: {value!r} is not one of {', '.join(NOOP_ANSWERS)} (a variable: "
+                               "how a storage_volume or storage_snapshot task with nothing to do is answered)",
+                               NOOP_ANSWER_VAR)
+    return value
+
+
 def answers_noop_here(action, task_vars: dict, handler: type, validated: object) -> bool:
     """Whether a task with nothing to do is answered here, without shipping the module.
 
-    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`), and
-    only when the module's result would hold nothing this side cannot make: no `invocation`
-    (ansible-core < 2.21 always adds it, later ones when INJECT_INVOCATION is on) and no
-    warnings about aliases or deprecated options. docs/performance.md explains the choice.
+    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`); for those
+    whose module checks the object on the backend (`noop_checks_backend`), only when the task opts
+    in with `blockstore_noop_answer: store`; and only when the module's result would hold nothing
+    this side cannot make: no `invocation` (ansible-core < 2.21 always adds it, later ones when
+    INJECT_INVOCATION is on) and no warnings about aliases or deprecated options.
+    docs/performance.md explains the choice.
     """
     if not handler.noop_on_controller:
         return False
+    answer = noop_answer(action, task_vars)
     always = task_vars.get(ALWAYS_RUN_MODULE_VAR, False)
     if isinstance(always, str):
         always = action._templar.template(always)
     if boolean(always, strict=False):
+        return False
+    if handler.noop_checks_backend and answer != "store":
         return False
     try:
         inject_invocation = C.config.get_config_value("INJECT_INVOCATION", variables=task_vars)
     except AnsibleError:  # ansible-core before 2.21: modules always return their invocation
         inject_invocation = True
     return not inject_invocation and not validated._warnings and not validated._deprecations
+
+
+def task_backend(params: dict) -> object:
+    """The task's `backend`, resolved through the backends file when it names a section.
+
+    An inline backend (a dict with its `driver`, no `section`, no backends file) is what
+    resolve_backend returns unchanged: backends_file.py is then not imported. Ansible compiles
+    the collection's code again in the worker of every task (docs/performance.md)."""
+    backend = params["backend"]
+    if isinstance(backend, dict) and "driver" in backend and "section" not in backend \
+            and not params.get("backends_file"):
+        return backend
+    from ansible_collections.blockstore.storage.plugins.module_utils.backends_file import resolve_backend
+    return resolve_backend(backend, params.get("backends_file"))
 
 
 def module_result(result: dict, backend: object) -> dict:
@@ -140,7 +175,10 @@ def run_action(action, task_vars: dict) -> dict:
     # A plugin store's own options are validated by its own spec when it is opened; their secret
     # values are masked in everything this task returns, as no_log masks the built-in ones.
     persistence, store_options = split_plugin_options(args.get("persistence"))
-    store_secrets = secret_values(persistence["storage"], store_options, os.environ) if store_options else set()
+    store_secrets = set()
+    if store_options:  # a plugin store's: its module is imported only then
+        from ansible_collections.blockstore.storage.plugins.module_utils.persistence.plugins import secret_values
+        store_secrets = secret_values(persistence["storage"], store_options, os.environ)
     validated = ArgumentSpecValidator(public_spec).validate({**args, "persistence": persistence})
     if validated.error_messages:
         return _hide(_failure(validation_message(validated.errors, module_name)), store_secrets)
@@ -170,7 +208,7 @@ def run_action(action, task_vars: dict) -> dict:
         if handler.needs_backend:
             # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
             module_args["backend"] = fill_secrets_from_env(
-                resolve_backend(params["backend"], params.get("backends_file")), os.environ)
+                task_backend(params), os.environ)
             job.driver = build_driver(module_args["backend"])  # fails on bad options before any write
         if handler.needs_store:
             store = open_store({**(params.get("persistence") or {}), **store_options})

@@ -25,6 +25,9 @@ class Driver:
     # The options that say where the backend's data is (never secret ones): the store keeps their
     # values with the backend's name, and refuses a task whose values differ (backend_identity.py).
     locating_options: ClassVar[Sequence[str]] = ()
+    # Whether inspect_volume/inspect_snapshot can tell the backend's truth (Cinder drivers cannot):
+    # a task with nothing to do checks its object on the backend only then.
+    can_verify: ClassVar[bool] = True
 
     def __init__(self, backend_name: str, conf: dict) -> None:
         self.backend_name = backend_name
@@ -70,6 +73,11 @@ class Driver:
     def volume_exists(self, volume: Volume) -> bool:
         raise NotImplementedError
 
+    def inspect_volume(self, volume: Volume) -> dict:
+        """What the backend holds for `volume`: `object` (how a user finds it: a path, pool/image),
+        `exists`, and where the driver can tell cheaply, `size` (bytes) and `format`."""
+        return {"object": f"volume-{volume.id}", "exists": self.volume_exists(volume)}
+
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         """Optional: make `volume` hold the data of its `snapshot` again, keeping the volume's
         size (volumes only grow). Returns the volume's driver_data."""
@@ -103,6 +111,10 @@ class Driver:
 
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         raise NotImplementedError
+
+    def inspect_snapshot(self, snapshot: Snapshot) -> dict:
+        """As inspect_volume, for a snapshot: `object` and `exists`."""
+        return {"object": f"snapshot-{snapshot.id}", "exists": self.snapshot_exists(snapshot)}
 
     # connections --------------------------------------------------------
     def initialize_connection(self, volume: Volume, connection: Connection) -> dict:

@@ -180,6 +180,16 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
         self._errors()
         return self._exists(self.volume_image(volume.id))
 
+    def inspect_volume(self, volume: Volume) -> dict:
+        name = self.volume_image(volume.id)
+        found = {"object": f"{self.pool}/{name}", "exists": False}
+        with self._failing(f"reading image {name}"):
+            try:
+                with self._image(name, read_only=True) as image:
+                    return dict(found, exists=True, size=image.size())
+            except self._rbd.ImageNotFound:
+                return found
+
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)

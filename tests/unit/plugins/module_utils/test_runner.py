@@ -36,3 +36,9 @@ def test_missing_backend_is_refused_naming_module_defaults(tmp_path):
                                            "persistence": {"storage": "file", "path": str(state)}}, tmp_path)
     assert result.get("failed") is not True, result
     assert result["changed"] is True
+
+
+def test_the_backends_file_variable_is_the_one_backends_file_reads():
+    # runner.py keeps its own copy of the name so that a module sent its records never imports backends_file.
+    from ansible_collections.blockstore.storage.plugins.module_utils import backends_file, runner
+    assert runner.ENV_BACKENDS_FILE == backends_file.ENV_BACKENDS_FILE

@@ -96,7 +96,9 @@ def test_a_failing_create_leaves_the_store_as_before(store, tmp_path):
 def test_a_failing_extend_leaves_the_store_as_before(store, driver):
     volume = run(store, driver, name="data1", size=1)["volume"]
     before = store.all_records()
-    os.unlink(os.path.join(driver.path, f"volume-{volume['id']}"))  # the storage fails under us
+    path = os.path.join(driver.path, f"volume-{volume['id']}")
+    os.unlink(path)
+    os.mkdir(path)  # the storage fails under us: growing a directory fails, even for root
     with pytest.raises(DriverError):
         run(store, driver, name="data1", size=2)
     assert store.all_records() == before

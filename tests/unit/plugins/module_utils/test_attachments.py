@@ -409,3 +409,20 @@ def test_a_device_attached_on_another_host_is_detached_only_there(lab):
     with pytest.raises(Conflict, match="attached on peer as /dev/loop7; run this task on that host to detach it"):
         lab.run(volume="shared", state="detached", connector=PEER)
     assert lab.store.all_records() == before
+
+
+def test_volume_info_lists_each_connection_of_a_volume_without_secrets(lab):
+    from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
+    lab.run(volume="shared")
+    lab.run(volume="shared", state="connected", connector=dict(PEER, password="not-a-connector-field"))
+    shown = lab.run(handler=VolumeInfo, name="shared")["volumes"][0]["connections"]
+    assert [(c["host"], c["status"]) for c in shown] == [("here", "attached"), ("peer", "connected")]
+    assert shown[0]["device"] == {"path": "/dev/loop0", "type": "block", "method": "userspace", "protocol": "iscsi"}
+    assert shown[1]["device"] is None
+    assert shown[1]["connector"] == {"host": "peer", "initiator": PEER["initiator"]}
+    assert {c["id"] for c in shown} == {c["id"] for c in lab.connections()}
+    text = json.dumps(shown)
+    assert "pw-here" not in text and "pw-peer" not in text and "not-a-connector-field" not in text
+    assert "auth_username" not in text and "sealed:" not in text
+    # A volume nobody is connected to lists none.
+    assert lab.run(handler=VolumeInfo, name="v1")["volumes"][0]["connections"] == []

@@ -33,6 +33,10 @@ class FakeDriver(Driver):
         super().__init__("lab", {})
         self.exports: dict[str, str] = {}
         self.fail_connect = False
+        self.setups = 0  # check_setup calls: on a file backend it creates the backend's directory
+
+    def check_setup(self):
+        self.setups += 1
 
     def initialize_connection(self, volume, connection):
         if self.fail_connect:
@@ -426,3 +430,18 @@ def test_volume_info_lists_each_connection_of_a_volume_without_secrets(lab):
     assert "auth_username" not in text and "sealed:" not in text
     # A volume nobody is connected to lists none.
     assert lab.run(handler=VolumeInfo, name="v1")["volumes"][0]["connections"] == []
+
+
+def test_a_consumer_touches_only_what_it_attaches_not_the_backend(lab):
+    # Exported to this host (as from the storage host): the backend is set up for the export.
+    lab.run(volume="v1", state="connected", connector=HERE)
+    assert lab.driver.setups == 1
+    lab.driver.setups = 0
+    # Attached, the device removed, attached again: host-side steps only, the backend is not set up here.
+    assert lab.run(volume="v1")["changed"]
+    assert lab.run(volume="v1", state="connected")["changed"]
+    assert lab.run(volume="v1")["changed"]
+    assert lab.driver.setups == 0 and lab.host.devices
+    # Removing the export is backend work again.
+    lab.run(volume="v1", state="detached")
+    assert lab.driver.setups == 1 and not lab.driver.exports

@@ -16,7 +16,7 @@ from .attachments import device_view
 from .drivers.base import Driver
 from .errors import InvalidParameter
 from .handler import Handler, Task
-from .objects import CONNECTION, SNAPSHOT, VOLUME, VOLUME_STATUSES, Connection, RecordSet, public_view
+from .objects import CONNECTION, SNAPSHOT, VOLUME, VOLUME_STATUSES, Connection, RecordSet, Volume, public_view
 from .persistence.base import Store
 from .plan import by_ref, check_id
 from .volumes import VolumeResource
@@ -73,9 +73,13 @@ class VolumeInfo(Query):
         volumes = sorted(records.find(VOLUME, name=params.get("name"), status=params.get("status")),
                          key=lambda v: (v.name, v.id))
         volume_id = _filter(params, "id")
-        return [dict(viewer.view(v), connections=[connection_summary(c) for c in sorted(
-                    records.find(CONNECTION, volume_id=v.id), key=lambda c: (c.host, c.id))])
+        return [dict(viewer.view(v), connections=cls.connections(records, v))
                 for v in volumes if volume_id in (None, v.id)]
+
+    @staticmethod
+    def connections(records: RecordSet, volume: Volume) -> list[dict]:
+        return [connection_summary(c) for c in sorted(records.find(CONNECTION, volume_id=volume.id),
+                                                      key=lambda c: (c.host, c.id))]
 
 
 def connection_summary(conn: Connection) -> dict:

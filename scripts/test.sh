@@ -54,9 +54,11 @@ record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
   done < <(grep -E '^WARNING: (Skipping|All targets skipped)' "$2" | sed 's/^WARNING: //' | sort -u)
 }
 
-# What a test could leave running or mounted; compared before and after a whole run (a test stops what it starts).
+# What a test could leave running or mounted; compared before and after a whole run (a test stops what it starts):
+# daemons, loop devices, FUSE mounts, and the multi-host lab's sshd and network namespaces.
 machine_state() {
-  { pgrep -a -x tgtd; pgrep -a -x redis-server; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts; } \
+  { pgrep -a -x tgtd; pgrep -a -x redis-server; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts;
+    pgrep -a -x sshd; ip netns list; } \
     2>/dev/null | sort
 }
 [ "$what" = all ] && machine_state >"${TMPDIR:-/tmp}/blockstore-machine-before.$$"

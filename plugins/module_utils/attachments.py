@@ -165,11 +165,11 @@ class AttachmentResource(Resource):
     makes_secrets = True
     ACTIONS: ClassVar[dict[str, Action]] = {
         CONNECT: Action(_connect),
-        ATTACH: Action(_attach),
-        GROW: Action(_grow),
-        DETACH_DEVICE: Action(_detach_device),
+        ATTACH: Action(_attach, host_only=True),
+        GROW: Action(_grow, host_only=True),
+        DETACH_DEVICE: Action(_detach_device, host_only=True),
         DISCONNECT: Action(_disconnect, deletes=True),
-        VOLUME_STATUS: Action(_volume_status),
+        VOLUME_STATUS: Action(_volume_status, host_only=True),
         FORGET: Action(_forget, deletes=True),
     }
 

@@ -80,6 +80,9 @@ class Action:
     undo: Callable[[Driver, Any], None] | None = None
     # The target's record goes when the step succeeds; a failed one is kept as error_deleting (error: connections).
     deletes: bool = False
+    # The step works on this host's devices or on records only: the backend is not set up for it
+    # (Driver.check_setup would create a file backend's directory on a consumer host).
+    host_only: bool = False
 
 
 def store_target(resource: Resource, step: Step, driver: Driver) -> None:
@@ -213,6 +216,10 @@ class Resource(Handler):
 
     def make_plan(self) -> Plan:
         raise NotImplementedError
+
+    def needs_backend_setup(self, plan: Plan) -> bool:
+        """Whether a step of `plan` works on the backend (so the backend is set up and checked first)."""
+        return any(not self.ACTIONS[step.action].host_only for step in plan.steps)
 
     def view(self, obj: Any) -> dict:
         return public_view(obj) or {}

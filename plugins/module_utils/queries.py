@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import drift
+from .attachments import device_view
 from .drivers.base import Driver
 from .errors import InvalidParameter
 from .handler import Handler, Task
-from .objects import SNAPSHOT, VOLUME, VOLUME_STATUSES, RecordSet, public_view
+from .objects import CONNECTION, SNAPSHOT, VOLUME, VOLUME_STATUSES, Connection, RecordSet, Volume, public_view
 from .plan import by_ref, check_id
 from .volumes import VolumeResource
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/per
 
 # Above this many volumes one query for all snapshots beats one per volume.
 _PER_VOLUME_QUERY_LIMIT = 20
+# What storage_volume_info shows of a connection's connector: who the host is, nothing more (a
+# connector is os-brick's free-form dict; only these keys are known to hold no secret).
+CONNECTOR_SUMMARY = ("host", "ip", "initiator", "nqn", "wwpns", "wwnns", "platform", "os_type", "multipath")
 
 
 class Query(Handler):
@@ -61,8 +65,9 @@ class VolumeInfo(Query):
             raise InvalidParameter(f"status: {status!r} is not one of {', '.join(VOLUME_STATUSES)}", "status")
         volumes = store.find(backend, VOLUME, name=_filter(params, "name"), id=_filter(params, "id"), status=status)
         if len(volumes) > _PER_VOLUME_QUERY_LIMIT:
-            return volumes + store.find(backend, SNAPSHOT)
-        return volumes + [s for v in volumes for s in store.find(backend, SNAPSHOT, volume_id=v["id"])]
+            return volumes + store.find(backend, SNAPSHOT) + store.find(backend, CONNECTION)
+        return volumes + [r for v in volumes for kind in (SNAPSHOT, CONNECTION)
+                          for r in store.find(backend, kind, volume_id=v["id"])]
 
     @classmethod
     def answer(cls, records: RecordSet, params: dict, driver: Driver) -> list[dict]:
@@ -70,7 +75,21 @@ class VolumeInfo(Query):
         volumes = sorted(records.find(VOLUME, name=params.get("name"), status=params.get("status")),
                          key=lambda v: (v.name, v.id))
         volume_id = _filter(params, "id")
-        return [viewer.view(v) for v in volumes if volume_id in (None, v.id)]
+        return [dict(viewer.view(v), connections=cls.connections(records, v))
+                for v in volumes if volume_id in (None, v.id)]
+
+    @staticmethod
+    def connections(records: RecordSet, volume: Volume) -> list[dict]:
+        return [connection_summary(c) for c in sorted(records.find(CONNECTION, volume_id=volume.id),
+                                                      key=lambda c: (c.host, c.id))]
+
+
+def connection_summary(conn: Connection) -> dict:
+    """A connection as storage_volume_info lists it: whose it is and what it made, never its
+    connection_info (credentials) - so a host that is gone can still be found by its connector."""
+    return {"id": conn.id, "host": conn.host, "status": conn.status, "mode": conn.mode,
+            "connector": {k: conn.connector[k] for k in CONNECTOR_SUMMARY if k in (conn.connector or {})},
+            "device": device_view(conn.device), "created_at": conn.created_at, "updated_at": conn.updated_at}
 
 
 class SnapshotInfo(Query):

@@ -61,7 +61,8 @@ def perform(resource_cls: Any, driver: Driver, params: dict, records: list[dict]
         resource.prepare()
         plan = resource.plan()
         if plan.changed and not check_mode:
-            driver.check_setup()
+            if resource.needs_backend_setup(plan):
+                driver.check_setup()
             resource.execute(plan, driver)
     except BlockstoreError as exc:
         # Check mode stores nothing, not even a record found wrong on the backend.

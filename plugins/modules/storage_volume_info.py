@@ -61,10 +61,40 @@ RETURN = r'''
 volumes:
   description:
     - The matching volumes, sorted by name.
-    - Same fields as RV(blockstore.storage.storage_volume#module:volume).
+    - Same fields as RV(blockstore.storage.storage_volume#module:volume), and RV(volumes[].connections).
   returned: always
   type: list
   elements: dict
+  contains:
+    connections:
+      description:
+        - The volume's connections, one per host it is exported to, sorted by host, as the store keeps them
+          (cinderlib's C(volume.connections)), so that the connector of a host that is gone can still be found.
+        - Never the connection's credentials (C(connection_info)); see
+          RV(blockstore.storage.storage_attachment#module:attachment) on the host itself for those, masked.
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        id: {description: The connection's id., type: str, returned: always}
+        host: {description: The host the volume is exported to., type: str, returned: always}
+        status:
+          description: C(connected), C(attached), or C(attaching), C(connecting), C(detaching) while (or after) a
+            task on it ran.
+          type: str
+          returned: always
+        mode: {description: C(rw) or C(ro)., type: str, returned: always}
+        connector:
+          description: Who the host is - the keys C(host), C(ip), C(initiator), C(nqn), C(wwpns), C(wwnns),
+            C(platform), C(os_type) and C(multipath) of its connector properties, those it has.
+          type: dict
+          returned: always
+        device:
+          description: The block device the host made of it (C(path), C(type), C(method), C(protocol)), or null.
+          type: dict
+          returned: always
+        created_at: {description: When the connection was made (UTC ISO 8601 time)., type: str, returned: always}
+        updated_at: {description: When it last changed (UTC ISO 8601 time)., type: str, returned: always}
 '''
 
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import VOLUME_STATUSES

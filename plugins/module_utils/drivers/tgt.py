@@ -18,6 +18,7 @@ import fcntl
 import os
 import re
 import shutil
+import socket
 import time
 from typing import Iterator
 
@@ -50,7 +51,10 @@ class Tgt:
         if check and proc.returncode:
             reason = (proc.stderr or proc.stdout).strip()
             if "tgt daemon" in reason or "not connected" in reason:
-                reason += (f" (is tgtd running with control port {self.control_port}? start it with "
+                # The export runs where the task runs: on a consumer host there is no tgtd to reach.
+                reason += (f" (is tgtd running on this host ({socket.gethostname()}) with control port "
+                           f"{self.control_port}? The export is made where the task runs: run the task on the host "
+                           "that serves the backend (delegate_to), or start tgtd here with "
                            f"'tgtd -C {self.control_port} --iscsi portal=IP:PORT')")
             shown = [a for a in args if a != "--password"]
             raise DriverError(f"file driver: tgtadm {' '.join(shown[:4])} failed: {reason}")

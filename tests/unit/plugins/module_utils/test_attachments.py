@@ -33,6 +33,10 @@ class FakeDriver(Driver):
         super().__init__("lab", {})
         self.exports: dict[str, str] = {}
         self.fail_connect = False
+        self.setups = 0  # check_setup calls: on a file backend it creates the backend's directory
+
+    def check_setup(self):
+        self.setups += 1
 
     def initialize_connection(self, volume, connection):
         if self.fail_connect:
@@ -409,3 +413,35 @@ def test_a_device_attached_on_another_host_is_detached_only_there(lab):
     with pytest.raises(Conflict, match="attached on peer as /dev/loop7; run this task on that host to detach it"):
         lab.run(volume="shared", state="detached", connector=PEER)
     assert lab.store.all_records() == before
+
+
+def test_volume_info_lists_each_connection_of_a_volume_without_secrets(lab):
+    from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
+    lab.run(volume="shared")
+    lab.run(volume="shared", state="connected", connector=dict(PEER, password="not-a-connector-field"))
+    shown = lab.run(handler=VolumeInfo, name="shared")["volumes"][0]["connections"]
+    assert [(c["host"], c["status"]) for c in shown] == [("here", "attached"), ("peer", "connected")]
+    assert shown[0]["device"] == {"path": "/dev/loop0", "type": "block", "method": "userspace", "protocol": "iscsi"}
+    assert shown[1]["device"] is None
+    assert shown[1]["connector"] == {"host": "peer", "initiator": PEER["initiator"]}
+    assert {c["id"] for c in shown} == {c["id"] for c in lab.connections()}
+    text = json.dumps(shown)
+    assert "pw-here" not in text and "pw-peer" not in text and "not-a-connector-field" not in text
+    assert "auth_username" not in text and "sealed:" not in text
+    # A volume nobody is connected to lists none.
+    assert lab.run(handler=VolumeInfo, name="v1")["volumes"][0]["connections"] == []
+
+
+def test_a_consumer_touches_only_what_it_attaches_not_the_backend(lab):
+    # Exported to this host (as from the storage host): the backend is set up for the export.
+    lab.run(volume="v1", state="connected", connector=HERE)
+    assert lab.driver.setups == 1
+    lab.driver.setups = 0
+    # Attached, the device removed, attached again: host-side steps only, the backend is not set up here.
+    assert lab.run(volume="v1")["changed"]
+    assert lab.run(volume="v1", state="connected")["changed"]
+    assert lab.run(volume="v1")["changed"]
+    assert lab.driver.setups == 0 and lab.host.devices
+    # Removing the export is backend work again.
+    lab.run(volume="v1", state="detached")
+    assert lab.driver.setups == 1 and not lab.driver.exports

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import connectors
@@ -12,6 +14,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.connectors impo
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.tgt import Tgt
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
     Conflict,
+    DriverError,
     InvalidParameter,
     MissingDependency,
 )
@@ -151,3 +154,19 @@ def test_tgt_show_is_parsed(monkeypatch):
         "tid": 1, "acl": ["iqn.1994-05.com.example:a", "iqn.1994-05.com.example:b"],
         "accounts": ["bs0001", "bs0002"], "backing": ["/srv/volumes/volume-a"]}
     assert targets["iqn.2010-10.org.blockstore:volume-b"] == {"tid": 3, "acl": [], "accounts": [], "backing": []}
+
+
+def test_a_tgtd_out_of_reach_is_explained_with_the_host_the_export_ran_on(monkeypatch, tmp_path):
+    # tgtadm's own words when no tgtd listens on the control port (the export ran on a consumer host).
+    fake = tmp_path / "tgtadm"
+    fake.write_text("#!/bin/sh\necho 'tgtadm: failed to send request hdr to tgt daemon, Transport endpoint is not "
+                    "connected' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(DriverError) as caught:
+        Tgt(7).check()
+    message = str(caught.value)
+    assert "Transport endpoint is not connected" in message
+    assert f"on this host ({socket.gethostname()})" in message
+    assert "run the task on the host that serves the backend (delegate_to)" in message
+    assert "tgtd -C 7 --iscsi portal=IP:PORT" in message

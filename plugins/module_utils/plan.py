@@ -69,6 +69,9 @@ class Action:
     undo: Callable[[Driver, Any], None] | None = None
     # The target's record goes when the step succeeds; a failed one is kept as error_deleting (error: connections).
     deletes: bool = False
+    # A failed step may have half changed the data (a revert): its record keeps the pending status, so the
+    # next run redoes the step, instead of going back to a status that would claim the old data.
+    failure_keeps_pending: bool = False
 
 
 def store_target(resource: Resource, step: Step, driver: Driver) -> None:
@@ -275,6 +278,9 @@ class Resource(Handler):
                 self.records.remove(step.target)
         elif action.deletes:
             step.target.status = ERROR if step.target.kind == CONNECTION else ERROR_DELETING
+            self.records.put(step.target)
+        elif action.failure_keeps_pending:
+            step.target.status = action.pending
             self.records.put(step.target)
         elif before is not None:
             self.records.put(before)

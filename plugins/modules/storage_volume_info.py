@@ -26,7 +26,7 @@ options:
   status:
     description: Only volumes in this status.
     type: str
-    choices: [creating, available, extending, in-use, deleting, error, error_deleting]
+    choices: [creating, available, extending, in-use, deleting, error, error_deleting, reverting]
 seealso:
   - module: blockstore.storage.storage_volume
 '''

@@ -64,7 +64,7 @@ class Driver:
         """Optional: make `volume` hold the data of its `snapshot` again, keeping the volume's
         size (volumes only grow). Returns the volume's driver_data."""
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
-                          "create a new volume from the snapshot instead", "snapshot")
+                          "create a new volume from the snapshot instead", "revert_to")
 
     def local_path(self, volume_id: str) -> str | None:
         """The file on this host that backs the volume, for drivers that keep volumes as local

@@ -74,6 +74,7 @@ class FileDriver(Driver):
         "snapshot": {f.name: f.snapshot_text for f in FORMATS.values()},
         "clone": {f.name: f.clone_text for f in FORMATS.values()},
         "snapshot_delete_with_dependents": {f.name: f.snapshot_delete_text for f in FORMATS.values()},
+        "revert_to_snapshot": {f.name: f.revert_text for f in FORMATS.values()},
         "multiattach": True,
         "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
                              "iscsi": "tgt target per volume, initiator ACL and CHAP per connection; raw only"},
@@ -206,6 +207,17 @@ class FileDriver(Driver):
 
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
+
+    def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        path = self.volume_path(volume)
+        if not os.path.exists(path):
+            raise DriverError(f"file driver: volume image {path} is missing")
+        if not os.path.exists(self.snapshot_path(snapshot)):
+            raise DriverError(f"file driver: snapshot image {self.snapshot_path(snapshot)} is missing", "revert_to")
+        with self.private():
+            self.format_of(volume).revert(volume, snapshot, path)
+        self._share(path)
+        return volume.driver_data
 
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:

@@ -11,7 +11,8 @@ deleted only with `force`, after its devices on this host and its exports are re
 A revert (`revert_to`) makes the volume hold one of its snapshots' data again, in place. It is
 done, and a re-run changes nothing, when the record says the volume was last reverted to that
 snapshot (`reverted_to`) and nothing could have written to it since: no read-write connection
-exists, and a new read-write connection clears `reverted_to` (attachments.py). The record is
+exists (a revert forced under one leaves `reverted_to` empty), and a new read-write connection
+clears it (attachments.py). The record is
 `reverting` while the driver works; a killed or failed revert leaves it so, and the next run
 redoes the revert (the snapshot itself is never written).
 """
@@ -319,7 +320,9 @@ class VolumeResource(Resource):
                            f"so {size} GiB is refused (shrinking would lose data)", "size")
         target.size = max(existing.size, size or 0)
         target.status = IN_USE if self.records.find(CONNECTION, volume_id=existing.id) else AVAILABLE
-        target.reverted_to = snapshot.id
+        # Under a read-write connection, writes can follow at once: the next run reverts again.
+        writable = any(c.mode != "ro" for c in self.records.find(CONNECTION, volume_id=existing.id))
+        target.reverted_to = None if writable else snapshot.id
         grown = f" and grow it to {target.size} GiB" if target.size > existing.size else ""
         again = " again (the last revert did not finish)" if existing.status == REVERTING else ""
         return Step("revert", target, snapshot,

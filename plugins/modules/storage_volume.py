@@ -76,8 +76,9 @@ options:
         and has had no read-write connection since. A new read-write connection
         (M(blockstore.storage.storage_attachment)) clears RV(volume.reverted_to); writes that do not go through
         this collection's connections are not seen.
-      - Refused while the volume is connected read-write, unless O(force=true); then each run reverts again
-        while that connection exists. A qcow2 volume attached on a host is refused even with O(force).
+      - Refused while the volume is connected read-write, unless O(force=true); a revert forced under such a
+        connection leaves RV(volume.reverted_to) null, so every run reverts again, also the first one after
+        the connection is gone. A qcow2 volume attached on a host is refused even with O(force).
       - "The file driver reverts raw volumes by copying the snapshot over the image in place (a reflink where
         the filesystem can) and qcow2 volumes by putting a new empty overlay on the snapshot; rbd rolls the
         image back; the cinder adapter calls the Cinder driver's C(revert_to_snapshot) (a driver without one is

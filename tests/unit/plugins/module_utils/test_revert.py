@@ -103,6 +103,9 @@ def test_a_new_read_write_connection_makes_the_revert_needed_again(lab):
     lab.io("db", "read -P 0x11 0 1M")
     assert lab.volume(name="db", revert_to="before", force=True)["changed"]  # still writable: reverted again
     lab.run(AttachmentResource, volume="db", state="detached", connector={"host": "h1"})
+    lab.io("db", "write -P 0x55 0 1M")  # written before the detach: the next revert must not be skipped
+    assert lab.volume(name="db", revert_to="before")["changed"]
+    lab.io("db", "read -P 0x11 0 1M")
     assert not lab.volume(name="db", revert_to="before")["changed"]
 
 

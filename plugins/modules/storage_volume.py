@@ -69,8 +69,8 @@ options:
     type: bool
   revert_to:
     description:
-      - Name or id of one of the volume's snapshots: revert the volume to it in place, dropping what was written
-        since. The snapshot stays, and so do later snapshots. The volume keeps its size (zeros past the
+      - Name or id of one of the volume's snapshots. The volume is reverted to it in place, dropping what was
+        written since. The snapshot stays, and so do later snapshots. The volume keeps its size (zeros past the
         snapshot's size when it has grown since); with a larger O(size), it also grows.
       - Done, so a re-run changes nothing, when the volume was last reverted to this snapshot (RV(volume.reverted_to))
         and has had no read-write connection since. A new read-write connection

@@ -12,7 +12,6 @@ import subprocess
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
     Conflict,
     DriverError,
@@ -21,28 +20,20 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
-from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
+from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
+from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.test_resources import Lab as ResourceLab
 
 
-class Lab:
+class Lab(ResourceLab):
     def __init__(self, path: str, fmt: str) -> None:
-        self.path, self.format, self.store = path, fmt, MemoryStore()
-        self.driver = build_driver({"name": "lab", "driver": "file", "path": path, "format": fmt})
+        super().__init__(path, fmt, MemoryStore())
 
-    def run(self, handler, check_mode: bool = False, **params) -> dict:
-        def execute(records: list, new_ids: list):
-            return perform(handler, self.driver, params, records, new_ids, check_mode)
-        return run_task(self.store, handler, "lab", params, check_mode, execute)
-
-    def volume(self, **params) -> dict:
-        return self.run(VolumeResource, **params)
-
-    def record(self, name: str) -> dict:
+    def volume_record(self, name: str) -> dict:
         return self.store.find("lab", "volume", name=name)[0]
 
     def io(self, name: str, *ops: str) -> None:
-        path = os.path.join(self.path, f"volume-{self.record(name)['id']}")
+        path = os.path.join(self.path, f"volume-{self.volume_record(name)['id']}")
         args = [a for op in ops for a in ("-c", op)]
         proc = subprocess.run(["qemu-io", "-f", self.format, *args, path], capture_output=True, text=True, check=False)
         assert proc.returncode == 0 and "Pattern verification failed" not in proc.stdout + proc.stderr, proc
@@ -91,7 +82,7 @@ def test_a_new_read_write_connection_makes_the_revert_needed_again(lab):
     assert not lab.volume(name="db", revert_to="before")["changed"]  # read-only: nothing could write
 
     lab.run(AttachmentResource, volume="db", state="connected", connector={"host": "h1"})
-    assert lab.record("db")["reverted_to"] is None
+    assert lab.volume_record("db")["reverted_to"] is None
     refused_state = lab.state()
     with pytest.raises(Conflict, match="connected read-write to h1; detach it first") as caught:
         lab.volume(name="db", revert_to="before")
@@ -136,11 +127,11 @@ def test_a_killed_revert_is_finished_by_the_next_run(lab):
     def killed(records: list, new_ids: list):
         return {}, None  # the module died: the pending record stays
     run_task(lab.store, VolumeResource, "lab", {"name": "db", "revert_to": "before"}, False, killed)
-    left = lab.record("db")
+    left = lab.volume_record("db")
     assert left["status"] == "reverting" and left["reverted_to"]
     finished = lab.volume(name="db")
     assert finished["actions"] == ["revert volume 'db' to snapshot 'before' again (the last revert did not finish)"]
-    assert lab.record("db")["status"] == "available"
+    assert lab.volume_record("db")["status"] == "available"
     lab.io("db", "read -P 0x11 0 1M", "read -P 0 1M 1M")
 
 
@@ -151,7 +142,7 @@ def test_a_failed_revert_stays_reverting_and_another_snapshot_gets_it_out(tmp_pa
     os.unlink(os.path.join(lab.path, f"snapshot-{gone['id']}"))  # removed behind the collection's back
     with pytest.raises(DriverError, match=r"snapshot image .* is missing"):
         lab.volume(name="db", revert_to="before")
-    assert lab.record("db")["status"] == "reverting"  # the data is not known to be the old one any more
+    assert lab.volume_record("db")["status"] == "reverting"  # the data is not known to be the old one any more
     assert lab.volume(name="db", revert_to="later")["changed"]
-    assert lab.record("db")["status"] == "available"
+    assert lab.volume_record("db")["status"] == "available"
     lab.io("db", "read -P 0x22 0 1M", "read -P 0x33 1M 1M")

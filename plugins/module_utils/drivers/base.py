@@ -66,6 +66,11 @@ class Driver:
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
                           "create a new volume from the snapshot instead", "revert_to")
 
+    def allocated_bytes(self, volume: Volume) -> int | None:
+        """Optional: the bytes the volume itself takes on the backend (without what it shares with
+        its snapshots or clones); None when the driver cannot tell or the object is gone."""
+        return None
+
     def local_path(self, volume_id: str) -> str | None:
         """The file on this host that backs the volume, for drivers that keep volumes as local
         files (a loop device may serve it); None for the others."""

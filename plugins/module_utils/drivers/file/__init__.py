@@ -208,6 +208,13 @@ class FileDriver(Driver):
     def volume_exists(self, volume: Volume) -> bool:
         return os.path.exists(self.volume_path(volume))
 
+    def allocated_bytes(self, volume: Volume) -> int | None:
+        # The blocks of the volume's own file: sparse raw; a qcow2 overlay without its frozen backing images.
+        try:
+            return os.stat(self.volume_path(volume)).st_blocks * 512
+        except FileNotFoundError:
+            return None
+
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         path = self.volume_path(volume)
         if not os.path.exists(path):

@@ -12,15 +12,13 @@ an attachment is a connection whose host also made a local block device of it
              host), without a local device (one made here before is removed)
   detached   no device and no connection for that host
 
-Host facts (this host's name and connector properties, whether a recorded device
-still exists) are known only where the module runs, through the `LocalHost` seam
-(host_devices.py): `prepare()` reads them there. On the controller the same plan
-runs without them, to validate the task and to reserve the id of a connection the
-module may create.
+Host facts (this host's name and connector properties, whether a recorded device still
+exists) are known only where the module runs, through the `LocalHost` seam (host_devices.py):
+`prepare()` reads them there. On the controller the same plan runs without them, to validate
+the task and to reserve the id of a connection the module may create.
 
-Secret fields of connection_info arrive here in clear through the handler's secret
-gate (handler.py), which seals them again before a record leaves the module; every
-result and diff masks them.
+Secret fields of connection_info arrive here in clear through the handler's secret gate
+(handler.py), which seals them again before a record leaves the module; results mask them.
 """
 
 from __future__ import annotations
@@ -277,8 +275,10 @@ class AttachmentResource(Resource):
             steps.append(Step(DETACH_DEVICE, target, volume, message=f"detach {existing.device.get('path')} "
                               f"of volume {volume.name!r} on {host}; keep the connection"))
             target.device, target.status = None, CONNECTED
-        if volume.status != IN_USE:
-            steps.append(self._status_step(volume, IN_USE))
+        # A new read-write connection can change the data: a revert to the same snapshot is needed again.
+        writable = bool(volume.reverted_to) and mode == "rw" and any(s.action == CONNECT for s in steps)
+        if volume.status != IN_USE or writable:
+            steps.append(self._status_step(volume, IN_USE, forget_revert=writable))
         after = connection_view(target, volume)
         return AttachPlan(steps=steps, before=before, after=after, reserved_id=target.id if existing is None else None)
 
@@ -358,10 +358,11 @@ class AttachmentResource(Resource):
                                f"({', '.join(users)}); unmount it first")
 
     @staticmethod
-    def _status_step(volume: Volume, status: str) -> Step:
+    def _status_step(volume: Volume, status: str, forget_revert: bool = False) -> Step:
         target = copy.deepcopy(volume)
-        target.status = status
-        return Step(VOLUME_STATUS, target, message=f"volume {volume.name!r}: status {status}")
+        target.status, target.reverted_to = status, None if forget_revert else volume.reverted_to
+        what = "; writable again since its revert" if forget_revert else ""
+        return Step(VOLUME_STATUS, target, message=f"volume {volume.name!r}: status {status}{what}")
 
     # execution ----------------------------------------------------------
     def _stored(self, conn: Connection) -> None:

@@ -31,7 +31,9 @@ KINDS = (VOLUME, SNAPSHOT, CONNECTION, BACKEND)
 # call, so a crash leaves a visible record that the next run converges.
 CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING = (
     "creating", "available", "extending", "in-use", "deleting", "error", "error_deleting")
-VOLUME_STATUSES = (CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING)
+# A revert to a snapshot in progress (or interrupted: the volume's data is then partly reverted).
+REVERTING = "reverting"
+VOLUME_STATUSES = (CREATING, AVAILABLE, EXTENDING, IN_USE, DELETING, ERROR, ERROR_DELETING, REVERTING)
 SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING)
 # A delete that was interrupted or failed: the next delete resumes it and tolerates what is gone.
 RESUMED_DELETE = (DELETING, ERROR_DELETING)
@@ -40,7 +42,7 @@ RESUMED_DELETE = (DELETING, ERROR_DELETING)
 CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING = (
     "connecting", "connected", "attaching", "attached", "detaching")
 # Statuses a record carries only while a task runs on it: one left behind marks an interrupted task.
-TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING, CONNECTING, ATTACHING, DETACHING)
+TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING, CONNECTING, ATTACHING, DETACHING, REVERTING)
 
 MAX_NAME_LENGTH = 255
 
@@ -91,6 +93,9 @@ class Volume:
     source_volume_id: str | None = None
     source_snapshot_id: str | None = None
     multiattach: bool = False
+    # The snapshot the volume was last reverted to; cleared when it is connected read-write again,
+    # so "reverted to it, and not writable since" is what makes a revert a no-op (volumes.py).
+    reverted_to: str | None = None
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
     # Driver-private facts (file format, backing file...) kept with the record.
@@ -99,7 +104,7 @@ class Volume:
 
     # Fields a user sees in results and diffs; the rest is bookkeeping.
     PUBLIC = ("id", "name", "backend", "size", "status", "description", "metadata",
-              "source_volume_id", "source_snapshot_id", "multiattach", "created_at", "updated_at")
+              "source_volume_id", "source_snapshot_id", "multiattach", "reverted_to", "created_at", "updated_at")
 
 
 @dataclasses.dataclass

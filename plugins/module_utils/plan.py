@@ -83,6 +83,9 @@ class Action:
     # The step works on this host's devices or on records only: the backend is not set up for it
     # (Driver.check_setup would create a file backend's directory on a consumer host).
     host_only: bool = False
+    # A failed step may have half changed the data (a revert): its record keeps the pending status, so the
+    # next run redoes the step, instead of going back to a status that would claim the old data.
+    failure_keeps_pending: bool = False
 
 
 def store_target(resource: Resource, step: Step, driver: Driver) -> None:
@@ -336,6 +339,9 @@ class Resource(Handler):
                 self.records.remove(step.target)
         elif action.deletes:
             step.target.status = ERROR if step.target.kind == CONNECTION else ERROR_DELETING
+            self.records.put(step.target)
+        elif action.failure_keeps_pending:
+            step.target.status = action.pending
             self.records.put(step.target)
         elif before is not None:
             self.records.put(before)

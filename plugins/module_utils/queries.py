@@ -9,7 +9,7 @@ sent (and the driver, for storage_backend_info); storage_host_info needs neither
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import drift
 from .attachments import device_view
@@ -54,9 +54,21 @@ def _filter(params: dict, key: str) -> str | None:
     return check_id(value, key) if key == "id" else value
 
 
+def _flag(params: dict, key: str) -> bool:
+    value = params.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidParameter(f"{key}: must be a boolean, got {value!r}", key)
+    return bool(value)
+
+
 class VolumeInfo(Query):
     result_key = "volumes"
     noop_on_controller = True
+
+    @classmethod
+    def on_store(cls, task: Task, store: Store, ship: Callable, answer_noop: Callable | None = None) -> dict:
+        # Usage is measured on the backend, where the module runs: not answered from the store alone.
+        return super().on_store(task, store, ship, None if _flag(task.params, "usage") else answer_noop)
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -75,8 +87,15 @@ class VolumeInfo(Query):
         volumes = sorted(records.find(VOLUME, name=params.get("name"), status=params.get("status")),
                          key=lambda v: (v.name, v.id))
         volume_id = _filter(params, "id")
-        return [dict(viewer.view(v), connections=cls.connections(records, v))
-                for v in volumes if volume_id in (None, v.id)]
+        measure = _flag(params, "usage")
+        shown = []
+        for volume in volumes:
+            if volume_id in (None, volume.id):
+                view = dict(viewer.view(volume), connections=cls.connections(records, volume))
+                if measure:
+                    view["allocated_bytes"] = driver.allocated_bytes(volume)
+                shown.append(view)
+        return shown
 
     @staticmethod
     def connections(records: RecordSet, volume: Volume) -> list[dict]:
@@ -118,10 +137,7 @@ class SnapshotInfo(Query):
 
 
 def _check_drift(params: dict) -> bool:
-    value = params.get("check_drift")
-    if value is not None and not isinstance(value, bool):
-        raise InvalidParameter(f"check_drift: must be a boolean, got {value!r}", "check_drift")
-    return bool(value)
+    return _flag(params, "check_drift")
 
 
 class BackendInfo(Query):

@@ -33,7 +33,7 @@ SHAPES = {
     VOLUME: {"name": _NAME, "size": _SIZE, "status": ("one of " + ", ".join(VOLUME_STATUSES),
                                                       lambda v: v in VOLUME_STATUSES),
              "description": _TEXT, "metadata": _DICT, "driver_data": _DICT,
-             "source_volume_id": _OPT_TEXT, "source_snapshot_id": _OPT_TEXT},
+             "source_volume_id": _OPT_TEXT, "source_snapshot_id": _OPT_TEXT, "reverted_to": _OPT_TEXT},
     SNAPSHOT: {"name": _NAME, "volume_id": _TEXT, "volume_size": _SIZE,
                "status": ("one of " + ", ".join(SNAPSHOT_STATUSES), lambda v: v in SNAPSHOT_STATUSES),
                "description": _TEXT, "metadata": _DICT, "driver_data": _DICT},

@@ -7,6 +7,14 @@ The plan is made by plan.Resource's engine; this file says which steps a volume 
 (`VolumeResource.ACTIONS`) and how each runs on the driver. A volume with connections is
 deleted only with `force`, after its devices on this host and its exports are removed
 (host_devices.force_detach).
+
+A revert (`revert_to`) makes the volume hold one of its snapshots' data again, in place. It is
+done, and a re-run changes nothing, when the record says the volume was last reverted to that
+snapshot (`reverted_to`) and nothing could have written to it since: no read-write connection
+exists (a revert forced under one leaves `reverted_to` empty), and a new read-write connection
+clears it (attachments.py). The record is
+`reverting` while the driver works; a killed or failed revert leaves it so, and the next run
+redoes the revert (the snapshot itself is never written).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from .objects import (
     ERROR_DELETING,
     EXTENDING,
     IN_USE,
+    REVERTING,
     SNAPSHOT,
     VOLUME,
     Connection,
@@ -65,6 +74,11 @@ def _extend(resource: Resource, step: Step, driver: Driver) -> None:
     else:
         step.target.driver_data = driver.extend_volume(step.target, step.target.size)
     step.target.status = IN_USE if step.target.status == IN_USE else AVAILABLE
+
+
+def _revert(resource: Resource, step: Step, driver: Driver) -> None:
+    # The target already carries its size, status and reverted_to as planned.
+    step.target.driver_data = driver.revert_to_snapshot(step.target, step.source)
 
 
 def _delete(resource: Resource, step: Step, driver: Driver) -> None:
@@ -108,6 +122,7 @@ class VolumeResource(Resource):
         "create_from_snapshot": Action(_create_from_snapshot, pending=CREATING, creates=True, undo=_delete_volume),
         "clone": Action(_clone, pending=CREATING, creates=True, undo=_delete_volume),
         "extend": Action(_extend, pending=EXTENDING),
+        "revert": Action(_revert, pending=REVERTING, failure_keeps_pending=True),
         "delete": Action(_delete, pending=DELETING, deletes=True),
         "delete_connection": Action(_delete_connection, deletes=True),
         "forget_connection": Action(_forget_connection, deletes=True),
@@ -118,13 +133,17 @@ class VolumeResource(Resource):
     @classmethod
     def referenced_names(cls, params: dict) -> dict[str, list[str]]:
         source = params.get("source") if isinstance(params.get("source"), dict) else {}
-        return {VOLUME: [params.get("name"), source.get("volume")], SNAPSHOT: [source.get("snapshot")]}
+        return {VOLUME: [params.get("name"), source.get("volume")],
+                SNAPSHOT: [source.get("snapshot"), params.get("revert_to")]}
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
         found = by_ref(store, backend, VOLUME, params.get("id")) + by_ref(store, backend, VOLUME, params.get("name"))
         source = params.get("source") if isinstance(params.get("source"), dict) else {}
         found += by_ref(store, backend, VOLUME, source.get("volume"))
+        # revert_to's snapshot, found even when it is another volume's (refused, naming that volume)
+        for snap in by_ref(store, backend, SNAPSHOT, params.get("revert_to")):
+            found += [snap, *store.find(backend, VOLUME, id=snap["volume_id"])]
         for snap in by_ref(store, backend, SNAPSHOT, source.get("snapshot")):
             found.append(snap)
             found += store.find(backend, VOLUME, id=snap["volume_id"])
@@ -149,6 +168,9 @@ class VolumeResource(Resource):
         name, volume_id = self._identity()
         existing = self._existing(name, volume_id)
         if self.params.get("state", "present") == "absent":
+            if self.params.get("revert_to") is not None:
+                raise InvalidParameter("revert_to: only with state: present (a volume being deleted is not "
+                                       "reverted)", "revert_to")
             return self._plan_absent(existing)
         size = parse_size(self.params["size"]) if self.params.get("size") is not None else None
         if existing is None:
@@ -192,6 +214,9 @@ class VolumeResource(Resource):
         if name is None:
             raise NotFound(f"id: no volume {volume_id} on backend {self.records.backend!r}; give a name "
                            "(and a size) to create one", "id")
+        if self.params.get("revert_to") is not None:
+            raise NotFound(f"revert_to: no volume {name!r} on backend {self.records.backend!r} to revert; "
+                           "to make a new volume from a snapshot, use source.snapshot", "revert_to")
         action, source = self._source()
         source_size = getattr(source, "volume_size", None) or getattr(source, "size", None)
         if size is None:
@@ -232,11 +257,14 @@ class VolumeResource(Resource):
         grow, checked = None, []
         if self.verifies_backend() and (existing.status in (AVAILABLE, IN_USE) or is_missing(existing)):
             grow, checked = self._check_image(existing, target, size)
+        snapshot = self._planned_revert(existing)
         if existing.status in (CREATING, ERROR) and not is_missing(existing):
             # Left by an interrupted or failed run: redo the create, same id.
             action, source = self._recorded_source(existing)
             target.size = max(existing.size, size or 0)
             steps.append(Step(action, target, source, message=f"finish creating volume {existing.name!r}"))
+        elif snapshot is not None:
+            steps.append(self._revert_step(existing, target, snapshot, size))
         elif existing.status == EXTENDING or grow or (size is not None and size > existing.size):
             target.size = max(existing.size, size or 0)
             target.status = AVAILABLE if existing.status == EXTENDING else target.status
@@ -282,6 +310,64 @@ class VolumeResource(Resource):
             return (f"grow {found['object']} back to the {existing.size} GiB of its record: it is {actual} bytes "
                     "on the backend (shrunk outside the collection)"), checked
         return None, checked
+
+    def _planned_revert(self, existing: Volume) -> Snapshot | None:
+        """The snapshot to revert `existing` to, or None when no revert is asked or it is done."""
+        ref = self.params.get("revert_to")
+        if ref is None and existing.status != REVERTING:
+            return None
+        if ref is None:  # a revert was interrupted or failed: finish it
+            snapshot = self.records.get(SNAPSHOT, existing.reverted_to or "")
+            if snapshot is None:
+                raise Conflict(f"volume {existing.name!r} was left in status reverting (its data may be partly "
+                               "reverted) and the snapshot it was reverted to is gone; give revert_to another of "
+                               "its snapshots, or delete it with state: absent", "revert_to")
+        elif not isinstance(ref, str) or not ref:
+            raise InvalidParameter(f"revert_to: must be the name or id of one of the volume's snapshots, got {ref!r}",
+                                   "revert_to")
+        else:
+            snapshot = self.records.lookup(SNAPSHOT, ref, "revert_to")
+        if snapshot.volume_id != existing.id:
+            owner = self.records.get(VOLUME, snapshot.volume_id)
+            raise Conflict(f"revert_to: snapshot {snapshot.name!r} belongs to volume "
+                           f"{owner.name if owner else snapshot.volume_id!r}, not {existing.name!r}; a volume reverts "
+                           "only to its own snapshots (a new volume from it: source.snapshot)", "revert_to")
+        if snapshot.status != AVAILABLE:
+            raise Conflict(f"revert_to: snapshot {snapshot.name!r} is {snapshot.status}; it must be available to "
+                           "revert to", "revert_to")
+        connections = [c for c in self.records.find(CONNECTION, volume_id=existing.id) if not is_interrupted(c)]
+        writers = sorted({c.host for c in connections if c.mode != "ro"})
+        if existing.status != REVERTING and existing.reverted_to == snapshot.id and not writers:
+            return None  # reverted to it, and nothing could have written to it since
+        if existing.status not in (AVAILABLE, IN_USE, EXTENDING, REVERTING):
+            raise Conflict(f"revert_to: volume {existing.name!r} is {existing.status}; it must be available or "
+                           "in-use to revert", "revert_to")
+        if writers and not self.params.get("force"):
+            raise Conflict(f"revert_to: volume {existing.name!r} is connected read-write to {', '.join(writers)}; "
+                           "detach it first (storage_attachment state: detached), or set force: true to revert "
+                           "it under its users (what they cached goes stale)", "revert_to")
+        if self.driver is not None and self.driver.copy_freezes_image(existing):
+            for conn in connections:
+                if conn.device:
+                    raise Conflict(f"revert_to: volume {existing.name!r} is a qcow2 image attached on {conn.host} "
+                                   f"as {conn.device.get('path')}; detach it first: the revert replaces the image "
+                                   "its daemon holds open (force cannot help)", "revert_to")
+        return snapshot
+
+    def _revert_step(self, existing: Volume, target: Volume, snapshot: Snapshot, size: int | None) -> Step:
+        """The one step of a revert; it also finishes an interrupted extend or makes a larger size."""
+        if size is not None and size < existing.size:
+            raise Conflict(f"size: volume {existing.name!r} is {existing.size} GiB; volumes only grow, "
+                           f"so {size} GiB is refused (shrinking would lose data)", "size")
+        target.size = max(existing.size, size or 0)
+        target.status = IN_USE if self.records.find(CONNECTION, volume_id=existing.id) else AVAILABLE
+        # Under a read-write connection, writes can follow at once: the next run reverts again.
+        writable = any(c.mode != "ro" for c in self.records.find(CONNECTION, volume_id=existing.id))
+        target.reverted_to = None if writable else snapshot.id
+        grown = f" and grow it to {target.size} GiB" if target.size > existing.size else ""
+        again = " again (the last revert did not finish)" if existing.status == REVERTING else ""
+        return Step("revert", target, snapshot,
+                    message=f"revert volume {existing.name!r} to snapshot {snapshot.name!r}{again}{grown}")
 
     def _plan_force_disconnect(self, volume: Volume, connections: list[Connection]) -> list[Step]:
         """Steps that remove a volume's connections before it is deleted, or a clear refusal."""

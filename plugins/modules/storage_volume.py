@@ -13,6 +13,8 @@ description:
   - Manages a volume on a storage backend, as in cinderlib's object model. A volume is created empty,
     from a snapshot, or as a clone of another volume.
   - Volumes only grow; a smaller O(size) fails and changes nothing.
+  - With O(revert_to), the volume holds one of its snapshots' data again, in place (its id, name and
+    connections stay).
   - State is kept on the Ansible controller (see O(persistence)); the storage work runs on the target host.
 author: blockstore.storage developers (@blockstore)
 extends_documentation_fragment:
@@ -65,8 +67,30 @@ options:
         Defaults to V(false) for a new volume; unchanged when not given.
       - Turning it off while several hosts are connected fails.
     type: bool
+  revert_to:
+    description:
+      - Name or id of one of the volume's snapshots. The volume is reverted to it in place, dropping what was
+        written since. The snapshot stays, and so do later snapshots. The volume keeps its size (zeros past the
+        snapshot's size when it has grown since); with a larger O(size), it also grows.
+      - Done, so a re-run changes nothing, when the volume was last reverted to this snapshot (RV(volume.reverted_to))
+        and has had no read-write connection since. A new read-write connection
+        (M(blockstore.storage.storage_attachment)) clears RV(volume.reverted_to); writes that do not go through
+        this collection's connections are not seen.
+      - Refused while the volume is connected read-write, unless O(force=true); a revert forced under such a
+        connection leaves RV(volume.reverted_to) null, so every run reverts again, also the first one after
+        the connection is gone. A qcow2 volume attached on a host is refused even with O(force).
+      - "The file driver reverts raw volumes by copying the snapshot over the image in place (a reflink where
+        the filesystem can) and qcow2 volumes by putting a new empty overlay on the snapshot; rbd rolls the
+        image back; the cinder adapter calls the Cinder driver's C(revert_to_snapshot) (a driver without one is
+        refused: make a new volume from the snapshot with O(source) instead)."
+      - "The record is in status C(reverting) while the revert runs; an interrupted or failed revert leaves it
+        so (its data may be partly reverted, the snapshot is intact) and the next run reverts again, with or
+        without O(revert_to)."
+    type: str
   force:
     description:
+      - With O(revert_to), revert although the volume is connected read-write (its users see the data change
+        under them).
       - With O(state=absent), detach and disconnect the volume from every host first. Without it, deleting a
         volume that has connections fails and changes nothing.
       - A device on the host the task runs on is detached (a mounted one is refused); a device on another host
@@ -134,6 +158,13 @@ EXAMPLES = r'''
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
   when: old.volumes | length > 0
 
+- name: Revert the volume to its snapshot (nothing to do again until it is connected read-write)
+  blockstore.storage.storage_volume:
+    name: data1
+    revert_to: before-upgrade
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Delete a volume and its snapshots (nothing to do once it is gone)
   blockstore.storage.storage_volume:
     name: scratch
@@ -152,14 +183,18 @@ volume:
     id: {description: The volume's id., type: str, returned: always}
     name: {description: The volume's name., type: str, returned: always}
     size: {description: Size in GiB., type: int, returned: always}
-    status: {description: "creating, available, extending, in-use, deleting, error, error_deleting or deleted.",
-             type: str, returned: always}
+    status: {description: "creating, available, extending, in-use, deleting, error, error_deleting, reverting or
+               deleted.", type: str, returned: always}
     backend: {description: Backend name., type: str, returned: always}
     description: {description: Free text., type: str, returned: always}
     metadata: {description: Key/value pairs., type: dict, returned: always}
     multiattach: {description: Whether several hosts may attach the volume at once., type: bool, returned: always}
     source_volume_id: {description: Volume it was cloned from., type: str, returned: always}
     source_snapshot_id: {description: Snapshot it was made from., type: str, returned: always}
+    reverted_to:
+      description: Id of the snapshot the volume was last reverted to; null once connected read-write since.
+      type: str
+      returned: always
     snapshot_ids: {description: Ids of its snapshots., type: list, elements: str, returned: always}
     created_at: {description: ISO 8601 time of creation., type: str, returned: always}
     updated_at: {description: ISO 8601 time of the last change., type: str, returned: always}
@@ -187,6 +222,7 @@ ARGUMENT_SPEC = {
     "cascade": {"type": "bool", "default": False},
     "multiattach": {"type": "bool"},
     "force": {"type": "bool", "default": False},
+    "revert_to": {"type": "str"},
 }
 HANDLER = VolumeResource
 

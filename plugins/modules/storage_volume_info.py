@@ -26,7 +26,13 @@ options:
   status:
     description: Only volumes in this status.
     type: str
-    choices: [creating, available, extending, in-use, deleting, error, error_deleting]
+    choices: [creating, available, extending, in-use, deleting, error, error_deleting, reverting]
+  usage:
+    description:
+      - Also return each volume's RV(volumes[].allocated_bytes), measured on the backend where the module runs
+        (without it the answer comes from the state store alone, without running the module on the host).
+    type: bool
+    default: false
 seealso:
   - module: blockstore.storage.storage_volume
 '''
@@ -49,6 +55,18 @@ EXAMPLES = r'''
 - name: Its size and status
   ansible.builtin.debug:
     msg: "{{ info.volumes[0].size }} GiB, {{ info.volumes[0].status }}"
+
+- name: How much of its size it takes on the backend
+  blockstore.storage.storage_volume_info:
+    name: data1
+    usage: true
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  register: usage
+
+- name: Allocated bytes of its 10 GiB
+  ansible.builtin.debug:
+    msg: "{{ usage.volumes[0].allocated_bytes }} of {{ usage.volumes[0].size * 1073741824 }} bytes"
 
 - name: All volumes left in an error status
   blockstore.storage.storage_volume_info:
@@ -95,6 +113,14 @@ volumes:
           returned: always
         created_at: {description: When the connection was made (UTC ISO 8601 time)., type: str, returned: always}
         updated_at: {description: When it last changed (UTC ISO 8601 time)., type: str, returned: always}
+    allocated_bytes:
+      description:
+        - "With O(usage=true): the bytes the volume itself takes on the backend, without what it shares with its
+          snapshots or clones. File driver: the blocks of the volume's file (a sparse raw file; a qcow2 overlay
+          without the frozen images under it). rbd: the extents the image holds, as C(rbd du) counts them
+          (without its parent's). Null where the driver cannot tell (the cinder adapter) or the object is gone."
+      returned: when O(usage=true)
+      type: int
 '''
 
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import VOLUME_STATUSES
@@ -105,6 +131,7 @@ ARGUMENT_SPEC = {
     "name": {"type": "str"},
     "id": {"type": "str"},
     "status": {"type": "str", "choices": list(VOLUME_STATUSES)},
+    "usage": {"type": "bool", "default": False},
 }
 HANDLER = VolumeInfo
 

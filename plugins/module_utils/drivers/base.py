@@ -82,7 +82,12 @@ class Driver:
         """Optional: make `volume` hold the data of its `snapshot` again, keeping the volume's
         size (volumes only grow). Returns the volume's driver_data."""
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
-                          "create a new volume from the snapshot instead", "snapshot")
+                          "create a new volume from the snapshot instead", "revert_to")
+
+    def allocated_bytes(self, volume: Volume) -> int | None:
+        """Optional: the bytes the volume itself takes on the backend (without what it shares with
+        its snapshots or clones); None when the driver cannot tell or the object is gone."""
+        return None
 
     def half_made_data(self, obj: Volume | Snapshot, source: Volume | Snapshot) -> dict:
         """The driver_data of `obj`, a snapshot or volume made from `source` whose create may not

@@ -29,15 +29,14 @@ from __future__ import annotations
 import contextlib
 import grp
 import os
-import secrets
-import string
 from typing import Iterator
 
 from ...config import Opt
-from ...errors import Conflict, DriverError, InvalidParameter
-from ...objects import Connection, Snapshot, Volume
+from ...errors import DriverError, InvalidParameter
+from ...objects import Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
+from .export import IscsiExport
 from .image import ImageFormat
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
@@ -48,7 +47,7 @@ from .space import undone_on_failure
 FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2Format)}
 
 
-class FileDriver(Driver):
+class FileDriver(IscsiExport, Driver):
     name = "file"
     options = (
         Opt("path", "path", required=True,
@@ -77,6 +76,7 @@ class FileDriver(Driver):
         "snapshot": {f.name: f.snapshot_text for f in FORMATS.values()},
         "clone": {f.name: f.clone_text for f in FORMATS.values()},
         "snapshot_delete_with_dependents": {f.name: f.snapshot_delete_text for f in FORMATS.values()},
+        "revert_to_snapshot": {f.name: f.revert_text for f in FORMATS.values()},
         "multiattach": True,
         "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
                              "iscsi": "tgt target per volume, initiator ACL and CHAP per connection; raw only"},
@@ -257,6 +257,24 @@ class FileDriver(Driver):
                 return {"object": path, "exists": True, "format": "qcow2", "size": virtual_size}
         return {"object": path, "exists": True, "format": "raw", "size": size}
 
+    def allocated_bytes(self, volume: Volume) -> int | None:
+        # The blocks of the volume's own file: sparse raw; a qcow2 overlay without its frozen backing images.
+        try:
+            return os.stat(self.volume_path(volume)).st_blocks * 512
+        except FileNotFoundError:
+            return None
+
+    def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
+        path = self.volume_path(volume)
+        if not os.path.exists(path):
+            raise DriverError(f"file driver: volume image {path} is missing")
+        if not os.path.exists(self.snapshot_path(snapshot)):
+            raise DriverError(f"file driver: snapshot image {self.snapshot_path(snapshot)} is missing", "revert_to")
+        with self.private():
+            self.format_of(volume).revert(volume, snapshot, path)
+        self._share(path)
+        return volume.driver_data
+
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         fmt = self.format_of(volume)
@@ -287,54 +305,6 @@ class FileDriver(Driver):
 
     def inspect_snapshot(self, snapshot: Snapshot) -> dict:
         return {"object": self.snapshot_path(snapshot), "exists": self.snapshot_exists(snapshot)}
-
-    # connections --------------------------------------------------------
-    def _tgt(self):
-        from ..tgt import Tgt
-        return Tgt(self.conf["tgt_control_port"])
-
-    def _iqn(self, volume: Volume) -> str:
-        return f"{self.conf['iscsi_target_prefix']}volume-{volume.id}"
-
-    @staticmethod
-    def chap_user(connection: Connection) -> str:
-        return "bs" + connection.id.replace("-", "")
-
-    def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
-        path = self.volume_path(volume)
-        if not os.path.exists(path):
-            raise DriverError(f"file driver: volume image {path} is missing")
-        fmt = self.format_of(volume).name
-        if self.conf["target"] == "local":
-            return {"driver_volume_type": "local",
-                    "data": {"device_path": path, "format": fmt, "volume_id": volume.id,
-                             "access_mode": connection.mode}}
-        if "iscsi" not in FORMATS[fmt].targets:
-            raise Conflict(f"backend.target: volume {volume.name!r} is {fmt}; the iscsi target exports raw "
-                           "volumes only", "backend.target")
-        initiator = connection.connector.get("initiator")
-        if not initiator:
-            raise InvalidParameter("connector.initiator: an iscsi export needs the host's initiator IQN "
-                                   "(storage_host_info returns it)", "connector.initiator")
-        old = connection.connection_info.get("data") or {}
-        user = self.chap_user(connection)
-        # Same connection, same secret: a re-export (tgtd restarted) keeps working credentials.
-        password = old.get("auth_password") if old.get("auth_username") == user else None
-        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
-        tgt = self._tgt()
-        target = tgt.ensure_target(self._iqn(volume), path)
-        tgt.allow(target, initiator, user, password)
-        return {"driver_volume_type": "iscsi",
-                "data": {"target_discovered": False,
-                         "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
-                         "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
-                         "auth_method": "CHAP", "auth_username": user, "auth_password": password,
-                         "access_mode": connection.mode, "encrypted": False, "discard": False}}
-
-    def terminate_connection(self, volume: Volume, connection: Connection) -> None:
-        if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":
-            return
-        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection))
 
     # backend ------------------------------------------------------------
     def _virtual_size(self, name: str) -> int:

@@ -27,6 +27,7 @@ class ImageFormat:
     snapshot_text: ClassVar[str] = ""
     clone_text: ClassVar[str] = ""
     snapshot_delete_text: ClassVar[str] = ""
+    revert_text: ClassVar[str] = ""
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver  # the FileDriver: its paths, options and file helpers
@@ -53,4 +54,8 @@ class ImageFormat:
         raise NotImplementedError
 
     def delete_snapshot(self, snapshot: Snapshot, path: str) -> None:
+        raise NotImplementedError
+
+    def revert(self, volume: Volume, snapshot: Snapshot, path: str) -> None:
+        """Make the image at `path` hold the snapshot's data, at the volume's size; the snapshot is only read."""
         raise NotImplementedError

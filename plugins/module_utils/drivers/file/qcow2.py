@@ -56,6 +56,7 @@ class Qcow2Format(ImageFormat):
     snapshot_text = clone_text = "backing-file overlay (constant time)"
     snapshot_delete_text = ("allowed: merged into its only dependent image, or kept hidden until its last dependent "
                             "volume is deleted")
+    revert_text = "a new empty overlay on the snapshot replaces the image (the changes since are dropped)"
 
     def check_setup(self) -> None:
         qemu_img_path()
@@ -123,6 +124,15 @@ class Qcow2Format(ImageFormat):
                 self.driver.unlink(path + HIDDEN_MARK)  # an interrupted collection removed the image, not its mark
             if snapshot.status in RESUMED_DELETE:
                 self._collect_garbage()
+
+    def revert(self, volume: Volume, snapshot: Snapshot, path: str) -> None:
+        # The new overlay is made aside and renamed over the image, so a crash leaves the old image or
+        # the new one, never neither; the frozen snapshot is only a backing file, never written.
+        with self._chain_lock(exclusive=True):
+            old_backing = self._backing(path)
+            self._overlay(os.path.basename(self.driver.snapshot_path(snapshot)), path, volume.size)
+            if old_backing:  # a deleted snapshot kept only for the old image goes now
+                self._collect(old_backing)
 
     # chains -------------------------------------------------------------
     @contextlib.contextmanager

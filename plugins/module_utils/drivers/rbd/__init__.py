@@ -190,6 +190,21 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             except self._rbd.ImageNotFound:
                 return found
 
+    def allocated_bytes(self, volume: Volume) -> int | None:
+        # What `rbd du` counts: the extents the image itself holds, not its parent's.
+        name = self.volume_image(volume.id)
+        used = [0]
+
+        def count(offset: int, length: int, exists: bool) -> None:
+            if exists:
+                used[0] += length
+        with self._failing(f"reading the allocation of image {name}"):
+            if not self._exists(name):
+                return None
+            with self._image(name, read_only=True) as image:
+                image.diff_iterate(0, image.size(), None, count, include_parent=False)
+        return used[0]
+
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)

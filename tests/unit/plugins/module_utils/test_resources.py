@@ -345,3 +345,21 @@ def test_a_qcow2_delete_waits_for_a_task_reading_the_chain(tmp_path):
         os.close(reader)  # the reader is done
     deleting.join(30)
     assert not deleting.is_alive() and not os.path.exists(image)
+
+
+def test_deleting_a_snapshot_keeps_the_data_of_a_clone_made_after_it(tmp_path):
+    # qcow2: the snapshot freezes the volume's image; a later clone freezes the volume again, on top of the
+    # snapshot's image. Deleting the snapshot must merge its image into the clone's base, not drop it.
+    if not shutil.which("qemu-io"):
+        pytest.skip("qemu-io is not installed (Debian package qemu-utils)")
+    lab = Lab(str(tmp_path / "lab"), "qcow2", MemoryStore())
+    volume = lab.volume(name="data1", size=1)["volume"]
+    image = os.path.join(lab.path, f"volume-{volume['id']}")
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 0 1M", image], check=True, capture_output=True)
+    lab.snapshot(volume="data1", name="s1")
+    clone = lab.volume(name="copy", source={"volume": "data1"})["volume"]
+    assert lab.snapshot(volume="data1", name="s1", state="absent")["changed"]
+    for name in (f"volume-{clone['id']}", f"volume-{volume['id']}"):
+        read = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0xab 0 1M", os.path.join(lab.path, name)],
+                              capture_output=True, text=True, check=False)
+        assert read.returncode == 0 and "Pattern verification failed" not in read.stdout, read.stdout + read.stderr

@@ -324,16 +324,21 @@ def test_a_qcow2_volume_its_daemon_holds_open_is_not_cloned_but_a_snapshot_of_it
     assert lab.volume(name="from-s1", source={"snapshot": "s1"})["changed"]  # the snapshot's file is not held
 
 
+def qcow2_volume(tmp_path) -> tuple:
+    """A qcow2 lab of its own with one volume data1: (lab, the volume, its image's path)."""
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        pytest.skip("qemu-img or qemu-io is not installed (Debian package qemu-utils)")
+    lab = Lab(str(tmp_path / "lab"), "qcow2", MemoryStore())
+    volume = lab.volume(name="data1", size=1)["volume"]
+    return lab, volume, os.path.join(lab.path, f"volume-{volume['id']}")
+
+
 def test_a_qcow2_delete_waits_for_a_task_reading_the_chain(tmp_path):
     # Another task cloning or snapshotting in this backend holds the chain lock shared (an flock on the
     # directory): a delete, which may merge or remove frozen images, waits for it to finish.
-    if not shutil.which("qemu-img"):
-        pytest.skip("qemu-img is not installed (Debian package qemu-utils)")
     import fcntl
     import threading
-    lab = Lab(str(tmp_path / "lab"), "qcow2", MemoryStore())
-    volume = lab.volume(name="data1", size=1)["volume"]
-    image = os.path.join(lab.path, f"volume-{volume['id']}")
+    lab, _volume, image = qcow2_volume(tmp_path)
     reader = os.open(lab.path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(reader, fcntl.LOCK_SH)
@@ -350,11 +355,7 @@ def test_a_qcow2_delete_waits_for_a_task_reading_the_chain(tmp_path):
 def test_deleting_a_snapshot_keeps_the_data_of_a_clone_made_after_it(tmp_path):
     # qcow2: the snapshot freezes the volume's image; a later clone freezes the volume again, on top of the
     # snapshot's image. Deleting the snapshot must merge its image into the clone's base, not drop it.
-    if not shutil.which("qemu-io"):
-        pytest.skip("qemu-io is not installed (Debian package qemu-utils)")
-    lab = Lab(str(tmp_path / "lab"), "qcow2", MemoryStore())
-    volume = lab.volume(name="data1", size=1)["volume"]
-    image = os.path.join(lab.path, f"volume-{volume['id']}")
+    lab, volume, image = qcow2_volume(tmp_path)
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 0 1M", image], check=True, capture_output=True)
     lab.snapshot(volume="data1", name="s1")
     clone = lab.volume(name="copy", source={"volume": "data1"})["volume"]

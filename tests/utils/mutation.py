@@ -29,12 +29,12 @@ CORE = "plugins/module_utils/"
 # The files of the core that hold pure logic, and the unit test files that exercise each (docs/testing.md).
 TARGETS = {
     "units.py": ["test_units.py", "test_resources.py"],
-    "objects.py": ["test_objects.py", "test_serialization.py"],
-    "serialization.py": ["test_serialization.py"],
-    "sealing.py": ["test_sealing.py", "test_handler.py"],
-    "persistence/jsonfile.py": ["test_persistence.py"],
-    "persistence/db.py": ["test_persistence.py"],
-    "persistence/base.py": ["test_persistence.py"],
+    "objects.py": ["test_objects.py", "test_serialization.py", "test_attachments.py", "test_resources.py"],
+    "serialization.py": ["test_serialization.py", "test_record_integrity.py"],
+    "sealing.py": ["test_sealing.py", "test_handler.py", "test_store_plugins.py"],
+    "persistence/jsonfile.py": ["test_persistence.py", "test_store_path.py", "test_record_integrity.py"],
+    "persistence/db.py": ["test_persistence.py", "test_record_integrity.py"],
+    "persistence/base.py": ["test_persistence.py", "test_record_integrity.py", "test_store_plugins.py"],
     "plan.py": ["test_resources.py", "test_transaction.py", "test_handler.py"],
     "volumes.py": ["test_resources.py", "test_transaction.py", "test_attachments.py"],
     "snapshots.py": ["test_resources.py", "test_handler.py"],
@@ -42,7 +42,7 @@ TARGETS = {
     "drift.py": ["test_drift.py"],
     "backends_file.py": ["test_backends_file.py"],
     "config.py": ["test_config.py", "test_backends_file.py", "test_backend_env.py"],
-    "transfer.py": ["test_transfer.py"],
+    "transfer.py": ["test_transfer.py", "test_record_integrity.py"],
     "handler.py": ["test_handler.py", "test_attachments.py"],
     "drivers/file/qcow2.py": ["drivers/test_file_qcow2.py", "test_resources.py", "test_drift.py"],
 }

@@ -20,6 +20,8 @@ python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
 
 # shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
 . ../setup_blockstore/files/settings.sh
+# shellcheck source=tests/integration/targets/setup_blockstore/files/holdings.sh
+. ../setup_blockstore/files/holdings.sh
 pg_url=$(setting BLOCKSTORE_TEST_PG_URL)
 
 run() {  # run LABEL FORMAT STORAGE CONNECTION_OR_PATH [ansible-playbook options]
@@ -29,10 +31,18 @@ run() {  # run LABEL FORMAT STORAGE CONNECTION_OR_PATH [ansible-playbook options
   (umask 077; "$python" -c 'import json, sys
 key = "path" if sys.argv[1] == "file" else "connection"
 print(json.dumps({"persistence": {"storage": sys.argv[1], key: sys.argv[2]}}))' "$3" "$4" > "$store_vars")
+  # The shared end of a target: the backend directory, the JSON state file (the db stores' records are
+  # verify.py's) and the machine's loop devices hold exactly what they held before, no filter.
+  local stores=()
+  if [ "$3" = file ]; then stores=("$4"); fi
+  "$python" -c 'import json, sys; print(json.dumps({"holdings_file": sys.argv[1], "holdings_dirs": [sys.argv[2]],
+"holdings_stores": sys.argv[3:]}))' "$work/$label.holdings" "$work/backend-$label" "${stores[@]}" > "$work/$label.holdings.json"
+  holdings before "$work/$label.holdings.json"
   echo "== concurrency: $label store, $format images"
   ansible-playbook -i "$work/inventory" -f 20 concurrency.yml -e "@$store_vars" \
     -e "store_vars=$store_vars backend_name=conc-$label-$$ backend_dir=$work/backend-$label backend_format=$format" \
     "${@:5}"
+  holdings after "$work/$label.holdings.json"
   echo "== concurrency: $label store passed in $((SECONDS - started)) s"
 }
 

@@ -14,6 +14,8 @@ python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
 collection="${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/blockstore/storage"
 # shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
 . ../setup_blockstore/files/settings.sh
+# shellcheck source=tests/integration/targets/setup_blockstore/files/holdings.sh
+. ../setup_blockstore/files/holdings.sh
 ceph_conf=$(setting BLOCKSTORE_TEST_CEPH_CONF)
 admin_keyring=$(setting BLOCKSTORE_TEST_CEPH_ADMIN_KEYRING)
 rbd_python=$(setting BLOCKSTORE_TEST_RBD_PYTHON)
@@ -49,6 +51,13 @@ for pool in "${pools[@]}"; do
 done
 quiet ceph "${admin[@]}" auth get-or-create "client.$user" mon 'profile rbd' osd "$caps" mgr "$caps" -o "$work/keyring"
 
+# The shared end of a target: this run's pools (every image, snapshot and trash entry) and the machine's
+# loop devices hold exactly what they held before, no filter (crash.yml's own listing leaves out the trash).
+"$python" -c 'import json, sys; print(json.dumps({"holdings_file": sys.argv[1], "holdings_rbd_cli": sys.argv[2],
+"holdings_pools": sys.argv[3:]}))' "$work/holdings" "rbd --conf $ceph_conf --id admin --keyring $admin_keyring" \
+  "${pools[@]}" > "$work/holdings.json"
+holdings before "$work/holdings.json" </dev/null
+
 started=$SECONDS
 "$python" - "$work" "crash-$run_id" "$user" "$ceph_conf" "$work/keyring" "$rbd_python" "$PWD/$crash/files/crashpoint" \
   "$(setting BLOCKSTORE_CRASH_EVERY 1)" "$hosts" <<'PY' | "$python" "$crash/inventory.py" > "$work/inventory.json"
@@ -75,4 +84,5 @@ PY
 echo "== crash: rbd driver"
 export ANSIBLE_ROLES_PATH="$PWD/..:${ANSIBLE_ROLES_PATH:-}"  # setup_blockstore's holdings check
 ansible-playbook -i "$work/inventory.json" -f "$hosts" "$crash/crash.yml"
+holdings after "$work/holdings.json" </dev/null
 echo "== crash: rbd driver passed in $((SECONDS - started)) s"

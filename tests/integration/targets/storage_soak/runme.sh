@@ -13,6 +13,8 @@ trap 'rm -rf "$work"' EXIT
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python3)}
 # shellcheck source=tests/integration/targets/setup_blockstore/files/settings.sh
 . ../setup_blockstore/files/settings.sh
+# shellcheck source=tests/integration/targets/setup_blockstore/files/holdings.sh
+. ../setup_blockstore/files/holdings.sh
 hosts=$(setting BLOCKSTORE_SOAK_HOSTS 20)
 ops=$(setting BLOCKSTORE_SOAK_OPS 10)
 seed=$(setting BLOCKSTORE_SOAK_SEED "$RANDOM")
@@ -34,10 +36,18 @@ json.dump({"persistence": persistence, "backend": backend, "ansible_python_inter
           open(prefix + ".drift.json", "w"))
 PY
   )
+  # The shared end of a target: the backend directory, the JSON state file (the db stores' records are
+  # verify.py's) and the machine's loop devices hold exactly what they held before, no filter.
+  local stores=()
+  if [ "$2" = file ]; then stores=("$3"); fi
+  "$python" -c 'import json, sys; print(json.dumps({"holdings_file": sys.argv[1], "holdings_dirs": [sys.argv[2]],
+"holdings_stores": sys.argv[3:]}))' "$work/$label.holdings" "$work/backend-$label" "${stores[@]}" > "$work/$label.holdings.json"
+  holdings before "$work/$label.holdings.json"
   echo "== soak: $label store"
   ansible-playbook -i "$work/inventory.json" -f "$hosts" soak.yml -e "@$work/$label.store.json" \
     -e "store_vars=$work/$label.store.json drift_vars=$work/$label.drift.json backend_name=$backend" \
     -e "backend_dir=$work/backend-$label backend_format=qcow2"
+  holdings after "$work/$label.holdings.json"
   echo "== soak: $label store passed in $((SECONDS - started)) s"
 }
 

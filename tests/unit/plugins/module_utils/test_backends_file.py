@@ -108,6 +108,22 @@ def test_overrides_are_checked_like_task_parameters(conf_file):
         build_driver(backend)
 
 
+def test_a_cinder_section_passes_every_option_but_driver_to_the_cinder_driver(conf_file):
+    text = GOOD.replace("enabled_backends = lab, ceph, array", "enabled_backends = lab, ceph, array, san") + (
+        "\n[san]\ndriver = cinder\nvolume_driver = cinder.volume.drivers.lvm.LVMVolumeDriver\n"
+        "chap_username = admin\nvolume_group = vg\n")
+    backend = resolve_backend("san", conf_file(text))
+    assert build_driver(backend).driver_options == {"chap_username": "admin", "volume_group": "vg"}
+
+
+def test_several_unknown_options_are_all_named_and_the_first_is_the_option(conf_file):
+    text = GOOD.replace("enabled_backends = lab, ceph, array", "enabled_backends = lab, ceph, array, bad") + (
+        "\n[bad]\nvolume_driver = cinder.volume.drivers.rbd.RBDDriver\nrbd_zzz = y\nrbd_poool = x\n")
+    error = error_of("bad", conf_file(text))
+    assert "unknown option(s) rbd_poool, rbd_zzz for driver 'rbd'" in error.msg
+    assert error.option == "bad.rbd_poool"
+
+
 @pytest.mark.parametrize(("text", "section", "message"), [
     (GOOD + "\n[bad]\ndriver = file\npath = /x\nformat = vmdk\n", "bad",
      r"\[bad\] format = 'vmdk' is not valid .*allowed: one of raw, qcow2"),

@@ -262,6 +262,14 @@ def test_open_store_builds_each_store_from_the_persistence_option(tmp_path):
         sqlite.close()
 
 
+def test_a_record_is_found_by_its_id_whatever_its_backend_and_an_unknown_id_is_none(store):
+    # How ids are kept unique across a store: an upsert asks who holds its id.
+    first, other = volume(name="a"), volume(name="b", backend="b2")
+    store.apply(upserts=[first, other])
+    assert store.by_id(other["id"]) == other and store.by_id(first["id"]) == first
+    assert store.by_id(str(uuid.uuid4())) is None
+
+
 # --- the JSON state file -----------------------------------------------------------------------
 
 def test_state_file_is_written_whole_with_mode_0600(tmp_path):
@@ -273,6 +281,19 @@ def test_state_file_is_written_whole_with_mode_0600(tmp_path):
     assert serialization.loads(path.read_text()) == {record["id"]: record}
     assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(("lock", ".locks"))) == [
         "state.json"]  # no temp file left behind
+
+
+def test_a_killed_writers_temp_file_goes_with_the_next_write_and_another_stores_stays(tmp_path):
+    path = tmp_path / "state.json"
+    store = JsonFileStore(str(path))
+    store.apply(upserts=[volume()])
+    killed = tmp_path / ".state.json.ab12cd_9.blockstore-tmp"  # what mkstemp named it before the kill
+    other = tmp_path / ".state.json.x.ab12cd_9.blockstore-tmp"  # state.json.x's, whose writer may be at work
+    killed.write_text("half")
+    other.write_text("half")
+    store.apply(upserts=[volume(id="00000000-0000-4000-8000-000000000002", name="v2")])
+    assert not killed.exists() and other.read_text() == "half"
+    assert len(store.all_records()) == 2
 
 
 def test_state_file_mode_stays_0600_over_a_permissive_umask(tmp_path):
@@ -302,6 +323,26 @@ def test_state_directory_and_lock_files_are_private_over_a_permissive_umask(tmp_
     lock_files = [path.parent / "state.json.lock", *locks.iterdir()]
     assert len(lock_files) == 2
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in lock_files} == {p.name: 0o600 for p in lock_files}
+
+
+def test_a_lock_the_filesystem_refuses_fails_the_write_at_once(tmp_path, monkeypatch):
+    # An NFS mount without its lock daemon answers ENOLCK: the task must fail, not retry for ever.
+    import errno
+
+    from ansible_collections.blockstore.storage.plugins.module_utils.persistence import base
+    calls = []
+
+    def flock(fd, operation):
+        calls.append(operation)
+        if len(calls) > 1:
+            raise AssertionError("a refused lock was asked for again")
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(base.fcntl, "flock", flock)
+    store = JsonFileStore(str(tmp_path / "state.json"))
+    with pytest.raises(OSError) as error:
+        store.apply(upserts=[volume()])
+    assert error.value.errno == errno.ENOLCK and len(calls) == 1
+    assert not (tmp_path / "state.json").exists()
 
 
 def test_lock_files_are_bounded_whatever_the_number_of_resources(tmp_path):
@@ -644,6 +685,18 @@ def test_missing_psycopg_names_the_pip_package(monkeypatch):
         DbStore("postgresql+psycopg://u:S3cret-p4ss@127.0.0.1:1/db")
     assert "pip install 'psycopg[binary]'" in str(error.value)
     assert "S3cret-p4ss" not in str(error.value)
+    assert error.value.library == "psycopg"
+
+
+def test_psycopg_without_a_part_it_needs_names_the_pip_package(monkeypatch):
+    # psycopg is there but one of its own modules cannot be imported (a broken or partial install):
+    # the fix is the same pip command.
+    for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg.pq", None)  # import psycopg.pq now fails
+    with pytest.raises(MissingDependency) as error:
+        DbStore("postgresql+psycopg://u:S3cret-p4ss@127.0.0.1:1/db")
+    assert "pip install 'psycopg[binary]'" in str(error.value)
     assert error.value.library == "psycopg"
 
 

@@ -104,3 +104,15 @@ def test_the_same_records_give_the_same_text_whatever_their_order():
 
 def test_state_written_today_is_schema_1_which_every_release_reads():
     assert json.loads(serialization.dumps(sample_records()))["schema_version"] == 1
+
+
+def test_a_record_id_is_a_uuid_or_a_short_safe_name_and_sizes_start_at_zero():
+    good = {"kind": "volume", "id": str(uuid.uuid4()), "backend": "b", "name": "v", "size": 1, "status": "available"}
+    # Short safe ids (what an import or a store plugin may give) and size 0 (the store conformance suite's
+    # counters) are records like any other.
+    for record in (dict(good, id="lab-volume_1"), dict(good, size=0)):
+        assert serialization.check_record(record, "here") is record
+    for record, message in ((dict(good, id="../etc"), "id '../etc' is not a UUID"),
+                            (dict(good, size=-1), "field 'size' must be an integer number of GiB, got -1")):
+        with pytest.raises(StateStoreError, match=message):
+            serialization.check_record(record, "here")

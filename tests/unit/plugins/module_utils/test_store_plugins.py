@@ -143,6 +143,15 @@ def test_a_store_that_fails_to_import_is_refused_naming_it(site):
     assert "fake_missing_client_library" in str(error)
 
 
+def test_a_store_published_for_contract_version_1_opens(site):
+    # Stores on PyPI declare the number itself (docs/stores.md: contract version 1); this collection must keep
+    # opening them for as long as it speaks version 1.
+    install_package(site, "fake_store_v1", STORE_MODULE.format(version=1), {"published": "fake_store_v1:FakeStore"})
+    store = open_store({"storage": "published", "url": "fake://host"})
+    assert sys.modules["fake_store_v1"].OPENED == [{"url": "fake://host", "retries": 3, "mode": "safe"}]
+    assert store.identity == "published (fake store)"
+
+
 def test_a_store_of_another_contract_version_is_refused_and_never_opened(site):
     install_package(site, "fake_store_v2", STORE_MODULE.format(version=CONTRACT_VERSION + 1),
                     {"future": "fake_store_v2:FakeStore"})

@@ -207,3 +207,19 @@ def test_a_missing_sqlite_source_is_named_and_not_created(tmp_path):
     sqlite3.connect(path).execute("create table something (id text)").connection.commit()
     with pytest.raises(InvalidParameter, match="no table 'volumes'"):
         read_source(f"sqlite:///{path}", "mine", None)
+
+
+def test_a_changed_record_after_unchanged_ones_is_updated_and_named(tmp_path):
+    store = open_store({"storage": "file", "path": str(tmp_path / "state.json")})
+    ids = ["00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"]
+    records = {i: {"kind": "volume", "id": i, "backend": "src", "name": f"v{n}", "size": 1, "status": "available",
+                   "description": ""} for n, i in enumerate(ids)}
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps({"schema_version": 1, "records": records}))
+    params = {"state": "imported", "src": str(src)}
+    assert StateTransfer.run_on_store(store, "mine", params, False)["changed"]
+    records[ids[1]]["description"] = "moved"  # the first record stays as it was imported
+    src.write_text(json.dumps({"schema_version": 1, "records": records}))
+    again = StateTransfer.run_on_store(store, "mine", params, False)
+    assert again["actions"] == [f"update volume 'v1' ({ids[1]})"]
+    assert store.by_id(ids[1])["description"] == "moved" and store.by_id(ids[0])["description"] == ""

@@ -73,7 +73,8 @@ def main() -> int:
         persistence = json.load(handle)["persistence"]
     backend, directory = sys.argv[2], sys.argv[3]
     expect = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
-    records = [r for r in records_of(persistence) if r.get("backend") == backend]
+    # The objects' records; the backend's own identity record (kind "backend") has no status or image.
+    records = [r for r in records_of(persistence) if r.get("backend") == backend and r.get("kind") != "backend"]
     volumes = {r["id"]: r for r in records if r["kind"] == "volume"}
     snapshots = {r["id"]: r for r in records if r["kind"] == "snapshot"}
     files = set(os.listdir(directory)) if os.path.isdir(directory) else set()

@@ -210,7 +210,7 @@ class FileDriver(IscsiExport, Driver):
         fmt = self.format_of(snapshot)
         path = self.volume_path(volume)
         with undone_on_failure(self.path, f"volume {volume.name!r} from snapshot {snapshot.name!r}",
-                                     lambda: fmt.delete(volume, path), "; the snapshot is unchanged"), \
+                               lambda: fmt.delete(volume, path), "; the snapshot is unchanged"), \
                 self.private():
             made = {"format": fmt.name, **fmt.from_snapshot(volume, snapshot, path)}
         self._share(path)
@@ -221,7 +221,7 @@ class FileDriver(IscsiExport, Driver):
         path = self.volume_path(volume)
         # qcow2: a frozen base (clone-base-<id>) that never got its overlay is collected by the delete.
         with undone_on_failure(self.path, f"clone {volume.name!r} of volume {source.name!r}",
-                                     lambda: fmt.delete(volume, path), f"; volume {source.name!r} is unchanged"), \
+                               lambda: fmt.delete(volume, path), f"; volume {source.name!r} is unchanged"), \
                 self.private():
             made = {"format": fmt.name, **fmt.clone(volume, source, path)}
         self._share(self.volume_path(volume), self.volume_path(source))
@@ -288,7 +288,7 @@ class FileDriver(IscsiExport, Driver):
                 self.unlink(path)
 
         with undone_on_failure(self.path, f"snapshot {snapshot.name!r} of volume {volume.name!r}", undo,
-                                     f"; volume {volume.name!r} is unchanged"), self.private():
+                               f"; volume {volume.name!r} is unchanged"), self.private():
             made = {"format": fmt.name, **fmt.snapshot(snapshot, volume)}
         self._share(self.volume_path(volume), self.snapshot_path(snapshot))
         return made, volume.driver_data

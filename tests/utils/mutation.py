@@ -38,12 +38,12 @@ TARGETS = {
     "plan.py": ["test_resources.py", "test_transaction.py", "test_handler.py"],
     "volumes.py": ["test_resources.py", "test_transaction.py", "test_attachments.py"],
     "snapshots.py": ["test_resources.py", "test_handler.py"],
-    "attachments.py": ["test_attachments.py"],
+    "attachments.py": ["test_attachments.py", "test_revert.py"],
     "drift.py": ["test_drift.py"],
     "backends_file.py": ["test_backends_file.py"],
     "config.py": ["test_config.py", "test_backends_file.py", "test_backend_env.py"],
     "transfer.py": ["test_transfer.py", "test_record_integrity.py"],
-    "handler.py": ["test_handler.py", "test_attachments.py"],
+    "handler.py": ["test_handler.py", "test_attachments.py", "test_backend_identity.py"],
     "drivers/file/qcow2.py": ["drivers/test_file_qcow2.py", "test_resources.py", "test_drift.py"],
 }
 

@@ -273,9 +273,13 @@ def test_a_failed_connect_stores_nothing(lab):
     assert lab.connections() == []
 
 
-def test_attached_must_describe_this_host(lab):
+@pytest.mark.parametrize("other", ["peer", "alpha"])  # a host name sorting after this host's ("here") and before
+def test_attached_must_describe_this_host(lab, other):
     with pytest.raises(Conflict, match="state connected"):
-        lab.run(volume="v1", connector=PEER)
+        lab.run(volume="v1", connector={**PEER, "host": other})
+    assert lab.connections() == []
+    # Positive control: the connector of this host attaches.
+    assert lab.run(volume="v1", connector=HERE)["attachment"]["status"] == "attached"
 
 
 def test_mode_change_needs_a_detach(lab):

@@ -197,3 +197,15 @@ def test_a_store_that_shared_the_directory_before_markers_goes_on_and_its_drift_
     report = drift(second, shared)
     assert report["unknown_objects"] == [{"kind": "volume", "id": theirs}]
     assert all("remove" not in p for p in report["problems"]) and mine not in json.dumps(report["problems"])
+
+
+def test_a_query_or_check_mode_leaves_the_store_as_it_is_even_a_backend_record_with_no_objects(store, tmp_path):
+    run(store, VolumeResource, {"path": str(tmp_path / "a")}, name="v1", size=1)
+    # The object records gone outside a task (edited by hand, or a task that failed after deleting them):
+    # only a task that deletes records may release the backend record.
+    store.apply(deletes=objects(store))
+    before = state(store, tmp_path / "a")
+    assert store.find("lab", "backend")
+    run(store, VolumeInfo, {"path": str(tmp_path / "a")})
+    run(store, VolumeResource, {"path": str(tmp_path / "a")}, check_mode=True, name="v2", size=1)
+    assert state(store, tmp_path / "a") == before

@@ -480,3 +480,15 @@ def test_a_consumer_touches_only_what_it_attaches_not_the_backend(lab):
     # Removing the export is backend work again.
     lab.run(volume="v1", state="detached")
     assert lab.driver.setups == 1 and not lab.driver.exports
+
+
+def test_deleting_a_volume_after_a_killed_attach_frees_the_loop_device_it_left(lab):
+    run_killed(lab, volume="v1")
+    lab.host.loops = {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000001",
+                      "/dev/loop8": "/srv/lab/volume-another"}
+    lab.driver.local_path = lambda volume_id: f"/srv/lab/volume-{volume_id}"
+    lab.driver.delete_volume = lambda volume: None
+    result = lab.run(handler=VolumeResource, name="v1", state="absent")
+    assert result["changed"] and any("interrupted task" in a for a in result["actions"])
+    assert lab.host.loops == {"/dev/loop8": "/srv/lab/volume-another"}  # only the deleted volume's
+    assert lab.store.find("lab", "volume", name="v1") == [] and lab.connections() == []

@@ -117,6 +117,24 @@ def test_bad_revert_is_refused_naming_the_option_and_changes_nothing(lab, params
     assert lab.volume(name="db", revert_to="before")["changed"]  # the positive control
 
 
+def test_a_revert_with_a_size_keeps_or_grows_the_volume_but_never_shrinks_it(lab):
+    lab.volume(name="db", size=2)
+    before = lab.state()
+    with pytest.raises(Conflict, match="volume 'db' is 2 GiB; volumes only grow, so 1 GiB is refused") as caught:
+        lab.volume(name="db", size=1, revert_to="before")
+    assert caught.value.option == "size" and lab.state() == before
+    same = lab.volume(name="db", size=2, revert_to="before")  # the size it has: a plain revert
+    assert same["actions"] == ["revert volume 'db' to snapshot 'before'"] and same["volume"]["size"] == 2
+    lab.io("db", "read -P 0x11 0 1M")
+    lab.io("db", "write -P 0x44 0 1M")
+    lab.run(SnapshotResource, volume="db", name="later")
+    lab.io("db", "write -P 0x55 0 1M")
+    grown = lab.volume(name="db", size=3, revert_to="later")
+    assert grown["actions"] == ["revert volume 'db' to snapshot 'later' and grow it to 3 GiB"]
+    assert grown["volume"]["size"] == 3
+    lab.io("db", "read -P 0x44 0 1M", "read -P 0 2G 1M")
+
+
 def test_revert_of_a_volume_that_does_not_exist_is_refused(lab):
     with pytest.raises(NotFound, match="no volume 'new' on backend 'lab' to revert") as caught:
         lab.volume(name="new", size=1, revert_to="before")

@@ -74,6 +74,7 @@ def test_a_missing_image_fails_naming_it_marks_the_record_error_and_creates_noth
         assert f"volume 'v1' ({volume['id']})" in failed.value.msg
         assert f"{lab.image(volume)} is missing from the backend" in failed.value.msg
         assert "state: absent" in failed.value.msg and "put the object back" in failed.value.msg
+        assert failed.value.msg.endswith("create the volume again (empty)")
         assert lab.record("volume", "v1")["status"] == "error"
         assert lab.files() == []
     # A bigger size does not create it either.
@@ -121,6 +122,14 @@ def test_an_image_shrunk_outside_grows_back_to_its_record(raw_lab):
     assert os.path.getsize(raw_lab.image(volume)) == 2 * GiB
 
 
+def test_an_image_shrunk_outside_and_a_larger_size_given_is_one_extend_to_that_size(raw_lab):
+    volume = raw_lab.run(VolumeResource, name="v1", size=2)["volume"]
+    os.truncate(raw_lab.image(volume), GiB)
+    result = raw_lab.run(VolumeResource, name="v1", size=3)
+    assert result["actions"] == ["extend volume 'v1' from 2 to 3 GiB"]
+    assert result["volume"]["size"] == 3 and os.path.getsize(raw_lab.image(volume)) == 3 * GiB
+
+
 def test_an_image_grown_outside_is_refused_until_the_size_is_given(raw_lab):
     volume = raw_lab.run(VolumeResource, name="v1", size=1)["volume"]
     os.truncate(raw_lab.image(volume), 2 * GiB)
@@ -161,6 +170,8 @@ def test_a_missing_snapshot_fails_naming_it_and_marks_only_its_record(raw_lab):
     with pytest.raises(Conflict) as failed:
         lab.run(SnapshotResource, name="s1", volume="v1")
     assert f"snapshot 's1' ({snap['id']})" in failed.value.msg and f"{path} is missing" in failed.value.msg
+    # A snapshot made again holds its volume's data of then, not the lost one's.
+    assert failed.value.msg.endswith("create the snapshot again (of its volume as it is now)")
     assert lab.record("snapshot", "s1")["status"] == "error"
     assert lab.record("volume", "v1")["status"] == "available"
     assert not os.path.exists(path)

@@ -117,9 +117,15 @@ def release_if_empty(store: Store, backend: str) -> None:
             store.apply(deletes=store.find(backend, BACKEND))
 
 
+def store_label(store: Store) -> str:
+    """How an owner marker names a store: a fingerprint of its identity, never its path or URL (the
+    owner goes with the module's arguments to every host a task runs on, consumers included)."""
+    return "store " + hashlib.sha256(str(store.identity).encode("utf-8")).hexdigest()[:16]
+
+
 def owner_of(store: Store, record: dict | None) -> dict | None:
     """What a driver writes in (and compares with) its owner marker: this store, under this backend record."""
     if record is None:
         return None
-    return {"id": record["id"], "store": store.identity, "backend": record["backend"],
+    return {"id": record["id"], "store": store_label(store), "backend": record["backend"],
             "adopted": bool(record.get("adopted"))}

@@ -159,8 +159,9 @@ class Driver:
         if marker is None:
             return False
         # The same store under its id or its name: a store made again in the same place (its state lost) is this one.
-        return self.owner is None or (marker.get("id") != self.owner.get("id")
-                                      and marker.get("store") != self.owner.get("store"))
+        if self.owner is None:
+            return True
+        return marker.get("id") != self.owner.get("id") and marker.get("store") != self.owner.get("store")
 
     def refuse_foreign_owner(self, marker: dict | None, option: str) -> None:
         """Before a change: a backend another store owns is refused, unless this store used it before owner

@@ -54,7 +54,9 @@ quiet() { "$@" </dev/null >>"$work/ceph.log" 2>&1 || { cat "$work/ceph.log"; ret
 holdings() {
   echo "== pool"; rbd "${admin[@]}" ls -l "$pool" </dev/null 2>>"$work/ceph.log"
   echo "== trash"; rbd "${admin[@]}" trash ls --all "$pool" </dev/null 2>>"$work/ceph.log"
-  echo "== files"; [ ! -d "$work/volumes" ] || find "$work/volumes" -mindepth 1 -printf '%P %y\n' | LC_ALL=C sort
+  for dir in volumes volumes-db; do
+    echo "== files $dir"; [ ! -d "$work/$dir" ] || find "$work/$dir" -mindepth 1 -printf '%P %y\n' | LC_ALL=C sort
+  done
   echo "== records"
   PYTHONPATH="$collections" "$python" - "$work/state/state.json" "$pg_url" "$run_id" <<'PY'
 import os, sys

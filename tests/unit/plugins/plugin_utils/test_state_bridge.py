@@ -12,14 +12,22 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import I
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
-from ansible_collections.blockstore.storage.plugins.plugin_utils import state_bridge
 
 # A stand-in for the action plugin: only its templar is read (variables arrive templated here).
 ACTION = types.SimpleNamespace(_templar=types.SimpleNamespace(template=lambda value: value))
 VALIDATED = types.SimpleNamespace(_warnings=[], _deprecations=[])
 
 
+@pytest.fixture(name="state_bridge")
+def fixture_state_bridge():
+    # Imported here, not at the top: the action plugin's code imports ansible, which the non-root leg's venv
+    # lacks, and a module-level import would break that leg's collection of every test file.
+    from ansible_collections.blockstore.storage.plugins.plugin_utils import state_bridge
+    return state_bridge
+
+
 def answered_here(handler, **task_vars) -> bool:
+    from ansible_collections.blockstore.storage.plugins.plugin_utils import state_bridge
     return state_bridge.answers_noop_here(ACTION, task_vars, handler, VALIDATED)
 
 
@@ -49,11 +57,11 @@ def test_a_bad_noop_answer_is_refused_naming_the_variable(value):
     {"backend": {"name": "b", "driver": "file", "path": "/srv/b"}},
     {"backend": {"name": "b", "driver": "file", "path": "/srv/b"}, "backends_file": None},
 ])
-def test_an_inline_backend_is_what_resolve_backend_makes_of_it(params):
+def test_an_inline_backend_is_what_resolve_backend_makes_of_it(params, state_bridge):
     assert state_bridge.task_backend(params) == resolve_backend(params["backend"], params.get("backends_file"))
 
 
-def test_a_backend_naming_a_section_goes_through_the_backends_file(tmp_path):
+def test_a_backend_naming_a_section_goes_through_the_backends_file(tmp_path, state_bridge):
     conf = tmp_path / "backends.conf"
     conf.write_text("[DEFAULT]\nenabled_backends = lab\n\n[lab]\ndriver = file\npath = /srv/lab\n")
     params = {"backend": "lab", "backends_file": str(conf)}

@@ -114,22 +114,33 @@ def steps_of(tmp_path, monkeypatch, op: str) -> int:
     return lab.stops.count
 
 
+def kind_of(op: str) -> str:
+    """The kind of record the operation makes."""
+    return "snapshot" if op == "snapshot" else "volume"
+
+
+def stopped_at_each_step(tmp_path, monkeypatch, steps: int, label: str, error):
+    """For each of an operation's `steps` driver calls: (its number, a fresh lab with its source image, that
+    image, the stops), the stop armed at that call with a new `error()`."""
+    stops = Stops(monkeypatch)
+    for at in range(1, steps + 1):
+        lab = Lab(str(tmp_path / f"{label}-{at}"), stops)
+        image = lab.base()
+        stops.arm(at, error())
+        yield at, lab, image, stops
+
+
 @pytest.mark.parametrize("op", list(OPS))
 @pytest.mark.parametrize("then", ["delete", "rerun"])
 def test_killed_at_each_step_then_deleted_or_run_again_keeps_the_source_whole(tmp_path, monkeypatch, op, then):
     steps = steps_of(tmp_path, monkeypatch, op)
     assert steps >= 5  # link, overlay (remove, create, rename), chmod at least
-    stops = Stops(monkeypatch)
     handler, make, delete = OPS[op]
     problems = []
-    for at in range(1, steps + 1):
-        lab = Lab(str(tmp_path / f"{then}-{at}"), stops)
-        image = lab.base()
-        stops.arm(at, Killed())
+    for at, lab, image, stops in stopped_at_each_step(tmp_path, monkeypatch, steps, then, Killed):
         lab.run(handler, **make)
         assert stops.count == at, "the stop never came"
-        kind = "snapshot" if op == "snapshot" else "volume"
-        assert lab.store.find("lab", kind, name=make["name"])[0]["status"] == "creating"
+        assert lab.store.find("lab", kind_of(op), name=make["name"])[0]["status"] == "creating"
         if then == "delete":
             assert lab.run(handler, **delete)["changed"] is True
         else:
@@ -142,17 +153,14 @@ def test_killed_at_each_step_then_deleted_or_run_again_keeps_the_source_whole(tm
 
 @pytest.mark.parametrize("op", list(OPS))
 def test_a_failed_step_is_undone_and_keeps_the_source_whole(tmp_path, monkeypatch, op):
-    steps = steps_of(tmp_path, monkeypatch, op)
-    stops = Stops(monkeypatch)
     handler, make, _delete = OPS[op]
     problems = []
-    for at in range(1, steps + 1):
-        lab = Lab(str(tmp_path / f"fail-{at}"), stops)
-        image = lab.base()
-        stops.arm(at, OSError(5, "Input/output error"))
+    steps = steps_of(tmp_path, monkeypatch, op)
+    for at, lab, image, _stops in stopped_at_each_step(tmp_path, monkeypatch, steps, "fail",
+                                                       lambda: OSError(5, "Input/output error")):
         with pytest.raises(BlockstoreError):
             lab.run(handler, **make)
-        assert not lab.store.find("lab", "snapshot" if op == "snapshot" else "volume", name=make["name"])
+        assert not lab.store.find("lab", kind_of(op), name=make["name"])
         problems += lab.problems(image, f"failed at {at}")
     assert not problems, "\n".join(problems)
 
@@ -173,8 +181,7 @@ def test_a_killed_delete_of_a_half_made_one_is_finished_by_the_next(tmp_path, mo
         lab.run(handler, **delete)
         if stops.count < at:
             break  # the delete ran through: every step has been killed at
-        kind = "snapshot" if op == "snapshot" else "volume"
-        assert lab.store.find("lab", kind, name=make["name"])[0]["status"] == "deleting"
+        assert lab.store.find("lab", kind_of(op), name=make["name"])[0]["status"] == "deleting"
         assert lab.run(handler, **delete)["changed"] is True
         problems += lab.problems(image, f"delete killed at {at}")
     assert at > 3

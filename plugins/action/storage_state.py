@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# Copyright: blockstore.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The action plugin of storage_state: the collection's one action plugin, plugins/action/storage.py.
+
+Named after the module so that Ansible's strategy imports it once, in the main process, before it
+forks a worker per task: every worker then finds the state bridge compiled already, instead of the
+collection loader compiling it again for each task (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.blockstore.storage.plugins.action.storage import ActionModule  # noqa: F401 pylint: disable=unused-import

@@ -45,6 +45,7 @@ from .objects import (
     public_view,
 )
 from .transaction import perform, run_task
+from .units import GiB
 
 if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
     from .persistence.base import Store
@@ -282,6 +283,33 @@ class Resource(Handler):
         """Whether this plan checks the task's object on the backend: where the module runs, with a
         driver that can tell (docs/performance.md: `blockstore_noop_answer`)."""
         return self.on_host and self.driver is not None and self.driver.can_verify
+
+    def backend_confirms(self, plan: Plan) -> bool:
+        """Whether a plan with no steps may be answered without the module, as far as the controller can
+        see: always when the task chose the store's answer (the driver has no `probe_on_host`); else only
+        when the driver's probe of the object, run on the task's host, agrees with its record. Anything
+        else (no probe for this driver, a probe that failed, a difference) sends the task to the module,
+        whose check says what differs and acts on it."""
+        probe = self.driver.probe_on_host if self.driver is not None else None
+        if probe is None or not self.noop_checks_backend or not plan.before:
+            return True
+        existing = self.records.get(self.kind, plan.before["id"])
+        request = self.driver.probe_request(existing) if existing is not None else None
+        if request is None:
+            return False
+        reports = probe([request])
+        try:
+            return self.agrees_with_backend(existing, self.driver.inspect_from_probe(existing, reports[0]))
+        except (KeyError, IndexError, TypeError, ValueError):  # not a report probe.py makes
+            return False
+
+    def agrees_with_backend(self, existing: Volume | Snapshot, found: dict) -> bool:
+        """Whether `found` (inspect_volume's or inspect_snapshot's answer) is what the module's check
+        accepts with nothing to do or record: there, not marked missing, of its record's format and size."""
+        recorded = (existing.driver_data or {}).get("format")
+        return (bool(found["exists"]) and not is_missing(existing)
+                and (not found.get("format") or not recorded or found["format"] == recorded)
+                and (found.get("size") is None or found["size"] == existing.size * GiB))
 
     def check_on_backend(self, existing: Volume | Snapshot, target: Volume | Snapshot,
                          found: dict) -> list[str]:

@@ -104,7 +104,7 @@ def _run_locked(store: Store, resource: Any, records: list[dict], check_mode: bo
     # The same plan the module will make: validates everything before any write,
     # and names the records to write in their transient status first.
     plan = resource.plan()
-    if answer_noop is not None and not plan.steps and resource.noop_on_controller:
+    if answer_noop is not None and not plan.steps and resource.noop_on_controller and resource.backend_confirms(plan):
         # The module would make this same empty plan from these same records and return its
         # result: nothing to write, nothing to do on the host.
         return answer_noop(resource.result(plan))

@@ -31,6 +31,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     full_spec,
     non_text_option,
 )
+from ansible_collections.blockstore.storage.plugins.plugin_utils.host_probe import host_probe
 
 COLLECTION = "blockstore.storage"
 # Set true (a play, host or task variable) to ship the module even when the controller's plan
@@ -83,31 +84,45 @@ def noop_answer(action, task_vars: dict) -> str:
     return value
 
 
-def answers_noop_here(action, task_vars: dict, handler: type, validated: object) -> bool:
-    """Whether a task with nothing to do is answered here, without shipping the module.
+def noop_answered_here(action, task_vars: dict, handler: type, validated: object) -> str | None:
+    """How a task with nothing to do is answered here, without shipping the module: "store" (from the
+    records), "probe" (from the records, once the driver's probe of the object on the task's host
+    agrees with them), or None (the module runs).
 
-    Only for handlers whose such tasks need nothing from the host (`noop_on_controller`); for those
-    whose module checks the object on the backend (`noop_checks_backend`), only when the task opts
-    in with `blockstore_noop_answer: store`; and only when the module's result would hold nothing
+    Only for handlers whose such tasks need nothing else from the host (`noop_on_controller`); "probe"
+    for those whose module checks the object on the backend (`noop_checks_backend`), unless the task
+    opts in with `blockstore_noop_answer: store`; and only when the module's result would hold nothing
     this side cannot make: no `invocation` (ansible-core < 2.21 always adds it, later ones when
     INJECT_INVOCATION is on) and no warnings about aliases or deprecated options.
     docs/performance.md explains the choice.
     """
     if not handler.noop_on_controller:
-        return False
+        return None
     answer = noop_answer(action, task_vars)
     always = task_vars.get(ALWAYS_RUN_MODULE_VAR, False)
     if isinstance(always, str):
         always = action._templar.template(always)
     if boolean(always, strict=False):
-        return False
-    if handler.noop_checks_backend and answer != "store":
-        return False
+        return None
     try:
         inject_invocation = C.config.get_config_value("INJECT_INVOCATION", variables=task_vars)
     except AnsibleError:  # ansible-core before 2.21: modules always return their invocation
         inject_invocation = True
-    return not inject_invocation and not validated._warnings and not validated._deprecations
+    if inject_invocation or validated._warnings or validated._deprecations:
+        return None
+    return "probe" if handler.noop_checks_backend and answer != "store" else "store"
+
+
+def answers_noop_here(action, task_vars: dict, handler: type, validated: object, driver: object) -> bool:
+    """noop_answered_here as a yes or no; for a "probe" answer, hands `driver` its runner of probes on the
+    task's host (no runner yet, no interpreter known there: the module runs)."""
+    how = noop_answered_here(action, task_vars, handler, validated)
+    if how == "probe":
+        probe = host_probe(action, task_vars) if driver is not None else None
+        if probe is None:
+            return False
+        driver.probe_on_host = probe
+    return how is not None
 
 
 def task_backend(params: dict) -> object:
@@ -216,7 +231,7 @@ def run_action(action, task_vars: dict) -> dict:
         def answer_noop(noop_result: dict) -> dict:
             return module_result(noop_result, module_args["backend"])
 
-        answer_here = answers_noop_here(action, task_vars, handler, validated)
+        answer_here = answers_noop_here(action, task_vars, handler, validated, job.driver)
         result = dispatch(handler, job, store=store, ship=ship, answer_noop=answer_noop if answer_here else None)[0]
     except BlockstoreError as exc:
         return _hide(_failure(str(exc), exc.option), store_secrets)

@@ -32,7 +32,7 @@ LONG_FILES = {
 }
 # Lower layers never import higher ones; inside one layer only files of one package import each other.
 LAYERS = [
-    ("errors", "commands"),
+    ("errors", "commands", "probe"),
     ("units", "objects", "sealing", "config"),
     ("serialization",),
     ("persistence", "drivers", "connectors"),

@@ -10,7 +10,7 @@ returned by an operation is kept with the record and handed back later.
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 from ..config import Opt, secret_names, validate_options
 from ..errors import Conflict, DriverError
@@ -35,6 +35,9 @@ class Driver:
         # The store this task runs for ({"id", "store", "adopted"}, backend_identity.owner_of): a driver
         # that keeps an owner marker on the backend claims it with this; None when no store is known.
         self.owner: dict | None = None
+        # Set on the controller only (the action plugin), when it can run probe.py on the task's host:
+        # runs a list of probe_request()s there and returns their reports, or None when it could not.
+        self.probe_on_host: Callable[[list], list | None] | None = None
 
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
@@ -77,6 +80,15 @@ class Driver:
         """What the backend holds for `volume`: `object` (how a user finds it: a path, pool/image),
         `exists`, and where the driver can tell cheaply, `size` (bytes) and `format`."""
         return {"object": f"volume-{volume.id}", "exists": self.volume_exists(volume)}
+
+    def probe_request(self, obj: Volume | Snapshot) -> dict | None:
+        """The file check (probe.py: {"path", "head"}) whose report answers inspect_volume or
+        inspect_snapshot for `obj` (inspect_from_probe); None when this driver's check needs more."""
+        return None
+
+    def inspect_from_probe(self, obj: Volume | Snapshot, report: dict) -> dict:
+        """inspect_volume's (or inspect_snapshot's) answer, made from probe_request's report."""
+        raise NotImplementedError
 
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         """Optional: make `volume` hold the data of its `snapshot` again, keeping the volume's

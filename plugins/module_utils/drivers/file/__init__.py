@@ -34,12 +34,13 @@ from typing import Iterator
 from ...config import Opt
 from ...errors import DriverError, InvalidParameter
 from ...objects import Snapshot, Volume
+from ...probe import probe_file
 from ...units import GiB
 from ..base import Driver
 from .export import IscsiExport
 from .image import ImageFormat
 from .owner import claim, read_marker, release
-from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header
+from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header, qcow2_virtual_size
 from .raw import RawFormat, reflink
 from .space import undone_on_failure
 
@@ -245,17 +246,22 @@ class FileDriver(IscsiExport, Driver):
 
     def inspect_volume(self, volume: Volume) -> dict:
         # One stat and a 32-byte header read: cheap enough for every task with nothing to do.
-        path = self.volume_path(volume)
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            return {"object": path, "exists": False}
-        if self.format_of(volume).name == "qcow2":
-            # A raw volume's data may start like a qcow2 header: only a qcow2 record's image is read as one.
-            virtual_size = qcow2_header(path)[1]
-            if virtual_size:
-                return {"object": path, "exists": True, "format": "qcow2", "size": virtual_size}
-        return {"object": path, "exists": True, "format": "raw", "size": size}
+        return self.inspect_from_probe(volume, probe_file(**self.probe_request(volume)))
+
+    def probe_request(self, obj: Volume | Snapshot) -> dict:
+        if isinstance(obj, Snapshot):
+            return {"path": self.snapshot_path(obj)}
+        # A raw volume's data may start like a qcow2 header: only a qcow2 record's image is read as one.
+        return {"path": self.volume_path(obj), "head": 32 if self.format_of(obj).name == "qcow2" else 0}
+
+    def inspect_from_probe(self, obj: Volume | Snapshot, report: dict) -> dict:
+        path = self.probe_request(obj)["path"]
+        if not report["exists"] or isinstance(obj, Snapshot):
+            return {"object": path, "exists": report["exists"]}
+        virtual_size = qcow2_virtual_size(bytes.fromhex(report.get("head", "")))
+        if virtual_size:
+            return {"object": path, "exists": True, "format": "qcow2", "size": virtual_size}
+        return {"object": path, "exists": True, "format": "raw", "size": report["size"]}
 
     def allocated_bytes(self, volume: Volume) -> int | None:
         # The blocks of the volume's own file: sparse raw; a qcow2 overlay without its frozen backing images.
@@ -304,7 +310,7 @@ class FileDriver(IscsiExport, Driver):
         return os.path.exists(self.snapshot_path(snapshot))
 
     def inspect_snapshot(self, snapshot: Snapshot) -> dict:
-        return {"object": self.snapshot_path(snapshot), "exists": self.snapshot_exists(snapshot)}
+        return self.inspect_from_probe(snapshot, probe_file(**self.probe_request(snapshot)))
 
     # backend ------------------------------------------------------------
     def _virtual_size(self, name: str) -> int:

@@ -31,15 +31,22 @@ def qcow2_header(path: str) -> tuple[str | None, int]:
     """
     with open(path, "rb") as handle:
         header = handle.read(32)
-        if len(header) < 32 or header[:4] != QCOW2_MAGIC:
+        virtual_size = qcow2_virtual_size(header)
+        if not virtual_size:
             return None, 0
         backing_offset, backing_size = struct.unpack(">QI", header[8:20])
-        virtual_size = struct.unpack(">Q", header[24:32])[0]
         backing = None
         if backing_offset and backing_size:
             handle.seek(backing_offset)
             backing = handle.read(backing_size).decode("utf-8", "replace")
         return backing, virtual_size
+
+
+def qcow2_virtual_size(header: bytes) -> int:
+    """The virtual size in bytes a qcow2 image's first 32 bytes give; 0 when they are not a qcow2 header."""
+    if len(header) < 32 or header[:4] != QCOW2_MAGIC:
+        return 0
+    return struct.unpack(">Q", header[24:32])[0]
 
 
 def qemu_img_path() -> str:

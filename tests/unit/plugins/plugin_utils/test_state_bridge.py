@@ -26,23 +26,24 @@ def fixture_state_bridge():
     return state_bridge
 
 
-def answered_here(handler, **task_vars) -> bool:
+def answered_here(handler, **task_vars) -> str | None:
     from ansible_collections.blockstore.storage.plugins.plugin_utils import state_bridge
-    return state_bridge.answers_noop_here(ACTION, task_vars, handler, VALIDATED)
+    return state_bridge.noop_answered_here(ACTION, task_vars, handler, VALIDATED)
 
 
 @pytest.mark.parametrize("handler", [VolumeResource, SnapshotResource])
 def test_volume_and_snapshot_tasks_check_the_backend_unless_the_store_answer_is_asked_for(handler):
-    assert answered_here(handler) is False
-    assert answered_here(handler, blockstore_noop_answer="backend") is False
-    assert answered_here(handler, blockstore_noop_answer="store") is True
+    assert answered_here(handler) == "probe"
+    assert answered_here(handler, blockstore_noop_answer="backend") == "probe"
+    assert answered_here(handler, blockstore_noop_answer="store") == "store"
     # blockstore_always_run_module still runs the module, whatever else is set.
-    assert answered_here(handler, blockstore_noop_answer="store", blockstore_always_run_module=True) is False
+    assert answered_here(handler, blockstore_always_run_module=True) is None
+    assert answered_here(handler, blockstore_noop_answer="store", blockstore_always_run_module=True) is None
 
 
 def test_info_tasks_answer_from_the_store_unless_the_module_must_run():
-    assert answered_here(VolumeInfo) is True
-    assert answered_here(VolumeInfo, blockstore_always_run_module="true") is False
+    assert answered_here(VolumeInfo) == "store"
+    assert answered_here(VolumeInfo, blockstore_always_run_module="true") is None
 
 
 @pytest.mark.parametrize("value", ["Store", "records", "", True, ["store"]])

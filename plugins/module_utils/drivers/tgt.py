@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import time
 from typing import Iterator
 
@@ -27,6 +28,15 @@ from ..errors import DriverError, MissingDependency
 
 LUN = 1
 CONNECT_RETRIES = 6
+# tgtd's management socket, as tgtadm finds it (TGT_IPC_SOCKET overrides the base, as for tgtadm).
+SOCKET_BASE = "/var/run/tgtd/socket"
+# The "account new" request as tgtadm of these tgt versions sends it (read off tgtd's socket): a 120-byte
+# header (mode 7 = account, op 0 = new, lld, total length, tid -1, sid 0, lun all ones, six zero words)
+# and "user=U,password=P" with its NUL. Sent from here, the password is on no command line (`ps` and
+# /proc/PID/cmdline show every local user a tgtadm process's arguments). Other versions: tgtadm.
+ACCOUNT_REQUEST = struct.Struct("<II64sIiQQ6I")
+WIRE_VERSIONS = ("1.0.85",)
+MODE_ACCOUNT, OP_NEW = 7, 0
 LOCK_DIR = "/run/blockstore"
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 
@@ -34,6 +44,7 @@ _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 class Tgt:
     def __init__(self, control_port: int) -> None:
         self.control_port = control_port
+        self._wire: bool | None = None  # _speaks_wire, asked once
 
     def _tgtadm(self, *args: str, check: bool = True) -> CompletedProcess:
         path = shutil.which("tgtadm") or ("/usr/sbin/tgtadm" if os.path.exists("/usr/sbin/tgtadm") else None)
@@ -51,14 +62,54 @@ class Tgt:
         if check and proc.returncode:
             reason = (proc.stderr or proc.stdout).strip()
             if "tgt daemon" in reason or "not connected" in reason:
-                # The export runs where the task runs: on a consumer host there is no tgtd to reach.
-                reason += (f" (is tgtd running on this host ({socket.gethostname()}) with control port "
-                           f"{self.control_port}? The export is made where the task runs: run the task on the host "
-                           "that serves the backend (delegate_to), or start tgtd here with "
-                           f"'tgtd -C {self.control_port} --iscsi portal=IP:PORT')")
+                reason += self._unreachable_hint()
             shown = [a for a in args if a != "--password"]
             raise DriverError(f"file driver: tgtadm {' '.join(shown[:4])} failed: {reason}")
         return proc
+
+    def _unreachable_hint(self) -> str:
+        # The export runs where the task runs: on a consumer host there is no tgtd to reach.
+        return (f" (is tgtd running on this host ({socket.gethostname()}) with control port "
+                f"{self.control_port}? The export is made where the task runs: run the task on the host "
+                "that serves the backend (delegate_to), or start tgtd here with "
+                f"'tgtd -C {self.control_port} --iscsi portal=IP:PORT')")
+
+    def _speaks_wire(self) -> bool:
+        """Whether this host's tgt is a version whose account request format is known (WIRE_VERSIONS)."""
+        if self._wire is None:
+            proc = self._tgtadm("--version", check=False)
+            self._wire = proc.returncode == 0 and proc.stdout.strip() in WIRE_VERSIONS
+        return self._wire
+
+    def new_account(self, user: str, password: str) -> None:
+        """Create a CHAP account, its password never on a command line where tgtd's protocol is known."""
+        if not self._speaks_wire():
+            self._tgtadm("--mode", "account", "--op", "new", "--user", user, "--password", password)
+            return
+        params = f"user={user},password={password}".encode() + b"\0"
+        request = ACCOUNT_REQUEST.pack(MODE_ACCOUNT, OP_NEW, b"iscsi", ACCOUNT_REQUEST.size + len(params), -1, 0,
+                                       2**64 - 1, 0, 0, 0, 0, 0, 0) + params
+        path = f"{os.environ.get('TGT_IPC_SOCKET', SOCKET_BASE)}.{self.control_port}"
+        for attempt in range(CONNECT_RETRIES):
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+                    channel.settimeout(30)
+                    channel.connect(path)
+                    channel.sendall(request)
+                    reply = channel.recv(8, socket.MSG_WAITALL)
+                break
+            except OSError as exc:
+                # Refused or not connected: tgtd did not take the request (see _tgtadm), so it is resent.
+                if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTCONN) \
+                        or attempt == CONNECT_RETRIES - 1:
+                    raise DriverError(f"file driver: tgtd account new failed: can't reach the tgt daemon at {path}: "
+                                      f"{exc.strerror or exc}{self._unreachable_hint()}") from None
+                time.sleep(0.2 * (attempt + 1))
+        if len(reply) != 8:
+            raise DriverError("file driver: tgtd account new failed: tgtd closed the socket without an answer")
+        error = struct.unpack("<I", reply[:4])[0]
+        if error:
+            raise DriverError(f"file driver: tgtd account new failed: tgtd refused it (tgtadm error {error})")
 
     def check(self) -> None:
         self._tgtadm("--mode", "target", "--op", "show")
@@ -132,7 +183,7 @@ class Tgt:
             self._tgtadm("--mode", "target", "--op", "bind", "--tid", str(target["tid"]),
                          "--initiator-name", initiator)
         if user not in self.accounts():
-            self._tgtadm("--mode", "account", "--op", "new", "--user", user, "--password", password)
+            self.new_account(user, password)
         if user not in target["accounts"]:
             self._tgtadm("--mode", "account", "--op", "bind", "--tid", str(target["tid"]), "--user", user)
 

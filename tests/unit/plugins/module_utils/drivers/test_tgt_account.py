@@ -37,7 +37,7 @@ def fixture_tgt(tmp_path):
     subprocess.run(["tgtd", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{_free_port()}",
                     "--pid-file", str(pidfile)], check=True, stdin=subprocess.DEVNULL, capture_output=True)
     tgt = Tgt(control)
-    for _ in range(50):
+    for _attempt in range(50):
         if subprocess.run(["tgtadm", "-C", str(control), "--mode", "system", "--op", "show"],
                           capture_output=True, check=False).returncode == 0:
             break
@@ -48,7 +48,7 @@ def fixture_tgt(tmp_path):
         subprocess.run(["tgtadm", "-C", str(control), "--mode", "system", "--op", "delete"],
                        capture_output=True, check=False)
         pid = int(pidfile.read_text()) if pidfile.exists() else None
-        for _ in range(50):
+        for _attempt in range(50):
             if pid is None or not os.path.exists(f"/proc/{pid}"):
                 break
             time.sleep(0.1)

@@ -7,12 +7,10 @@ Sources that `state: imported` reads (`src`):
   - cinderlib JSON: `cinderlib.dumps()` (a list of backends), `Backend.dumps`
     ({"class": "Backend", "backend": {...}, "volumes": [...]}), or one object's dump
     ({"class": "Volume"|"Snapshot"|"Connection", "backend": {...}, "ovo": {...}}), where
-    "ovo" is a Cinder versioned object: {"versioned_object.name", ".namespace", ".version",
-    ".data"}. Volumes carry their snapshots (SnapshotList) and connections
-    (VolumeAttachmentList: connector at the top, connection_info = {"conn", "connector",
-    "device"}); a snapshot's or a connection's own dump carries its volume (data.volume),
-    which is imported with it. `backend` holds only volume_backend_name unless cinderlib's
-    output_all_backend_info was set. tests/fixtures/cinderlib/ holds real dumps.
+    "ovo" is a Cinder versioned object ({"versioned_object.data": ...}). Volumes carry their
+    snapshots and attachments (connection_info = {"conn", "connector", "device"}); a snapshot's
+    or a connection's own dump carries its volume (data.volume), imported with it.
+    tests/fixtures/cinderlib/ holds real dumps.
   - cinderlib's `db` persistence: a SQLAlchemy URL of a database in Cinder's schema
     (tables volumes, snapshots, volume_attachment, volume_metadata, snapshot_metadata,
     volume_admin_metadata; soft-deleted rows skipped). A volume's backend is the
@@ -221,11 +219,8 @@ def _db_objects(url: str) -> list[tuple[str, str | None, dict]]:
 
 # mapping ----------------------------------------------------------------------
 def _time(value: Any) -> str | None:
-    """A time of the source in the one form records carry (objects.now()): UTC, seconds, `+00:00`.
-
-    cinderlib's JSON writes `...Z` (oslo's isotime), its database naive datetimes in UTC.
-    """
-    if value is None or value == "":
+    """In the one form records carry (objects.now()): cinderlib's JSON has `...Z`, its database naive UTC."""
+    if value in (None, ""):
         return None
     if isinstance(value, str):
         try:

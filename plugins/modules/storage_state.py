@@ -20,7 +20,8 @@ description:
     C(volumes), C(snapshots), C(volume_attachment) and their metadata tables); or a file written by
     O(state=exported)."
   - "A snapshot's or a connection's own C(dumps) carries its volume, which is imported with it (with the volume's
-    other snapshots and connections). Tested with dumps of real cinderlib 5.2.0 (cinder 23, RBD driver)."
+    other snapshots and connections). Tested with the JSON dumps and the C(db) persistence of real cinderlib 5.2.0
+    (cinder 23, RBD driver)."
   - "Mapped: ids, names (C(display_name); unnamed objects are named C(volume-<id>) / C(snapshot-<id>)), sizes,
     statuses, descriptions, metadata, sources (C(snapshot_id), C(source_volid)), multiattach, times (in UTC to the
     second, C(+00:00), as records made here), the driver's

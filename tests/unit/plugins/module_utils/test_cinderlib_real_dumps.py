@@ -1,13 +1,15 @@
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """storage_state's import of dumps real cinderlib 5.2.0 wrote (tests/fixtures/cinderlib/, made by make_dumps.py
-there against the test Ceph with Cinder's RBD driver): what a user finds in the store afterwards."""
+there against the test Ceph with Cinder's RBD driver; db/ with cinderlib's db persistence, and that database):
+what a user finds in the store afterwards."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.rbd.images import is_clone_base
@@ -17,13 +19,25 @@ from ansible_collections.blockstore.storage.plugins.module_utils.transfer import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL = os.path.join(HERE, "..", "..", "..", "fixtures", "cinderlib")
-BACKEND_DUMPS = ("backend.json", "backend-all-info.json", "cinderlib.json")
-ONE_OBJECT_DUMPS = ("volume.json", "snapshot.json", "connection.json")
+# Each made twice: with cinderlib's default (memory) persistence, and in db/ with its db persistence.
+BACKEND_FILES = ("backend.json", "backend-all-info.json", "cinderlib.json")
+BACKEND_DUMPS = [d + n for d in ("", "db/") for n in BACKEND_FILES]
+ONE_OBJECT_DUMPS = [d + n for d in ("", "db/") for n in ("volume.json", "snapshot.json", "connection.json")]
+DATABASE = "db/cinderlib.sqlite"
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\Z")
 
 
 def path(name: str) -> str:
     return os.path.join(REAL, name)
+
+
+def source(name: str, tmp_path) -> str:
+    """What storage_state's src would be: the file, or a URL of a copy of the database."""
+    if not name.endswith(".sqlite"):
+        return path(name)
+    pytest.importorskip("sqlalchemy")
+    shutil.copyfile(path(name), tmp_path / "cinderlib.sqlite")
+    return f"sqlite:///{tmp_path}/cinderlib.sqlite"
 
 
 def ovo_data(name: str) -> dict:
@@ -36,9 +50,9 @@ def named(records: list) -> dict:
     return {r["name"] if "name" in r else f"connection@{r['host']}": r for r in records}
 
 
-@pytest.mark.parametrize("name", BACKEND_DUMPS)
-def test_a_backend_dump_gives_every_volume_snapshot_and_connection(name):
-    records, unmapped = read_source(path(name), "mine", None)
+@pytest.mark.parametrize("name", [*BACKEND_DUMPS, DATABASE])
+def test_a_backend_dump_gives_every_volume_snapshot_and_connection(name, tmp_path):
+    records, unmapped = read_source(source(name, tmp_path), "mine", None)
     found = named(records)
     data1, snap, conn = found["data1"], found["nightly"], found["connection@node1"]
     unnamed = [r for n, r in found.items() if n.startswith("volume-")]
@@ -59,10 +73,14 @@ def test_a_backend_dump_gives_every_volume_snapshot_and_connection(name):
     assert unmapped == []
 
 
-def test_the_three_backend_dumps_give_the_same_records():
-    """cinderlib.dumps(), Backend.dumps and the same with output_all_backend_info differ only in form."""
-    results = [sorted(read_source(path(name), "mine", None)[0], key=lambda r: r["id"]) for name in BACKEND_DUMPS]
-    assert results[0] == results[1] == results[2]
+@pytest.mark.parametrize("folder", ["", "db/"])
+def test_the_backend_dumps_give_the_same_records(folder, tmp_path):
+    """cinderlib.dumps(), Backend.dumps and the same with output_all_backend_info differ only in form; so does
+    the database behind them (db/)."""
+    names = [folder + n for n in BACKEND_FILES] + ([DATABASE] if folder else [])
+    results = [sorted(read_source(source(name, tmp_path), "mine", None)[0], key=lambda r: r["id"])
+               for name in names]
+    assert len(results) == (4 if folder else 3) and all(r == results[0] for r in results)
     with open(path("backend-all-info.json"), encoding="utf-8") as handle:
         assert "rbd_pool" in json.load(handle)["backend"]  # positive control: the dumps do differ
     with open(path("backend.json"), encoding="utf-8") as handle:
@@ -82,21 +100,24 @@ def test_one_objects_dump_imports_it_with_its_volume(name):
     # The dump's own object is there, as what it is.
     mine = next(r for r in records if r["id"] == ovo_data(name)["id"])
     assert mine["kind"] == {"volume.json": "volume", "snapshot.json": "snapshot",
-                            "connection.json": "connection"}[name]
+                            "connection.json": "connection"}[os.path.basename(name)]
 
 
-@pytest.mark.parametrize("name", BACKEND_DUMPS + ONE_OBJECT_DUMPS)
-def test_imported_times_are_utc_to_the_second_as_records_made_here(name):
-    records, _unmapped = read_source(path(name), "mine", None)
+@pytest.mark.parametrize("name", [*BACKEND_DUMPS, *ONE_OBJECT_DUMPS, DATABASE])
+def test_imported_times_are_utc_to_the_second_as_records_made_here(name, tmp_path):
+    records, _unmapped = read_source(source(name, tmp_path), "mine", None)
     assert records
     for record in records:
         assert TIME.match(record["created_at"]), record["created_at"]
         assert TIME.match(record["updated_at"]), record["updated_at"]
     data1 = named(records)["data1"]
-    source = next(v["ovo"]["versioned_object.data"] for v in json.load(open(path("backend.json")))["volumes"]
+    folder = os.path.dirname(name)
+    with open(path(os.path.join(folder, "backend.json")), encoding="utf-8") as handle:
+        volumes = json.load(handle)["volumes"]
+    dumped = next(v["ovo"]["versioned_object.data"] for v in volumes
                   if v["ovo"]["versioned_object.data"]["display_name"] == "data1")
-    assert source["created_at"].endswith("Z")  # cinderlib writes Z and microseconds
-    assert data1["created_at"] == source["created_at"][:19] + "+00:00"
+    assert dumped["created_at"].endswith("Z")  # cinderlib writes Z and microseconds
+    assert data1["created_at"] == dumped["created_at"][:19] + "+00:00"
 
 
 def test_importing_one_dump_then_the_backend_dump_into_a_store(tmp_path):

@@ -24,8 +24,9 @@ driver's `.blockstore-owner`) is reported as such (`owner`): its objects that th
 has no record of are that store's, and no advice to remove them is given.
 
 Objects the driver keeps hidden on purpose (qcow2 snapshots marked `.deleted`,
-`clone-base-*` images and snapshots, rbd images renamed `.deleted`) are not
-unknown while something still depends on them. A task running at the same time
+`clone-base-*` images and snapshots, rbd images renamed `.deleted`, and the
+`volume-<clone>.clone_snap` snapshots Cinder's RBD driver cloned imported volumes
+through) are not unknown while something still depends on them. A task running at the same time
 may show as transient: check when no task runs on the backend.
 """
 

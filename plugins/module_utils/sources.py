@@ -7,10 +7,10 @@ Sources that `state: imported` reads (`src`):
   - cinderlib JSON: `cinderlib.dumps()` (a list of backends), `Backend.dumps`
     ({"class": "Backend", "backend": {...}, "volumes": [...]}), or one object's dump
     ({"class": "Volume"|"Snapshot"|"Connection", "backend": {...}, "ovo": {...}}), where
-    "ovo" is a Cinder versioned object: {"<ns>.name", "<ns>.namespace", "<ns>.version",
-    "<ns>.data"} with <ns> `versioned_object` (oslo's serial namespace; `cinder_object` is
-    read too). Volumes carry their snapshots (SnapshotList) and connections
-    (VolumeAttachmentList, connection_info = {"conn", "connector", "device"}).
+    "ovo" is a Cinder versioned object ({"versioned_object.data": ...}). Volumes carry their
+    snapshots and attachments (connection_info = {"conn", "connector", "device"}); a snapshot's
+    or a connection's own dump carries its volume (data.volume), imported with it.
+    tests/fixtures/cinderlib/ holds real dumps.
   - cinderlib's `db` persistence: a SQLAlchemy URL of a database in Cinder's schema
     (tables volumes, snapshots, volume_attachment, volume_metadata, snapshot_metadata,
     volume_admin_metadata; soft-deleted rows skipped). A volume's backend is the
@@ -29,6 +29,7 @@ connections whose volume is not in the source.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -52,7 +53,8 @@ from .objects import (
 )
 from .serialization import loads as load_state
 
-OVO_NAMESPACES = ("versioned_object", "cinder_object")
+# oslo.versionedobjects' serial namespace, the one Cinder's objects (and so cinderlib's dumps) use.
+OVO_NAMESPACE = "versioned_object"
 DEFAULT_TYPE = "__DEFAULT__"
 # Cinder statuses we keep as they are; the rest become `error` and are reported.
 SEALED_FIELDS = {"provider_auth": "provider_auth_secret"}
@@ -72,14 +74,11 @@ class Report:
 
 # cinderlib JSON --------------------------------------------------------------
 def _ovo(primitive: Any) -> tuple[str | None, dict]:
-    """(object name, data) of a versioned-object primitive, whichever serial namespace it uses."""
-    if not isinstance(primitive, dict):
+    """(object name, data) of a versioned-object primitive."""
+    if not isinstance(primitive, dict) or f"{OVO_NAMESPACE}.data" not in primitive:
         return None, {}
-    for namespace in OVO_NAMESPACES:
-        if f"{namespace}.data" in primitive:
-            data = primitive[f"{namespace}.data"]
-            return primitive.get(f"{namespace}.name"), data if isinstance(data, dict) else {}
-    return None, {}
+    data = primitive[f"{OVO_NAMESPACE}.data"]
+    return primitive.get(f"{OVO_NAMESPACE}.name"), data if isinstance(data, dict) else {}
 
 
 def _ovo_list(primitive: Any) -> list[dict]:
@@ -110,16 +109,28 @@ def _cinderlib_objects(document: Any, where: str) -> list[tuple[str, str | None,
         _name, data = _ovo(item.get("ovo"))
         if not data:
             raise InvalidParameter(f"src: {where}: item {index} ({item['class']}) has no versioned object data "
-                                   f"('ovo' with {OVO_NAMESPACES[0]}.data)", "src")
+                                   f"('ovo' with {OVO_NAMESPACE}.data)", "src")
         kind = {"Volume": VOLUME, "Snapshot": SNAPSHOT, "Connection": CONNECTION}.get(item["class"])
         if kind is None:
             raise InvalidParameter(f"src: {where}: item {index}: unknown cinderlib class {item['class']!r}", "src")
-        found.append((kind, backend, data))
         if kind == VOLUME:
-            for snap in _ovo_list(data.get("snapshots")):
-                found.append((SNAPSHOT, backend, _ovo(snap)[1]))
-            for attachment in _ovo_list(data.get("volume_attachment")):
-                found.append((CONNECTION, backend, _ovo(attachment)[1]))
+            found += _volume_objects(data, backend)
+            continue
+        found.append((kind, backend, data))
+        # A snapshot's or a connection's own dump carries its volume (ovo.data.volume): imported with it.
+        volume = _ovo(data.get("volume"))[1]
+        if volume:
+            found += _volume_objects(volume, backend)
+    return found
+
+
+def _volume_objects(data: dict, backend: str | None) -> list[tuple[str, str | None, dict]]:
+    """A volume's ovo data and the snapshots and attachments it carries."""
+    found: list[tuple[str, str | None, dict]] = [(VOLUME, backend, data)]
+    for snap in _ovo_list(data.get("snapshots")):
+        found.append((SNAPSHOT, backend, _ovo(snap)[1]))
+    for attachment in _ovo_list(data.get("volume_attachment")):
+        found.append((CONNECTION, backend, _ovo(attachment)[1]))
     return found
 
 
@@ -208,12 +219,20 @@ def _db_objects(url: str) -> list[tuple[str, str | None, dict]]:
 
 # mapping ----------------------------------------------------------------------
 def _time(value: Any) -> str | None:
-    if value is None:
+    """In the one form records carry (objects.now()): cinderlib's JSON has `...Z`, its database naive UTC."""
+    if value in (None, ""):
         return None
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text if value.tzinfo else text + "+00:00"
-    return str(value)
+    if isinstance(value, str):
+        try:
+            # Python 3.9's fromisoformat knows no `Z`.
+            value = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime.datetime):
+        return str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _status(kind: str, object_id: str, status: Any, allowed: tuple, report: Report) -> str:
@@ -342,11 +361,15 @@ def read_source(src: str, backend: str, src_backend: str | None) -> tuple[list[d
                                    "name the one to import", "src_backend")
         src_backend = names[0] if names else None
     records: dict[str, dict] = {}
+    seen: set[str] = set()
     for kind, source_backend, raw in objects:
         data = raw
         if not isinstance(data.get("id"), str) or not is_uuid(data["id"].lower()):
             report.add(kind, data.get("id"), "no UUID id; not imported")
             continue
+        if data["id"].lower() in seen:
+            continue  # an object a dump holds twice (a snapshot's dump embeds its volume): the outer one counts
+        seen.add(data["id"].lower())
         if source_backend not in (None, src_backend):
             report.add(kind, data["id"], f"belongs to cinderlib backend {source_backend!r}, not "
                        f"{src_backend!r}; not imported")

@@ -23,7 +23,8 @@ options:
       - Reads every record of the backend and lists the whole backend (for rbd, every image's snapshots), so
         it costs more than the stats alone.
       - Objects the driver keeps hidden on purpose (qcow2 snapshots marked C(.deleted) and C(clone-base-*)
-        images that volumes still use; rbd images renamed C(.deleted) and C(clone-base-*) snapshots that clones
+        images that volumes still use; rbd images renamed C(.deleted), and C(clone-base-*) snapshots, or
+        C(volume-<clone>.clone_snap) ones Cinder's RBD driver made for volumes imported from cinderlib, that clones
         still use) are not reported; once nothing uses them they are reported as RV(drift.leftovers).
       - Records left in a transient status by a task that is still running are reported too, so check when no
         task runs on the backend.
@@ -137,8 +138,8 @@ drift:
     leftovers:
       description: >-
         Internal objects nothing needs any more, as an interrupted task leaves them: temp files, qcow2 images
-        hidden or C(clone-base-*) with no dependent, rbd C(.deleted) images and C(clone-base-*) snapshots
-        without clones. Running the interrupted delete again collects them.
+        hidden or C(clone-base-*) with no dependent, rbd C(.deleted) images and C(clone-base-*) (or Cinder's
+        C(volume-<clone>.clone_snap)) snapshots without clones. Running the interrupted delete again collects them.
       type: list
       elements: str
       returned: always

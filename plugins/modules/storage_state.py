@@ -13,13 +13,18 @@ description:
   - With O(state=imported), reads cinderlib's state from O(src) and adds its volumes, snapshots and connections to
     the records of O(backend), keeping their ids, so that the driver finds the same images (Cinder names them
     C(volume-<id>) and C(snapshot-<id>), as the C(rbd) and C(cinder) drivers do).
-  - "O(src) is one of: a JSON file written by cinderlib (what cinderlib.dumps() or a backend's C(dumps) returns, or
-    one object's C(dumps)), in cinderlib's versioned-object format (C(class), C(backend), C(ovo) with
-    C(versioned_object.name), C(versioned_object.version), C(versioned_object.data); C(cinder_object.*) keys are read
-    too); a SQLAlchemy URL of cinderlib's C(db) persistence (Cinder's database schema: tables C(volumes),
-    C(snapshots), C(volume_attachment) and their metadata tables); or a file written by O(state=exported)."
+  - "O(src) is one of: a JSON file written by cinderlib (what cinderlib.dumps() or a backend's C(dumps) returns, with
+    or without cinderlib's C(output_all_backend_info), or one object's C(dumps)), in cinderlib's versioned-object
+    format (C(class), C(backend), C(ovo) with C(versioned_object.name), C(versioned_object.version),
+    C(versioned_object.data)); a SQLAlchemy URL of cinderlib's C(db) persistence (Cinder's database schema: tables
+    C(volumes), C(snapshots), C(volume_attachment) and their metadata tables); or a file written by
+    O(state=exported)."
+  - "A snapshot's or a connection's own C(dumps) carries its volume, which is imported with it (with the volume's
+    other snapshots and connections). Tested with the JSON dumps and the C(db) persistence of real cinderlib 5.2.0
+    (cinder 23, RBD driver)."
   - "Mapped: ids, names (C(display_name); unnamed objects are named C(volume-<id>) / C(snapshot-<id>)), sizes,
-    statuses, descriptions, metadata, sources (C(snapshot_id), C(source_volid)), multiattach, times, the driver's
+    statuses, descriptions, metadata, sources (C(snapshot_id), C(source_volid)), multiattach, times (in UTC to the
+    second, C(+00:00), as records made here), the driver's
     C(provider_location), C(provider_auth), C(provider_id) and C(provider_geometry) (kept in driver_data as driver
     C(cinder) keeps them), snapshots, and connections (host, connector, connection info, mode)."
   - "Not mapped, and listed in RV(unmapped) rather than dropped silently: statuses with no equivalent (imported as

@@ -33,7 +33,7 @@ def main(path: str) -> None:
     engine = sa.create_engine(f"sqlite:///{path}")
     models.BASE.metadata.create_all(engine)
     tables = models.BASE.metadata.tables
-    when = datetime.datetime(2023, 3, 1, 10, 0, 0)
+    when = datetime.datetime(2023, 3, 1, 10, 0, 0, 123456)
     default_type = "c0ffee00-0000-4000-8000-00000000d3f1"
     fast_type = "5d1f3e7a-1111-4222-8333-944455556666"
     with engine.begin() as conn:
@@ -48,14 +48,14 @@ def main(path: str) -> None:
                                             "deleted": False}])
         insert("volumes", [
             {"id": VOL1, "display_name": "data1", "display_description": "database disk", "size": 10,
-             "status": "in-use", "attach_status": "attached", "host": "node1@ceph#volumes", "multiattach": False,
+             "status": "in-use", "attach_status": "attached", "host": "node1@ceph#ceph", "multiattach": False,
              "volume_type_id": default_type, "deleted": False, "created_at": when, "updated_at": when,
              "use_quota": True},
-            {"id": VOL2, "display_name": None, "size": 12, "status": "maintenance", "host": "node1@ceph#volumes",
+            {"id": VOL2, "display_name": "", "size": 12, "status": "maintenance", "host": "node1@ceph#ceph",
              "snapshot_id": SNAP, "provider_location": '{"saved_features": 61}', "provider_auth": "CHAP user s3cret",
              "volume_type_id": fast_type, "deleted": False, "created_at": when,
              "use_quota": True},
-            {"id": GONE, "display_name": "gone", "size": 1, "status": "deleted", "host": "node1@ceph#volumes",
+            {"id": GONE, "display_name": "gone", "size": 1, "status": "deleted", "host": "node1@ceph#ceph",
              "volume_type_id": default_type, "deleted": True, "deleted_at": when, "created_at": when,
              "use_quota": True},
         ])
@@ -66,8 +66,8 @@ def main(path: str) -> None:
              "progress": "ceph", "volume_type_id": default_type, "deleted": False, "created_at": when,
              "use_quota": True}])
         insert("volume_attachment", [
-            {"id": ATTACHMENT, "volume_id": VOL1, "attached_host": "node1", "attach_mode": "rw",
-             "attach_status": "attached", "deleted": False, "created_at": when,
+            {"id": ATTACHMENT, "volume_id": VOL1, "attached_host": None, "attach_mode": "rw",
+             "attach_status": None, "deleted": False, "created_at": when,
              "connection_info": json.dumps({
                  "conn": {"driver_volume_type": "rbd", "data": {"name": f"volumes/volume-{VOL1}",
                                                                 "auth_username": "cinder", "access_mode": "rw"}},

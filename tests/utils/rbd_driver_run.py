@@ -66,6 +66,22 @@ class Runner:
         volume = self._new_volume(label, size or source.size, source_volume_id=source.id)
         volume.driver_data = self.driver.create_cloned_volume(volume, source)[0]
 
+    def op_cinder_clone(self, label: str, source_label: str) -> None:
+        """Clone a volume as Cinder's RBD driver does (a volume imported from cinderlib): through a protected
+        snapshot of the source named after the clone, `volume-<clone id>.clone_snap`."""
+        source = self.volumes[source_label]
+        volume = self._new_volume(label, source.size, source_volume_id=source.id)
+        ioctx = self.driver._connect()[1]
+        snap = self.driver.volume_image(volume.id) + ".clone_snap"
+        with self._image(source_label) as image:
+            image.create_snap(snap)
+            image.protect_snap(snap)
+        self.driver._rbd.RBD().clone(ioctx, self.driver.volume_image(source.id), snap, ioctx,
+                                     self.driver.volume_image(volume.id))
+
+    def op_leftovers(self) -> list[str]:
+        return self.driver.list_leftovers()
+
     def op_delete_volume(self, label: str) -> None:
         self.driver.delete_volume(self.volumes[label])
 

@@ -9,6 +9,8 @@ section carries over. Images are named by id, never by a user's name:
   volume-<id>                    a volume
   volume-<id>@snapshot-<id>      a snapshot: an RBD snapshot of its volume's image
   volume-<src>@clone-base-<id>   private snapshot of the source of clone <id>
+  volume-<src>@volume-<id>.clone_snap   the same, made by Cinder's RBD driver (volumes imported
+                                 from cinderlib): it goes with its last clone as ours do
   volume-<id>.deleted            a deleted volume kept hidden while clones still use it
 
 Volumes from snapshots and clones of volumes are copy-on-write clones of a

@@ -19,11 +19,21 @@ from ...units import GiB
 HIDDEN_SUFFIX = ".deleted"
 USER_SNAP_PREFIX = "snapshot-"
 CLONE_BASE_PREFIX = "clone-base-"
+# Cinder's RBD driver clones a volume through a protected snapshot of the source named
+# `volume-<clone id>.clone_snap`, and removes it with the clone: on volumes imported from
+# cinderlib such snapshots are private clone bases as our own `clone-base-*` ones are.
+CINDER_CLONE_SNAP_SUFFIX = ".clone_snap"
 # A client that dies with an image open (a module killed mid-task) keeps its watch on the image
 # until the OSDs time it out (osd_client_watch_timeout, 30 s): until then the image is "busy" and
 # cannot be removed. Seconds to keep trying, and between tries.
 BUSY_TIMEOUT = 45
 BUSY_RETRY_INTERVAL = 2
+
+
+def is_clone_base(snap: str) -> bool:
+    """A private snapshot that exists only for clones (ours, or Cinder's from an imported volume)."""
+    return snap.startswith(CLONE_BASE_PREFIX) or (snap.startswith("volume-")
+                                                  and snap.endswith(CINDER_CLONE_SNAP_SUFFIX))
 
 
 class ImageChains:
@@ -169,7 +179,7 @@ class ImageChains:
         if pool != self.pool:
             return  # never touch another pool's images
         hidden = name.endswith(HIDDEN_SUFFIX)
-        if not (hidden or snap.startswith(CLONE_BASE_PREFIX)):
+        if not (hidden or is_clone_base(snap)):
             return
         try:
             with self._image(name) as image:
@@ -235,7 +245,7 @@ class ImageChains:
                 continue
             if name.endswith(HIDDEN_SUFFIX) and not used:
                 images.append(name)
-            snaps += [(name, s) for s in unused if s.startswith(CLONE_BASE_PREFIX)]
+            snaps += [(name, s) for s in unused if is_clone_base(s)]
         return images, snaps
 
     def _collect_garbage(self) -> None:

@@ -172,6 +172,26 @@ def test_an_interrupted_clone_leaves_nothing_after_its_delete():
     assert snaps(ids, "a") == []  # the private clone-base snapshot went with the failed clone
 
 
+def test_a_clone_cinder_made_takes_its_clone_snap_with_it():
+    """Volumes imported from cinderlib: Cinder's RBD driver cloned them through a protected
+    `volume-<clone>.clone_snap` snapshot of the source, which must go with the clone."""
+    ids, results = ok([["volume", "a", 1], ["write", "a", 0, 0x11], ["cinder_clone", "c", "a"],
+                       ["read", "c", 0, 65536], ["delete_volume", "c"], ["read", "a", 0, 65536]])
+    assert results[3] == [0x11] and results[5] == [0x11]
+    assert snaps(ids, "a") == []
+    # The source deleted first is hidden while the clone uses it; the clone's delete takes both.
+    ids = ok([["volume", "a", 1], ["cinder_clone", "c", "a"], ["delete_volume", "a"], ["delete_volume", "c"]])[0]
+    assert leftovers(ids) == []
+
+
+def test_drift_lists_a_clone_snap_no_clone_uses_any_more():
+    ids, results = ok([["volume", "a", 1], ["cinder_clone", "c", "a"], ["leftovers"], ["drop_image", "c"],
+                       ["leftovers"]])
+    # Positive control: while the clone exists its clone_snap is no leftover.
+    assert not [x for x in results[2] if ids["a"] in x]
+    assert [x for x in results[4] if ids["a"] in x] == [f"volume-{ids['a']}@volume-{ids['c']}.clone_snap"]
+
+
 # Parents and children deleted in every order. Two families between them hold every kind
 # of dependency: a volume `a` with a snapshot `s`, a volume `b` made from it and a clone
 # `c` of `a`; and a chain of clones a <- c <- d, whose middle and top may both end up

@@ -50,16 +50,16 @@ options:
     description:
       - Prune the snapshots of O(volume) that this retention no longer keeps, after taking the task's
         snapshot (O(name)); without O(name) and O(id), only prune. Needs O(volume) and O(state=present).
-      - Only snapshots of O(volume) whose names start with O(retention.prefix) are counted and may be pruned:
+      - Only snapshots of O(volume) whose names start with O(retention.prefix) are counted and may be pruned;
         snapshots named otherwise (made by hand, by another schedule) are never touched. The task's snapshot
         must start with the prefix too.
       - A snapshot is pruned only when no rule keeps it. With both rules, O(retention.keep) is a floor (the
         newest N stay even when older than O(retention.max_age)) and every snapshot younger than
         O(retention.max_age) stays even beyond the newest N.
-      - Never pruned, whatever the rules, and listed in RV(kept) with the reason: the task's own snapshot; a
+      - "Never pruned, whatever the rules, and listed in RV(kept) with the reason: the task's own snapshot; a
         snapshot that is not C(available) (a task on it is unfinished); one that volumes made from it still
         share data with (file driver V(qcow2), C(rbd), C(cinder); with V(raw) volumes are independent copies).
-        Delete or flatten those volumes first, or delete the snapshot with O(state=absent).
+        Delete or flatten those volumes first, or delete the snapshot with O(state=absent)."
       - Ages are measured from the snapshot's C(created_at) to the time the task runs.
     type: dict
     suboptions:

@@ -196,21 +196,21 @@ class SnapshotResource(Resource):
         if not isinstance(volume_ref, str) or not volume_ref:
             raise InvalidParameter("volume: required with retention (the volume whose snapshots it prunes)",
                                    "volume")
-        name = self.params.get("name")
-        if isinstance(name, str) and not name.startswith(retention.prefix):
-            raise InvalidParameter(f"retention.prefix: the task's snapshot {name!r} does not start with "
-                                   f"{retention.prefix!r}; retention would not count it among the newest",
-                                   "retention.prefix")
-        if name is None and self.params.get("id") is None:
+        if self.params.get("name") is None and self.params.get("id") is None:
             plan = Plan([], None, None)  # prune only
             own = None
         else:
             plan = self._plan_one()
-            made = [s.target for s in plan.steps if s.action == "create_snapshot"]
-            own = made[0] if made else self.records.get(SNAPSHOT, (plan.after or {}).get("id", ""))
+            # The snapshot as the task leaves it (made, finished or renamed), else as it is.
+            planned = [s.target for s in plan.steps if s.action in ("create_snapshot", "update")]
+            own = planned[-1] if planned else self.records.get(SNAPSHOT, (plan.after or {}).get("id", ""))
+        if own is not None and not own.name.startswith(retention.prefix):
+            raise InvalidParameter(f"retention.prefix: the task's snapshot {own.name!r} does not start with "
+                                   f"{retention.prefix!r}; retention would not count it among the newest",
+                                   "retention.prefix")
         volume = self.records.lookup(VOLUME, volume_ref, "volume")
-        snapshots = self.records.find(SNAPSHOT, volume_id=volume.id)
-        if own is not None and all(s.id != own.id for s in snapshots):
+        snapshots = [s for s in self.records.find(SNAPSHOT, volume_id=volume.id) if own is None or s.id != own.id]
+        if own is not None:
             snapshots.append(own)
 
         def dependants(snapshot: Snapshot) -> list[str]:

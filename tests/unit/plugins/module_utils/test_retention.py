@@ -267,3 +267,19 @@ def test_an_unknown_volume_is_named(lab):
     with pytest.raises(NotFound) as error:
         lab.run(SnapshotResource, volume="nope", retention={"prefix": "nightly-", "keep": 1})
     assert error.value.option == "volume"
+
+
+def test_the_task_snapshot_named_by_id_must_start_with_the_prefix_too(lab):
+    by_hand = lab.snapshot(volume="db", name="by-hand")["snapshot"]
+    lab.snapshot(volume="db", name="nightly-1")
+    before = lab.snapshot_of_state()
+    with pytest.raises(InvalidParameter) as error:
+        lab.run(SnapshotResource, volume="db", id=by_hand["id"], retention={"prefix": "nightly-", "keep": 1})
+    assert error.value.option == "retention.prefix" and "'by-hand' does not start with 'nightly-'" in str(error.value)
+    assert lab.snapshot_of_state() == before
+    # positive control: renamed into the prefix by the same task, it is the task's snapshot and the newest
+    done = lab.run(SnapshotResource, volume="db", id=by_hand["id"], name="nightly-2",
+                   retention={"prefix": "nightly-", "keep": 1})
+    assert [p["name"] for p in done["pruned"]] == ["nightly-1"]
+    assert [(k["name"], k["reason"]) for k in done["kept"]] == [("nightly-2", "the snapshot this task takes")]
+    assert snapshot_names(lab) == ["nightly-2"]

@@ -1,22 +1,26 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Snapshots (storage_snapshot): create one of a volume, update, delete.
+"""Snapshots (storage_snapshot): create one of a volume, update, delete, and prune by retention.
 
 The plan is made by plan.Resource's engine; this file says which steps a snapshot task
-has (`SnapshotResource.ACTIONS`) and how each runs on the driver.
+has (`SnapshotResource.ACTIONS`) and how each runs on the driver. Retention (`retention`)
+decides in `sort_out`, a pure function of the snapshots, the rules and the time.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, ClassVar
+import dataclasses
+import datetime
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
 from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+from .units import parse_age
 
 if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
     from .persistence.base import Store
@@ -35,6 +39,110 @@ def delete_snapshot(resource: Resource, step: Step, driver: Driver) -> None:
 
 def _undo_snapshot(driver: Driver, snapshot: Snapshot) -> None:
     driver.delete_snapshot(snapshot)
+
+
+# retention ----------------------------------------------------------------
+RETENTION_OPTIONS = ("prefix", "keep", "max_age")
+
+
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """Which of a volume's snapshots a task may prune (`prefix`) and which of those it keeps."""
+
+    prefix: str
+    keep: int | None = None
+    max_age: int | None = None  # seconds
+    max_age_text: str = ""
+
+
+def check_retention(value: object) -> Retention | None:
+    """The task's `retention` option, checked; None when not given."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidParameter("retention: must be a dict with prefix and keep and/or max_age", "retention")
+    unknown = sorted(set(value) - set(RETENTION_OPTIONS))
+    if unknown:
+        raise InvalidParameter(f"retention: unknown option(s) {', '.join(map(str, unknown))}; known are "
+                               f"{', '.join(RETENTION_OPTIONS)}", "retention")
+    prefix = value.get("prefix")
+    if not isinstance(prefix, str) or not prefix.strip():
+        raise InvalidParameter("retention.prefix: required, a non-empty start of the names of the snapshots "
+                               "retention may prune (snapshots named otherwise are never pruned)",
+                               "retention.prefix")
+    keep = value.get("keep")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise InvalidParameter(f"retention.keep: {keep!r} is not a whole number of snapshots of at least 1",
+                               "retention.keep")
+    max_age_text = value.get("max_age")
+    max_age = None if max_age_text is None else parse_age(max_age_text, "retention.max_age")
+    if keep is None and max_age is None:
+        raise InvalidParameter("retention: give keep, max_age or both (with neither, nothing would be pruned)",
+                               "retention")
+    return Retention(prefix, keep, max_age, max_age_text or "")
+
+
+def _created(snapshot: Snapshot) -> datetime.datetime | None:
+    text = snapshot.created_at or ""
+    try:
+        created = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=datetime.timezone.utc)
+
+
+def sort_out(snapshots: list[Snapshot], retention: Retention, at: datetime.datetime,
+             dependants: Callable[[Snapshot], list[str]], own_id: str | None = None,
+             ) -> tuple[list[tuple[Snapshot, str]], list[tuple[Snapshot, str]]]:
+    """(to prune, kept), each a list of (snapshot, why), of the snapshots whose names start with the prefix.
+
+    A snapshot is pruned only when no rule keeps it: it is not one of the `keep` newest available ones
+    (by creation time, then by name; the task's own counts as the newest) and not younger than `max_age`.
+    Never pruned whatever its age: the task's own snapshot (`own_id`), one not available (creating,
+    error...: a task for it is unfinished), one whose creation time cannot be read, one with volumes that
+    share its data (`dependants` names them).
+    """
+    matching = [s for s in snapshots if s.name.startswith(retention.prefix)]
+    # The task's own snapshot is the newest, even when others share its second.
+    matching.sort(key=lambda s: (s.id == own_id, s.created_at or "", s.name), reverse=True)
+    prune: list[tuple[Snapshot, str]] = []
+    kept: list[tuple[Snapshot, str]] = []
+    rank = 0
+    for snap in matching:
+        created = _created(snap)
+        if snap.status != AVAILABLE:
+            kept.append((snap, f"status {snap.status}, not available"))
+            continue
+        if created is None:
+            kept.append((snap, f"creation time {snap.created_at!r} cannot be read"))
+            continue
+        rank += 1
+        if snap.id == own_id:
+            kept.append((snap, "the snapshot this task takes"))
+            continue
+        if retention.keep is not None and rank <= retention.keep:
+            kept.append((snap, f"one of the newest {retention.keep}"))
+            continue
+        age = (at - created).total_seconds()
+        if retention.max_age is not None and age < retention.max_age:
+            kept.append((snap, f"younger than {retention.max_age_text}"))
+            continue
+        made = dependants(snap)
+        if made:
+            kept.append((snap, f"volume(s) {', '.join(made)} made from it share its data (delete or flatten "
+                               "them first)"))
+            continue
+        why = []
+        if retention.keep is not None:
+            why.append(f"not one of the newest {retention.keep}")
+        if retention.max_age is not None:
+            why.append(f"older than {retention.max_age_text}")
+        prune.append((snap, " and ".join(why)))
+    return prune, kept
+
+
+def _listed(pairs: list[tuple[Snapshot, str]], key: str) -> list[dict]:
+    return [{"id": s.id, "name": s.name, "created_at": s.created_at, key: why} for s, why in pairs]
 
 
 class SnapshotResource(Resource):
@@ -58,11 +166,79 @@ class SnapshotResource(Resource):
         found = by_ref(store, backend, SNAPSHOT, params.get("id")) + by_ref(
             store, backend, SNAPSHOT, params.get("name"))
         found += [v for s in found for v in store.find(backend, VOLUME, id=s["volume_id"])]
-        found += by_ref(store, backend, VOLUME, params.get("volume"))
+        volumes = by_ref(store, backend, VOLUME, params.get("volume"))
+        found += volumes
+        if params.get("retention") is not None:
+            # Retention looks at every snapshot of the volume, and at the volumes made from each.
+            snapshots = [s for v in volumes for s in store.find(backend, SNAPSHOT, volume_id=v["id"])]
+            found += snapshots
+            found += [d for s in snapshots for d in store.find(backend, VOLUME, source_snapshot_id=s["id"])]
         found += [c for v in found if v["kind"] == VOLUME for c in store.find(backend, CONNECTION, volume_id=v["id"])]
         return list({r["id"]: r for r in found}.values())
 
+    # The retention of the last plan (None: not asked for); its plan sets what it prunes and keeps.
+    retention: Retention | None = None
+
     def make_plan(self) -> Plan:
+        self.retention = check_retention(self.params.get("retention"))
+        self.pruned: list[dict] = []
+        self.kept: list[dict] = []
+        if self.retention is None:
+            return self._plan_one()
+        return self._plan_retention(self.retention)
+
+    def _plan_retention(self, retention: Retention) -> Plan:
+        """The task's own snapshot (if it names one), then the prune steps."""
+        if self.params.get("state", "present") != "present":
+            raise InvalidParameter("retention: only with state: present (it prunes after the snapshot is taken)",
+                                   "retention")
+        volume_ref = self.params.get("volume")
+        if not isinstance(volume_ref, str) or not volume_ref:
+            raise InvalidParameter("volume: required with retention (the volume whose snapshots it prunes)",
+                                   "volume")
+        if self.params.get("name") is None and self.params.get("id") is None:
+            plan = Plan([], None, None)  # prune only
+            own = None
+        else:
+            plan = self._plan_one()
+            # The snapshot as the task leaves it (made, finished or renamed), else as it is.
+            planned = [s.target for s in plan.steps if s.action in ("create_snapshot", "update")]
+            own = planned[-1] if planned else self.records.get(SNAPSHOT, (plan.after or {}).get("id", ""))
+        if own is not None and not own.name.startswith(retention.prefix):
+            raise InvalidParameter(f"retention.prefix: the task's snapshot {own.name!r} does not start with "
+                                   f"{retention.prefix!r}; retention would not count it among the newest",
+                                   "retention.prefix")
+        volume = self.records.lookup(VOLUME, volume_ref, "volume")
+        snapshots = [s for s in self.records.find(SNAPSHOT, volume_id=volume.id) if own is None or s.id != own.id]
+        if own is not None:
+            snapshots.append(own)
+
+        def dependants(snapshot: Snapshot) -> list[str]:
+            if self.driver is not None and not self.driver.volumes_share_snapshot_data(snapshot):
+                return []
+            return sorted(repr(v.name) for v in self.records.find(VOLUME, source_snapshot_id=snapshot.id))
+
+        at = datetime.datetime.now(datetime.timezone.utc)
+        prune, kept = sort_out(snapshots, retention, at, dependants, own.id if own is not None else None)
+        self.pruned, self.kept = _listed(prune, "reason"), _listed(kept, "reason")
+        for snap, why in prune:
+            plan.steps.append(Step("delete_snapshot", snap, message=f"prune snapshot {snap.name!r} ({snap.id}): "
+                                                                    f"{why}"))
+        return plan
+
+    def result(self, plan: Plan) -> dict:
+        result = super().result(plan)
+        if self.retention is not None:
+            result["pruned"], result["kept"] = self.pruned, self.kept
+            # One diff per object (Ansible shows a list of diffs one after the other): the task's snapshot,
+            # then each pruned one going away.
+            own = [result["diff"]] if plan.before or plan.after else []
+            gone = [{"before": self.view(s.target), "after": {}, "before_header": f"snapshot {s.target.name}",
+                     "after_header": "pruned"} for s in plan.steps if s.action == "delete_snapshot"]
+            result["diff"] = own + gone
+        return result
+
+    def _plan_one(self) -> Plan:
         name, snapshot_id = self._identity()
         existing = self._existing(name, snapshot_id)
         volume_ref = self.params.get("volume")

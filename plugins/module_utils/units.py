@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Volume sizes: integers are GiB, strings carry a unit and must come to whole GiB."""
+"""Volume sizes (integers are GiB, strings carry a unit and must come to whole GiB) and ages ('7d', '1w2d')."""
 
 from __future__ import annotations
 
@@ -59,3 +59,22 @@ def _parse_text(text: str, option: str) -> int:
             f"{option}: {text!r} is {total_bytes_scaled / scale:.0f} bytes, not a whole number of GiB; "
             "volumes are sized in whole GiB (for example 20, '20G' or '20GiB')", option)
     return total_bytes_scaled // (scale * GiB)
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# One or more <number><unit> parts, largest unit first or not: '7d', '36h', '1w3d12h'. At most 9 digits
+# a part: anything longer is a typo, not an age.
+_AGE_RE = re.compile(r"^(?:[0-9]{1,9}[smhdw])+$")
+_AGE_PART_RE = re.compile(r"([0-9]{1,9})([smhdw])")
+AGE_ALLOWED = ("a number with a unit s, m, h, d or w (seconds, minutes, hours, days, weeks), "
+               "or several such parts, for example '7d', '36h' or '1w3d'")
+
+
+def parse_age(value: object, option: str) -> int:
+    """Return an age in seconds, or raise InvalidParameter naming the option."""
+    if not isinstance(value, str) or not _AGE_RE.match(value):
+        raise InvalidParameter(f"{option}: {value!r} is not an age; give {AGE_ALLOWED}", option)
+    seconds = sum(int(n) * _AGE_UNITS[u] for n, u in _AGE_PART_RE.findall(value))
+    if seconds < 1:
+        raise InvalidParameter(f"{option}: {value!r} is no age at all; give one of at least 1s", option)
+    return seconds

@@ -46,6 +46,36 @@ options:
   metadata:
     description: Key/value pairs kept with the snapshot; replaces the whole dict when given.
     type: dict
+  retention:
+    description:
+      - Prune the snapshots of O(volume) that this retention no longer keeps, after taking the task's
+        snapshot (O(name)); without O(name) and O(id), only prune. Needs O(volume) and O(state=present).
+      - Only snapshots of O(volume) whose names start with O(retention.prefix) are counted and may be pruned;
+        snapshots named otherwise (made by hand, by another schedule) are never touched. The task's snapshot
+        must start with the prefix too.
+      - A snapshot is pruned only when no rule keeps it. With both rules, O(retention.keep) is a floor (the
+        newest N stay even when older than O(retention.max_age)) and every snapshot younger than
+        O(retention.max_age) stays even beyond the newest N.
+      - "Never pruned, whatever the rules, and listed in RV(kept) with the reason: the task's own snapshot; a
+        snapshot that is not C(available) (a task on it is unfinished); one that volumes made from it still
+        share data with (file driver V(qcow2), C(rbd), C(cinder); with V(raw) volumes are independent copies).
+        Delete or flatten those volumes first, or delete the snapshot with O(state=absent)."
+      - Ages are measured from the snapshot's C(created_at) to the time the task runs.
+    type: dict
+    suboptions:
+      prefix:
+        description: Start of the names of the snapshots retention counts and may prune, for example C(nightly-).
+        type: str
+        required: true
+      keep:
+        description: Keep the newest this many available snapshots (by creation time, then name), at least 1.
+        type: int
+      max_age:
+        description:
+          - Keep the snapshots younger than this; prune older ones. A number with a unit C(s), C(m), C(h), C(d)
+            or C(w) (seconds, minutes, hours, days, weeks), or several such parts, for example C(7d), C(36h),
+            C(1w3d).
+        type: str
 seealso:
   - module: blockstore.storage.storage_volume
   - module: blockstore.storage.storage_snapshot_info
@@ -63,6 +93,22 @@ EXAMPLES = r'''
   blockstore.storage.storage_snapshot:
     volume: data1
     name: before-upgrade
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Tonight's snapshot; keep the newest 7 nightly ones, but none older than 30 days beyond those 7
+  blockstore.storage.storage_snapshot:
+    volume: data1
+    name: "nightly-{{ now(utc=true, fmt='%Y-%m-%d') }}"
+    retention: {prefix: nightly-, keep: 7, max_age: 30d}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+  register: nightly
+
+- name: Only prune hourly snapshots older than two days (takes none)
+  blockstore.storage.storage_snapshot:
+    volume: data1
+    retention: {prefix: hourly-, max_age: 2d}
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
@@ -91,6 +137,28 @@ snapshot:
     metadata: {description: Key/value pairs., type: dict, returned: always}
     created_at: {description: ISO 8601 time of creation., type: str, returned: always}
     updated_at: {description: ISO 8601 time of the last change., type: str, returned: always}
+pruned:
+  description: The snapshots retention deleted, or in check mode would delete, with the reason.
+  returned: when O(retention) is given
+  type: list
+  elements: dict
+  contains:
+    id: {description: The snapshot's id., type: str, returned: always}
+    name: {description: The snapshot's name., type: str, returned: always}
+    created_at: {description: ISO 8601 time of its creation., type: str, returned: always}
+    reason: {description: "Why, for example C(not one of the newest 7 and older than 30d).", type: str,
+             returned: always}
+kept:
+  description: The snapshots whose names start with O(retention.prefix) that retention kept, with the reason.
+  returned: when O(retention) is given
+  type: list
+  elements: dict
+  contains:
+    id: {description: The snapshot's id., type: str, returned: always}
+    name: {description: The snapshot's name., type: str, returned: always}
+    created_at: {description: ISO 8601 time of its creation., type: str, returned: always}
+    reason: {description: "Why, for example C(one of the newest 7) or C(volume(s) 'db2' made from it share its
+                          data (delete or flatten them first)).", type: str, returned: always}
 actions:
   description: What the task did, or in check mode would do, in order.
   returned: always
@@ -109,6 +177,11 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "description": {"type": "str"},
     "metadata": {"type": "dict"},
+    "retention": {"type": "dict", "options": {
+        "prefix": {"type": "str", "required": True},
+        "keep": {"type": "int"},
+        "max_age": {"type": "str"},
+    }},
 }
 HANDLER = SnapshotResource
 

@@ -28,7 +28,7 @@ CORE = "plugins/module_utils/"
 
 # The files of the core that hold pure logic, and the unit test files that exercise each (docs/testing.md).
 TARGETS = {
-    "units.py": ["test_units.py", "test_resources.py"],
+    "units.py": ["test_units.py", "test_resources.py", "test_retention.py"],
     "objects.py": ["test_objects.py", "test_serialization.py", "test_attachments.py", "test_resources.py"],
     "serialization.py": ["test_serialization.py", "test_record_integrity.py"],
     "sealing.py": ["test_sealing.py", "test_handler.py", "test_store_plugins.py"],
@@ -40,7 +40,7 @@ TARGETS = {
     "volumes.py": ["test_resources.py", "test_transaction.py", "test_attachments.py", "test_verify.py",
                    "test_revert.py", "test_crash_undo.py", "test_module_imports.py"],
     "snapshots.py": ["test_resources.py", "test_handler.py", "test_transaction.py", "test_verify.py",
-                     "test_crash_undo.py", "test_module_imports.py"],
+                     "test_crash_undo.py", "test_module_imports.py", "test_retention.py"],
     "attachments.py": ["test_attachments.py", "test_revert.py"],
     "drift.py": ["test_drift.py"],
     "backends_file.py": ["test_backends_file.py"],

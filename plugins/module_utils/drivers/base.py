@@ -126,6 +126,12 @@ class Driver:
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         raise NotImplementedError
 
+    def volumes_share_snapshot_data(self, snapshot: Snapshot) -> bool:
+        """Whether volumes made from `snapshot` may share its data (a backing file, a copy-on-write
+        clone), so that deleting it merges, hides or flattens: snapshot retention keeps such a
+        snapshot. Default: they may (a driver that cannot tell is not guessed about)."""
+        return True
+
     def snapshot_exists(self, snapshot: Snapshot) -> bool:
         raise NotImplementedError
 

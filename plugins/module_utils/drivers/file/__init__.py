@@ -178,6 +178,9 @@ class FileDriver(IscsiExport, Driver):
     def copy_freezes_image(self, volume: Volume) -> bool:
         return self.format_of(volume).copy_freezes_image
 
+    def volumes_share_snapshot_data(self, snapshot: Snapshot) -> bool:
+        return self.format_of(snapshot).volumes_share_snapshot_data
+
     def half_made_data(self, obj: Volume | Snapshot, source: Volume | Snapshot) -> dict:
         # A record whose create never returned has no format, and format_of() would call it raw:
         # a qcow2 one deleted as raw loses its volume's data (the frozen image is removed under

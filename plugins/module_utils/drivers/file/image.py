@@ -23,6 +23,8 @@ class ImageFormat:
     targets: ClassVar[tuple[str, ...]] = ("local",)
     # A snapshot or clone turns the current image into a read-only backing file.
     copy_freezes_image: ClassVar[bool] = False
+    # Volumes made from a snapshot may use its file as their backing file (Driver.volumes_share_snapshot_data).
+    volumes_share_snapshot_data: ClassVar[bool] = True
     # Capability texts (storage_backend_info, docs/drivers/file.md).
     snapshot_text: ClassVar[str] = ""
     clone_text: ClassVar[str] = ""

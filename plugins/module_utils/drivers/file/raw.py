@@ -34,6 +34,7 @@ class RawFormat(ImageFormat):
     targets = ("local", "iscsi")
     snapshot_text = clone_text = "reflink or sparse copy"
     snapshot_delete_text = "allowed: snapshots are independent copies"
+    volumes_share_snapshot_data = False
     revert_text = "in place: the snapshot copied over the image (reflink where the filesystem can)"
 
     # copies -------------------------------------------------------------

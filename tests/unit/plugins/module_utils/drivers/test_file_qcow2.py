@@ -67,7 +67,8 @@ def test_an_image_already_grown_while_open_is_not_resized_again(tmp_path):
     with subprocess.Popen(["qemu-io", "-f", "qcow2", str(image)], stdin=subprocess.PIPE,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as holder:
         try:
-            for _attempt in range(200):  # until the holder has the image open: qemu-img then fails on its lock
+            # Until the holder has the image open (30 s, for a loaded machine): qemu-img then fails on its lock.
+            for _attempt in range(600):
                 check = subprocess.run(["qemu-img", "check", "-q", str(image)], capture_output=True, text=True,
                                        check=False)
                 if "lock" in check.stderr:

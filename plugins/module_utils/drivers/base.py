@@ -35,6 +35,9 @@ class Driver:
         # The store this task runs for ({"id", "store", "adopted"}, backend_identity.owner_of): a driver
         # that keeps an owner marker on the backend claims it with this; None when no store is known.
         self.owner: dict | None = None
+        # The inventory host where this backend's backend-side work runs (the backend's `host` key):
+        # read by the action plugin only; None runs it where the task runs (build_driver sets it).
+        self.backend_host: str | None = None
 
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:

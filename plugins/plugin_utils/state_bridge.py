@@ -23,11 +23,14 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.blockstore.storage.plugins.module_utils.attachments import HALF_PARAM, HOST_HALF
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import HOST_KEY, build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
-from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    BlockstoreError,
+    Conflict,
+    InvalidParameter,
+)
+from ansible_collections.blockstore.storage.plugins.module_utils.handler import HALF_PARAM, HOST_HALF, Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     backend_secret_values,
@@ -274,12 +277,17 @@ class _Shipping:
         half one transaction of its own (docs/architecture.md)."""
         state = job.params.get("state") or "attached"
         connector = job.params.get("connector")
-        if connector is None:  # this host's, as the module would gather it
+        if connector is None or state == "attached":  # this host's, as the module would gather it
             found = self.action._execute_module(module_name=HOST_INFO_MODULE, module_args={},
                                                 task_vars=self.task_vars)
             if found.get("failed"):
                 return found
-            connector = found["connector"]
+            if connector is not None and connector.get("host") != found["connector"]["host"]:
+                # Refused before the export is made for that other host on the backend's host.
+                raise Conflict(f"connector: state attached makes a device on the host the task runs on "
+                               f"({found['connector']['host']}), but the connector describes "
+                               f"{connector.get('host')!r}; use state connected to export to another host", "connector")
+            connector = connector or found["connector"]
         if state == "attached":
             halves = ((backend_side, {"state": "connected", "connector": connector}),
                       (None, {"connector": connector, HALF_PARAM: HOST_HALF}))

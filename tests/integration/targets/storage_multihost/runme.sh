@@ -36,7 +36,8 @@ inventory=$(bash "$lab_sh" inventory)
 "$python" - "$collection/docs/user-guide.md" >"$work/guide.yml" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-found = re.search(r"<!-- storage_multihost runs this play verbatim[^\n]*\n```yaml\n(.*?)\n```", text, re.S)
+found = re.search(r"<!-- example: skip - three real hosts: the integration target storage_multihost runs this "
+                  r"play verbatim[^\n]*\n```yaml\n(.*?)\n```", text, re.S)
 if not found:
     sys.exit("multihost: the user guide's multi-host example (marked for storage_multihost) is missing")
 print(found.group(1))

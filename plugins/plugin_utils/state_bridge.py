@@ -181,6 +181,10 @@ def task_host(action, task_vars: dict) -> str:
     return action._task.delegate_to or task_vars.get("inventory_hostname")
 
 
+def _plugin_vars(plugin_type: str, plugin: object, variables: dict) -> dict:
+    return {k: variables[k] for k in C.config.get_plugin_vars(plugin_type, plugin._load_name) if k in variables}
+
+
 def connect_to(action, host: str, task_vars: dict) -> ActionBase:
     """An action bound to a connection to inventory host `host`, built from its variables the way Ansible
     builds one for a task delegated there (its ansible_host, port, user, connection and interpreter)."""
@@ -206,9 +210,9 @@ def connect_to(action, host: str, task_vars: dict) -> ActionBase:
     task_keys = task.dump_attrs()
     task_keys["timeout"] = play_context.timeout
     task_keys.pop("retries", None)
-    connection.set_options(task_keys=task_keys,
-                           var_options=connection._resolve_option_variables(variables, action._templar))
-    connection._shell.set_options(var_options={k: v for k, v in variables.items() if k.startswith("ansible_")})
+    # The variables are templated already; each plugin takes those that set its options (any ansible-core).
+    connection.set_options(task_keys=task_keys, var_options=_plugin_vars("connection", connection, variables))
+    connection._shell.set_options(var_options=_plugin_vars("shell", connection._shell, variables))
     other = _OtherHost(task, connection, play_context, action._loader, action._templar, action._shared_loader_obj)
     other.host_vars = {**variables, "hostvars": hostvars, "omit": task_vars.get("omit")}
     return other
@@ -233,16 +237,20 @@ def run_there(other: ActionBase, module_name: str, module_args: dict) -> dict:
         result = other._execute_module(module_name=module_name, module_args=module_args, task_vars=other.host_vars)
     finally:
         other._remove_tmp_path(other._connection._shell.tmpdir)
+        other._connection.close()  # made for this task alone (Ansible closes only the task's own)
     # An interpreter discovered there is that host's fact, not the task host's.
     result.pop("ansible_facts", None)
     return result
 
 
 def merged(first: dict, second: dict) -> dict:
-    """One task's result from its two halves: the second's, with both halves' actions, changed if either was."""
+    """One task's result from its two halves: the second's, with both halves' actions, changed if either was,
+    and a diff from before the first to after the second."""
     actions = list(first.get("actions") or [])
     actions += [a for a in second.get("actions") or [] if a not in actions]
     result = dict(second, changed=bool(first.get("changed") or second.get("changed")), actions=actions)
+    if "diff" in first and "diff" in second:
+        result["diff"] = {"before": first["diff"].get("before", {}), "after": second["diff"].get("after", {})}
     return result
 
 

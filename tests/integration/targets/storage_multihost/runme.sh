@@ -63,6 +63,15 @@ unchanged() {  # unchanged NAME: the recap of that run shows changed=0 for every
   fi
 }
 
+changed_all() {  # changed_all NAME: the recap of that run shows a change on both consumers
+  for host in app1 app2; do
+    if ! grep -E "^$host +: " "$work/$1.txt" | grep -qv 'changed=0 '; then
+      echo "multihost: $1 changed nothing on $host; it had something to do"
+      return 1
+    fi
+  done
+}
+
 # What each consumer was sent: its module payloads, kept in its private /root (readable from here).
 sent_check() {  # sent_check STORE_LABEL PERSISTENCE_JSON BACKEND_NAME
   "$python" - "$BLOCKSTORE_LAB_DIR" "$2" "$1" "$3" <<'PY'
@@ -125,13 +134,17 @@ PY
   play "$label-detach-again" guide-detached
   unchanged "$label-detach-again"
   # The export was removed on stor1 only: no tgtadm ran on a consumer (its lock file would be left there).
-  ls "$BLOCKSTORE_LAB_DIR"/hosts/stor1/run/blockstore/tgt-*.lock >/dev/null || { echo "multihost: stor1 has no tgt lock"; return 1; }
+  compgen -G "$BLOCKSTORE_LAB_DIR/hosts/stor1/run/blockstore/tgt-*.lock" >/dev/null || { echo "multihost: stor1 has no tgt lock"; return 1; }
   for host in app1 app2; do
-    if ls "$BLOCKSTORE_LAB_DIR/hosts/$host/run/blockstore/" 2>/dev/null | grep tgt-; then
+    if compgen -G "$BLOCKSTORE_LAB_DIR/hosts/$host/run/blockstore/tgt-*"; then
       echo "multihost: a tgt lock was left on $host: the export work ran there"; return 1
     fi
   done
+  # Check mode says what the attach would do, and does none of it: the real run after it still has it to do.
+  play "$label-reattach-check" guide-attached --check
+  changed_all "$label-reattach-check"
   play "$label-reattach" guide-attached
+  changed_all "$label-reattach"
   play "$label-read" read
   unchanged "$label-read"
   play "$label-detach-end" guide-detached

@@ -106,3 +106,8 @@ def test_a_split_tasks_result_has_both_halves_actions_and_is_changed_if_either_w
     again = {"changed": True, "actions": ["attach volume 'v' on app1", "volume 'v': status in-use"]}
     assert state_bridge.merged(backend, again)["actions"] == [*backend["actions"], "attach volume 'v' on app1"]
     assert state_bridge.merged({"changed": False}, {"changed": False})["changed"] is False
+    # The diff goes from before the first half to after the second (a detach: the device, then the export).
+    attached, connected = {"status": "attached", "device": {"path": "/dev/loop0"}}, {"status": "connected"}
+    detach = state_bridge.merged({"changed": True, "diff": {"before": attached, "after": connected}},
+                                 {"changed": True, "diff": {"before": connected, "after": {}}})
+    assert detach["diff"] == {"before": attached, "after": {}}

@@ -243,6 +243,11 @@ def run_there(other: ActionBase, module_name: str, module_args: dict) -> dict:
     return result
 
 
+def made_export(result: dict) -> bool:
+    """Whether a backend half's result says it made an export (its connect step ran)."""
+    return bool(result.get("changed")) and any(a.startswith("connect volume") for a in result.get("actions") or [])
+
+
 def merged(first: dict, second: dict) -> dict:
     """One task's result from its two halves: the second's, with both halves' actions, changed if either was,
     and a diff from before the first to after the second."""
@@ -304,11 +309,33 @@ class _Shipping:
                       (backend_side, {"connector": connector}))
         results = []
         for where, extra in halves:
-            part = dataclasses.replace(job, params={**job.params, **extra})
-            results.append(dispatch(self.handler, part, store=self.store, ship=self.shipper(part, where, extra))[0])
+            results.append(self.half(job, where, extra))
             if results[-1].get("failed"):
                 break
-        return results[0] if len(results) == 1 else merged(*results)
+        if len(results) == 1:
+            return results[0]
+        if state == "attached" and results[1].get("failed") and made_export(results[0]):
+            return self.undo_export(job, backend_side, connector, results)
+        return merged(*results)
+
+    def half(self, job: Task, where: ActionBase | None, extra: dict) -> dict:
+        """One half of a split task, a transaction of its own; a refusal on this side is its failed result."""
+        part = dataclasses.replace(job, params={**job.params, **extra})
+        try:
+            return dispatch(self.handler, part, store=self.store, ship=self.shipper(part, where, extra))[0]
+        except BlockstoreError as exc:
+            return _failure(str(exc), exc.option)
+
+    def undo_export(self, job: Task, backend_side: ActionBase, connector: dict, results: list) -> dict:
+        """A failed attach leaves nothing behind, split or not: the export its backend half made goes again."""
+        undone = self.half(job, backend_side, {"state": "detached", "connector": connector})
+        result = dict(merged(*results), failed=True, changed=bool(undone.get("failed")))
+        if undone.get("failed"):
+            result["msg"] = (f"{results[1]['msg']}; removing the export made for it failed too ({undone['msg']}), "
+                             "it stays recorded for state detached")
+        else:
+            result["msg"] = f"{results[1]['msg']}; the export made for it on the backend's host was removed again"
+        return result
 
 
 def run_action(action, task_vars: dict) -> dict:

@@ -109,6 +109,11 @@ options:
       - An unknown driver, an unknown or mistyped option, or a missing required option fails before anything
         changes, naming the option (and for a backends file, the file and section) and the allowed values.
       - Options that the driver declares secret are masked in results and logs.
+      - C(host) (any driver; not a driver option, not part of the backend's identity) names the inventory host where
+        the backend's backend-side work runs, e.g. the storage host that serves a C(file) backend over iSCSI. The
+        action plugin then runs M(blockstore.storage.storage_volume) and M(blockstore.storage.storage_snapshot) there,
+        through that host's connection, and splits M(blockstore.storage.storage_attachment) between that host (the
+        export) and the host the task runs on (the device). Without it, everything runs where the task runs.
       - The options of each driver follow, one paragraph per driver.
 {drivers_doc}
     type: raw

@@ -12,10 +12,10 @@ an attachment is a connection whose host also made a local block device of it
              host), without a local device (one made here before is removed)
   detached   no device and no connection for that host
 
-Host facts (this host's name and connector properties, whether a recorded device still
-exists) are known only where the module runs, through the `LocalHost` seam (host_devices.py):
-`prepare()` reads them there. On the controller the same plan runs without them, to validate
-the task and to reserve the id of a connection the module may create.
+Host facts (this host's name and connector properties, whether a recorded device still exists) are
+known only where the module runs (`LocalHost`, host_devices.py; `prepare()` reads them). The controller
+runs the same plan without them, to validate the task and reserve a new connection's id. A task split
+between the backend's host and its own (HALF_PARAM, docs/architecture.md) runs as two plans.
 
 Secret fields of connection_info arrive here in clear through the handler's secret gate
 (handler.py), which seals them again before a record leaves the module; results mask them.
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .connectors import METHODS
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
+from .handler import HALF_PARAM, HOST_HALF
 from .host_devices import sweep
 from .objects import (
     ATTACHED,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/per
 
 STATES = ("attached", "connected", "detached")
 MODES = ("rw", "ro")
+CHOICE_DEFAULTS = (("state", "attached"), ("mode", "rw"), ("method", "auto"))
 # Steps, in the order they run.
 CONNECT, ATTACH, GROW, DETACH_DEVICE, DISCONNECT, VOLUME_STATUS, FORGET = (
     "connect", "attach", "grow_device", "detach_device", "disconnect", "volume_status", "forget_connection")
@@ -79,12 +81,12 @@ class AttachPlan(Plan):
         return [self.reserved_id] if self.reserved_id else []
 
 
-def pending_connection(volume: Volume, connection_id: str, state: str) -> dict:
-    """The record written before the module runs: the host is known only where the module runs, so
-    it has none. The module's result replaces it (a new connection takes its id) or drops it; if the
-    module dies, it stays, in status attaching, connecting or detaching, and the next task on the volume
-    cleans up after the killed one (host_devices.sweep)."""
-    return to_record(Connection(id=connection_id, backend=volume.backend, volume_id=volume.id, host="",
+def pending_connection(volume: Volume, connection_id: str, state: str, host: str = "") -> dict:
+    """The record written before the module runs, naming the host when the controller knows it (a `connector`).
+    The module's result replaces it (a new connection takes its id) or drops it; if the module dies, it stays,
+    in status attaching, connecting or detaching, and the next task on the volume on that host (any host, for
+    one naming none) cleans up after the killed one there (host_devices.sweep)."""
+    return to_record(Connection(id=connection_id, backend=volume.backend, volume_id=volume.id, host=host,
                                 status=PENDING_STATUS[state]))
 
 
@@ -95,9 +97,7 @@ def device_view(device: dict | None) -> dict | None:
 
 
 def connection_view(conn: Connection | None, volume: Volume | None) -> dict:
-    if conn is None:
-        return {}
-    return mask({
+    return {} if conn is None else mask({
         "id": conn.id, "volume_id": conn.volume_id, "volume_name": volume.name if volume else None,
         "backend": conn.backend, "host": conn.host, "mode": conn.mode, "status": conn.status,
         "connector": conn.connector, "connection_info": conn.connection_info,
@@ -120,9 +120,8 @@ def _attach(resource: AttachmentResource, step: Step, driver: Driver) -> None:
         current.device, current.status = None, CONNECTED
         resource._stored(current)
     info = copy.deepcopy(conn.connection_info)  # the initiator name is for this attach, not the record
-    data = info.setdefault("data", {})
     if conn.connector.get("initiator"):
-        data.setdefault("initiator_name", conn.connector["initiator"])
+        info.setdefault("data", {}).setdefault("initiator_name", conn.connector["initiator"])
     conn.device = resource.host.attach(info, step.source.id, conn.mode == "ro", resource.params.get("method") or "auto")
     conn.status = ATTACHED
     resource._stored(conn)
@@ -199,15 +198,10 @@ class AttachmentResource(Resource):
         ref = params.get("volume")
         if not isinstance(ref, str) or not ref:
             raise InvalidParameter("volume: required, the name or id of a volume", "volume")
-        state = params.get("state") or "attached"
-        if state not in STATES:
-            raise InvalidParameter(f"state: {state!r} is not one of {', '.join(STATES)}", "state")
-        mode = params.get("mode") or "rw"
-        if mode not in MODES:
-            raise InvalidParameter(f"mode: {mode!r} is not one of {', '.join(MODES)}", "mode")
-        method = params.get("method") or "auto"
-        if method not in METHODS:
-            raise InvalidParameter(f"method: {method!r} is not one of {', '.join(METHODS)}", "method")
+        state, mode, method = (params.get(k) or default for k, default in CHOICE_DEFAULTS)
+        for key, value, allowed in (("state", state, STATES), ("mode", mode, MODES), ("method", method, METHODS)):
+            if value not in allowed:
+                raise InvalidParameter(f"{key}: {value!r} is not one of {', '.join(allowed)}", key)
         connector = params.get("connector")
         if connector is not None:
             if not isinstance(connector, dict) or not isinstance(connector.get("host"), str) \
@@ -238,16 +232,21 @@ class AttachmentResource(Resource):
         plan = self._plan_volume(volume, state, mode, connector, [c for c in connections if not is_interrupted(c)])
         if self.on_host and any(step.action in DEVICE_ACTIONS for step in plan.steps):
             self.host.require_root(f"state {state}")
+        export = next((s for s in plan.steps if s.action == CONNECT), None)
+        if export is not None and self.params.get(HALF_PARAM) == HOST_HALF:  # split: made on backend.host first
+            raise Conflict(f"volume {volume.name!r}: {export.message} is a backend-side step; run the task again: it "
+                           "makes the export on the backend's host (backend.host) first", "backend.host")
         if not self.on_host:
             # On the controller: a record in a transient status goes to the store before the module runs.
             plan.reserved_id = plan.reserved_id or self._next_id()
-            plan.placeholder = pending_connection(volume, plan.reserved_id, state)
+            plan.placeholder = pending_connection(volume, plan.reserved_id, state, (connector or {}).get("host", ""))
         return plan
 
     def _forget_steps(self, volume: Volume) -> list[Step]:
-        """Clean up after killed tasks on the volume: their records, and on this host their devices."""
+        """Clean up after killed tasks on the volume, on the host each record names (any, for one naming none)."""
         return [Step(FORGET, c, volume, message=f"clean up after an interrupted task on volume {volume.name!r} "
-                     f"(connection {c.id} was left {c.status})") for c in self.interrupted if self.on_host]
+                     f"(connection {c.id} was left {c.status})") for c in self.interrupted
+                if self.on_host and c.host in ("", self.local_host)]
 
     def _plan_volume(self, volume: Volume, state: str, mode: str, connector: dict | None,
                      connections: list[Connection]) -> AttachPlan:
@@ -265,7 +264,10 @@ class AttachmentResource(Resource):
                            f"detach it first to change the mode to {mode}", "mode")
         steps = self._forget_steps(volume)
         target = copy.deepcopy(existing)
-        if existing is None or existing.status not in (CONNECTED, ATTACHED):
+        unexported = existing is None or existing.status not in (CONNECTED, ATTACHED)
+        if unexported and state == "connected" and self.params.get(HALF_PARAM) == HOST_HALF:
+            return AttachPlan(steps, before, before)  # the host half of a split detach: no device here
+        if unexported:
             target = self._plan_connect(volume, existing, others, host, mode, connector, steps)
         local = host == self.local_host
         if state == "attached":
@@ -300,7 +302,8 @@ class AttachmentResource(Resource):
                                f"{other.host}; initiator names must be unique per host", "connector.initiator")
         if existing is None:
             # A killed task's record lends its id: an export it made under that id is made again, not twice.
-            new_id = self.interrupted[0].id if self.interrupted and self.on_host else self._next_id()
+            mine = [c.id for c in self.interrupted if c.host in ("", self.local_host, host) and self.on_host]
+            new_id = mine[0] if mine else self._next_id()
             target = Connection(id=new_id, backend=self.records.backend, volume_id=volume.id, host=host,
                                 connector=connector, mode=mode, status=CONNECTED)
             message = f"connect volume {volume.name!r} to {host}"
@@ -351,11 +354,9 @@ class AttachmentResource(Resource):
         return AttachPlan(steps, before, None)
 
     def _refuse_busy(self, conn: Connection, volume: Volume) -> None:
-        if self.on_host and self.host.present(conn.device):
-            users = self.host.users(conn.device)
-            if users:
-                raise Conflict(f"volume {volume.name!r}: device {conn.device.get('path')} is in use "
-                               f"({', '.join(users)}); unmount it first")
+        if self.on_host and self.host.present(conn.device) and (users := self.host.users(conn.device)):
+            raise Conflict(f"volume {volume.name!r}: device {conn.device.get('path')} is in use "
+                           f"({', '.join(users)}); unmount it first")
 
     @staticmethod
     def _status_step(volume: Volume, status: str, forget_revert: bool = False) -> Step:
@@ -378,8 +379,7 @@ class AttachmentResource(Resource):
             except (BlockstoreError, OSError) as exc:
                 reason = str(exc) if isinstance(exc, BlockstoreError) else f"{type(exc).__name__}: {exc}"
                 undone = self._undo_connect(self.made, step, driver) if self.made is not None else ""
-                error = DriverError(f"{step.message} failed: {reason}{undone}", getattr(exc, "option", None))
-                raise error from None
+                raise DriverError(f"{step.message} failed: {reason}{undone}", getattr(exc, "option", None)) from None
 
     def _undo_connect(self, made: Connection, step: Step, driver: Driver) -> str:
         """Leave no half state: remove the connection this task made (and its export)."""

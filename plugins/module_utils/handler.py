@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/per
 
 # Where a handler's work runs.
 HOST, CONTROLLER = "host", "controller"
+# Internal parameter the action plugin sets when it splits a task between the backend's host (its
+# backend-side steps) and the task's host (docs/architecture.md): HOST_HALF plans only the steps on
+# this host's devices, and refuses a backend-side one.
+HALF_PARAM, HOST_HALF = "_blockstore_half", "host"
 # Runs the host half with (records, new ids); returns (result, changes), changes None when the
 # outcome is unknown (the module process died).
 Ship = Callable[[list, list], "tuple[dict, dict | None]"]

@@ -160,9 +160,10 @@ StorageObject = Union[Volume, Snapshot, Connection]
 
 
 def is_interrupted(conn: Connection) -> bool:
-    """A connection record with no host is what the controller writes before an attachment task
-    runs; one that outlived its task marks a task that was killed on the way."""
-    return not conn.host
+    """A connection record in a transient status (or, written by older versions, with no host) is what
+    the controller writes before an attachment task runs; one that outlived its task marks a task that
+    was killed on the way. Its host, when set, is the host the task worked for."""
+    return not conn.host or conn.status in (CONNECTING, ATTACHING, DETACHING)
 
 
 def from_record(record: dict) -> StorageObject:

@@ -24,7 +24,7 @@ from .handler import Handler, Task, dispatch
 # records by the action plugin, a module needs none of them (AnsiballZ compiles what is imported, on
 # every run; docs/performance.md).
 ENV_BACKENDS_FILE = "BLOCKSTORE_BACKENDS_FILE"  # backends_file.ENV_BACKENDS_FILE, checked by a unit test
-INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key", "_blockstore_owner")
+INTERNAL_ARGS = ("_blockstore_records", "_blockstore_ids", "_blockstore_key", "_blockstore_owner", "_blockstore_half")
 COMMON_SPEC = {
     # Not required here: a linter checking tasks against this spec cannot see module_defaults;
     # resolve_backend refuses a missing backend where the task runs.
@@ -55,7 +55,8 @@ class BlockstoreModule(AnsibleModule):
     """An AnsibleModule that takes the action plugin's internal arguments out before validation.
 
     `_blockstore_records`, `_blockstore_ids`, `_blockstore_key` (the key to sealed secrets,
-    sealing.py) and `_blockstore_owner` (the store the task runs for) are not options: the action
+    sealing.py), `_blockstore_owner` (the store the task runs for) and `_blockstore_half` (the half of a
+    task split between two hosts, attachments.py) are not options: the action
     plugin refuses them from tasks and sets them itself. So they are neither in the argument spec nor
     in the docs, and never in the invocation the module logs on the target host.
 
@@ -119,6 +120,9 @@ def run_module(handler: type[Handler], argument_spec: dict) -> None:
         module.no_log_values.update(secret_values(module.params["persistence"]["storage"], module.store_options,
                                                   os.environ))
     params = dict(module.params)
+    if module.internal["_blockstore_half"]:
+        # Which half of a task the action plugin split (attachments.HALF_PARAM): the handler reads it.
+        params["_blockstore_half"] = module.internal["_blockstore_half"]
     backends_file = params.pop("backends_file", None)
     if handler.needs_backend and records is None:
         # Sent by the action plugin already resolved (secrets from the controller's environment

@@ -19,11 +19,17 @@ description:
     has iSCSI, else through qemu-storage-daemon (C(iscsi://) with CHAP) and FUSE."
   - The volume's status is C(in-use) while any connection exists and C(available) after the last one goes.
     A second host may connect only to a volume made with O(blockstore.storage.storage_volume#module:multiattach=true).
+  - "With a backend C(host) (the inventory host that serves the backend, see O(backend)) and a task run on another
+    host, one task does both halves: O(state=attached) makes the export on the backend's host (through its
+    connection, with this host's connector), then the device here; O(state=detached) removes the device here, then
+    the export there; O(state=connected) removes the device here and keeps (or makes) the export there. Each half is
+    a transaction of its own. Check mode makes the whole plan here and runs nothing."
   - A failed attach leaves nothing behind; the error says which step failed.
-  - A record in status C(attaching), C(connecting) or C(detaching) is written before the module runs. If the
-    task is killed, that record stays (M(blockstore.storage.storage_backend_info) with C(check_drift) lists it)
-    and the next task on the volume cleans up on its host what the killed one left (loop devices, daemons)
-    before doing its own work; a new connection takes the killed task's id.
+  - A record in status C(attaching), C(connecting) or C(detaching) is written before the module runs, naming the
+    host when the task's connector is known before (O(connector) given, or a split task). If the task is killed,
+    that record stays (M(blockstore.storage.storage_backend_info) with C(check_drift) lists it) and the next task
+    on the volume on that host (any host, for a record naming none) cleans up there what the killed one left (loop
+    devices, daemons) before doing its own work; a new connection takes the killed task's id.
   - Daemons started for an attachment are recorded (pid, socket, mount point) and stopped on detach.
   - State is kept on the Ansible controller (see O(persistence)); the device is made on the target host.
 author: blockstore.storage developers (@blockstore)
@@ -113,7 +119,7 @@ EXAMPLES = r'''
     backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Export it over iSCSI to that host
+- name: Export it over iSCSI to that host (with a backend host, a storage_attachment task run there does it all)
   blockstore.storage.storage_attachment:
     volume: shared1
     state: connected

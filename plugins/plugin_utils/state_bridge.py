@@ -11,6 +11,7 @@ and are written here. The store's connection never leaves the controller.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -21,10 +22,15 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, InvalidParameter
-from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+from ansible_collections.blockstore.storage.plugins.module_utils.drivers import HOST_KEY, build_driver
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    BlockstoreError,
+    Conflict,
+    InvalidParameter,
+)
+from ansible_collections.blockstore.storage.plugins.module_utils.handler import HALF_PARAM, HOST_HALF, Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     backend_secret_values,
@@ -43,6 +49,12 @@ ALWAYS_RUN_MODULE_VAR = "blockstore_always_run_module"
 # without the host (fast, but blind to what changed on the backend: docs/performance.md).
 NOOP_ANSWER_VAR = "blockstore_noop_answer"
 NOOP_ANSWERS = ("backend", "store")
+# With a backend `host` (the inventory host where its backend-side work runs, docs/architecture.md): these
+# modules' steps are all backend-side, so they run there whatever host the task is for...
+BACKEND_SIDE_MODULES = ("storage_volume", "storage_snapshot")
+# ...and this one's task is split: the export on the backend's host, the device on the task's host.
+SPLIT_MODULE = "storage_attachment"
+HOST_INFO_MODULE = f"{COLLECTION}.storage_host_info"
 
 
 def _failure(msg: str, option: str | None = None) -> dict:
@@ -172,6 +184,175 @@ def validation_message(errors, module_name: str) -> str:
     return "; ".join(messages)
 
 
+class _OtherHost(ActionBase):
+    """Runs modules through another inventory host's connection (the backend's host)."""
+
+    def run(self, tmp=None, task_vars=None):  # never run as a task
+        raise NotImplementedError
+
+
+def task_host(action, task_vars: dict) -> str:
+    """The inventory host the task works on: the one it is delegated to, else its own."""
+    return action._task.delegate_to or task_vars.get("inventory_hostname")
+
+
+def _plugin_vars(plugin_type: str, plugin: object, variables: dict) -> dict:
+    return {k: variables[k] for k in C.config.get_plugin_vars(plugin_type, plugin._load_name) if k in variables}
+
+
+def connect_to(action, host: str, task_vars: dict) -> ActionBase:
+    """An action bound to a connection to inventory host `host`, built from its variables the way Ansible
+    builds one for a task delegated there (its ansible_host, port, user, connection and interpreter)."""
+    hostvars = task_vars.get("hostvars")
+    if hostvars is None or host not in hostvars:
+        raise InvalidParameter(f"backend.host: {host!r} is not a host of the inventory (the backend's host, where "
+                               "its backend-side work runs: name it as the inventory does)", "backend.host")
+    host_vars = hostvars[host]
+    # Connection, shell, become and interpreter settings only: templated in that host's context.
+    variables = {k: host_vars[k] for k in host_vars if k.startswith("ansible_")}
+    variables["inventory_hostname"] = host
+    task = action._task.copy()
+    task.delegate_to = None
+    play_context = action._play_context.set_task_and_variable_override(
+        task=task, variables=variables, templar=action._templar)
+    play_context.remote_addr = variables.get("ansible_host", host)
+    conn_type = variables.get("ansible_connection") or action._connection._load_name
+    connection = action._shared_loader_obj.connection_loader.get(conn_type, play_context, new_stdin=None)
+    if connection is None:
+        raise InvalidParameter(f"backend.host: the connection plugin {conn_type!r} of {host} was not found",
+                               "backend.host")
+    connection.set_become_plugin(action._connection.become)  # the task's become, as for a delegated task
+    task_keys = task.dump_attrs()
+    task_keys["timeout"] = play_context.timeout
+    task_keys.pop("retries", None)
+    # The variables are templated already; each plugin takes those that set its options (any ansible-core).
+    connection.set_options(task_keys=task_keys, var_options=_plugin_vars("connection", connection, variables))
+    connection._shell.set_options(var_options=_plugin_vars("shell", connection._shell, variables))
+    other = _OtherHost(task, connection, play_context, action._loader, action._templar, action._shared_loader_obj)
+    other.host_vars = {**variables, "hostvars": hostvars, "omit": task_vars.get("omit")}
+    return other
+
+
+def backend_side(action, task_vars: dict, short_name: str, driver: object, module_args: dict) -> ActionBase | None:
+    """Where the task's backend-side steps run when not where the task runs: the backend's `host`, for the
+    modules that have such steps (None: all of the task runs where Ansible runs it)."""
+    host = driver.backend_host if driver is not None else None
+    if host is None:
+        return None
+    # Not a driver option: the module is not sent it.
+    module_args["backend"] = {k: v for k, v in module_args["backend"].items() if k != HOST_KEY}
+    if host == task_host(action, task_vars) or short_name not in (SPLIT_MODULE, *BACKEND_SIDE_MODULES):
+        return None
+    return connect_to(action, host, task_vars)
+
+
+def run_there(other: ActionBase, module_name: str, module_args: dict) -> dict:
+    """The module's result, run through `other`'s connection; its temporary directory removed."""
+    try:
+        result = other._execute_module(module_name=module_name, module_args=module_args, task_vars=other.host_vars)
+    finally:
+        other._remove_tmp_path(other._connection._shell.tmpdir)
+        other._connection.close()  # made for this task alone (Ansible closes only the task's own)
+    # An interpreter discovered there is that host's fact, not the task host's.
+    result.pop("ansible_facts", None)
+    return result
+
+
+def made_export(result: dict) -> bool:
+    """Whether a backend half's result says it made an export (its connect step ran)."""
+    return bool(result.get("changed")) and any(a.startswith("connect volume") for a in result.get("actions") or [])
+
+
+def merged(first: dict, second: dict) -> dict:
+    """One task's result from its two halves: the second's, with both halves' actions, changed if either was,
+    and a diff from before the first to after the second."""
+    actions = list(first.get("actions") or [])
+    actions += [a for a in second.get("actions") or [] if a not in actions]
+    result = dict(second, changed=bool(first.get("changed") or second.get("changed")), actions=actions)
+    if "diff" in first and "diff" in second:
+        result["diff"] = {"before": first["diff"].get("before", {}), "after": second["diff"].get("after", {})}
+    return result
+
+
+class _Shipping:
+    """How one task's module is run: where Ansible runs it, or through another host's connection."""
+
+    def __init__(self, action, task_vars: dict, handler: type, module_name: str, module_args: dict) -> None:
+        self.action, self.task_vars, self.handler = action, task_vars, handler
+        self.module_name, self.module_args = module_name, module_args
+        self.store = None  # opened by run_action
+
+    def shipper(self, job: Task, where: ActionBase | None = None, extra: dict | None = None):
+        """A `ship` for `job`: runs the module where Ansible runs it (or through `where`, another host's
+        connection) with the records the controller selected, and `extra` arguments of a split task."""
+        def ship(records: list | None, new_ids: list) -> tuple[dict, dict | None]:
+            internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
+            if self.handler.wants_key(records):
+                internal["_blockstore_key"] = self.store.sealer.key()
+            if job.driver is not None and job.driver.owner is not None:
+                internal["_blockstore_owner"] = job.driver.owner  # set by dispatch (backend_identity.py)
+            args = {**self.module_args, **(extra or {}), **internal}
+            if where is None:
+                result = self.action._execute_module(module_name=self.module_name, task_vars=self.task_vars,
+                                                     module_args=args)
+            else:
+                result = run_there(where, self.module_name, args)
+            return _strip_internal(result), result.pop("_blockstore_changes", None)
+        return ship
+
+    def split(self, job: Task, backend_side: ActionBase) -> dict:
+        """storage_attachment with the backend on another host: the export there, the device here, each
+        half one transaction of its own (docs/architecture.md)."""
+        state = job.params.get("state") or "attached"
+        connector = job.params.get("connector")
+        if connector is None or state == "attached":  # this host's, as the module would gather it
+            found = self.action._execute_module(module_name=HOST_INFO_MODULE, module_args={},
+                                                task_vars=self.task_vars)
+            if found.get("failed"):
+                return found
+            if connector is not None and connector.get("host") != found["connector"]["host"]:
+                # Refused before the export is made for that other host on the backend's host.
+                raise Conflict(f"connector: state attached makes a device on the host the task runs on "
+                               f"({found['connector']['host']}), but the connector describes "
+                               f"{connector.get('host')!r}; use state connected to export to another host", "connector")
+            connector = connector or found["connector"]
+        if state == "attached":
+            halves = ((backend_side, {"state": "connected", "connector": connector}),
+                      (None, {"connector": connector, HALF_PARAM: HOST_HALF}))
+        else:  # the device goes first, then the connection (detached) or nothing more (connected)
+            halves = ((None, {"state": "connected", "connector": connector, HALF_PARAM: HOST_HALF}),
+                      (backend_side, {"connector": connector}))
+        results = []
+        for where, extra in halves:
+            results.append(self.half(job, where, extra))
+            if results[-1].get("failed"):
+                break
+        if len(results) == 1:
+            return results[0]
+        if state == "attached" and results[1].get("failed") and made_export(results[0]):
+            return self.undo_export(job, backend_side, connector, results)
+        return merged(*results)
+
+    def half(self, job: Task, where: ActionBase | None, extra: dict) -> dict:
+        """One half of a split task, a transaction of its own; a refusal on this side is its failed result."""
+        part = dataclasses.replace(job, params={**job.params, **extra})
+        try:
+            return dispatch(self.handler, part, store=self.store, ship=self.shipper(part, where, extra))[0]
+        except BlockstoreError as exc:
+            return _failure(str(exc), exc.option)
+
+    def undo_export(self, job: Task, backend_side: ActionBase, connector: dict, results: list) -> dict:
+        """A failed attach leaves nothing behind, split or not: the export its backend half made goes again."""
+        undone = self.half(job, backend_side, {"state": "detached", "connector": connector})
+        result = dict(merged(*results), failed=True, changed=bool(undone.get("failed")))
+        if undone.get("failed"):
+            result["msg"] = (f"{results[1]['msg']}; removing the export made for it failed too ({undone['msg']}), "
+                             "it stays recorded for state detached")
+        else:
+            result["msg"] = f"{results[1]['msg']}; the export made for it on the backend's host was removed again"
+        return result
+
+
 def run_action(action, task_vars: dict) -> dict:
     task = action._task
     module_name = module_fqcn(action)
@@ -205,18 +386,7 @@ def run_action(action, task_vars: dict) -> dict:
     module_args = {k: v for k, v in args.items() if k not in ("persistence", "backends_file")}
 
     handler = module.HANDLER
-
-    def ship(records: list | None, new_ids: list) -> tuple[dict, dict | None]:
-        """Run the module where Ansible runs it, with the records the controller selected."""
-        internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
-        if handler.wants_key(records):
-            internal["_blockstore_key"] = store.sealer.key()
-        if job.driver is not None and job.driver.owner is not None:
-            internal["_blockstore_owner"] = job.driver.owner  # set by dispatch (backend_identity.py)
-        result = action._execute_module(module_name=module_name, task_vars=task_vars,
-                                        module_args={**module_args, **internal})
-        return _strip_internal(result), result.pop("_blockstore_changes", None)
-
+    run = _Shipping(action, task_vars, handler, module_name, module_args)
     store = None
     try:
         job = Task(params, check_mode)
@@ -226,13 +396,22 @@ def run_action(action, task_vars: dict) -> dict:
                 task_backend(params), os.environ)
             job.driver = build_driver(module_args["backend"])  # fails on bad options before any write
         if handler.needs_store:
-            store = open_store({**(params.get("persistence") or {}), **store_options})
+            store = run.store = open_store({**(params.get("persistence") or {}), **store_options})
 
         def answer_noop(noop_result: dict) -> dict:
             return module_result(noop_result, module_args["backend"])
 
-        answer_here = answers_noop_here(action, task_vars, handler, validated, job.driver)
-        result = dispatch(handler, job, store=store, ship=ship, answer_noop=answer_noop if answer_here else None)[0]
+        where = backend_side(action, task_vars, short_name, job.driver, module_args)
+        # The probe runs on the task's host: a backend whose work runs elsewhere is checked by the module there.
+        answer_here = answers_noop_here(action, task_vars, handler, validated, job.driver if where is None else None)
+        if where is not None and short_name == SPLIT_MODULE and not check_mode:
+            result = run.split(job, where)
+        elif where is not None and short_name == SPLIT_MODULE:
+            # Check mode: the whole plan, made where the device is; nothing runs, so no backend-side step either.
+            result = dispatch(handler, job, store=store, ship=run.shipper(job))[0]
+        else:
+            result = dispatch(handler, job, store=store, ship=run.shipper(job, where),
+                              answer_noop=answer_noop if answer_here else None)[0]
     except BlockstoreError as exc:
         return _hide(_failure(str(exc), exc.option), store_secrets)
     finally:

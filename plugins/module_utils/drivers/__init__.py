@@ -45,6 +45,11 @@ def driver_class(name: object) -> type[Driver]:
     return DRIVERS[name]()
 
 
+# The backend key naming the inventory host where its backend-side work runs (docs/architecture.md):
+# not a driver option, so it never takes part in the backend's identity.
+HOST_KEY = "host"
+
+
 def build_driver(backend: object) -> Driver:
     """A driver bound to one backend, from the task's `backend` dict."""
     if isinstance(backend, str) and backend.lstrip().startswith("{"):
@@ -69,4 +74,10 @@ def build_driver(backend: object) -> Driver:
     driver = options.pop("driver", None)
     if driver is None:
         raise InvalidParameter(f"backend.driver: required; known: {', '.join(sorted(DRIVERS))}", "backend.driver")
-    return driver_class(driver).from_options(name, options)
+    host = options.pop(HOST_KEY, None)
+    if host is not None and (not isinstance(host, str) or not host.strip() or has_control_characters(host)):
+        raise InvalidParameter(f"backend.{HOST_KEY}: must be the name of an inventory host (where the backend-side "
+                               f"work runs), got {host!r}", f"backend.{HOST_KEY}")
+    built = driver_class(driver).from_options(name, options)
+    built.backend_host = host
+    return built

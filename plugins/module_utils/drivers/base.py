@@ -38,6 +38,9 @@ class Driver:
         # Set on the controller only (the action plugin), when it can run probe.py on the task's host:
         # runs a list of probe_request()s there and returns their reports, or None when it could not.
         self.probe_on_host: Callable[[list], list | None] | None = None
+        # The inventory host where this backend's backend-side work runs (the backend's `host` key):
+        # read by the action plugin only; None runs it where the task runs (build_driver sets it).
+        self.backend_host: str | None = None
 
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:

@@ -70,8 +70,9 @@ class Tgt:
     def _unreachable_hint(self) -> str:
         # The export runs where the task runs: on a consumer host there is no tgtd to reach.
         return (f" (is tgtd running on this host ({socket.gethostname()}) with control port "
-                f"{self.control_port}? The export is made where the task runs: run the task on the host "
-                "that serves the backend (delegate_to), or start tgtd here with "
+                f"{self.control_port}? The export is made where the task runs: name the host that serves "
+                "the backend as the backend's host (backend.host), or run the task there (delegate_to), "
+                "or start tgtd here with "
                 f"'tgtd -C {self.control_port} --iscsi portal=IP:PORT')")
 
     def _speaks_wire(self) -> bool:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One store, many real hosts: the controller (here, in the root namespace) runs ansible-playbook over SSH
 # against the lab of tests/utils/multihost_lab.sh (stor1 serving iSCSI with tgt, consumers app1 and app2),
-# with a JSON file store and with the test PostgreSQL (scripts/test.sh starts it). multihost.yml says what
-# each phase does; here: each phase whose re-run must change nothing runs twice, what each host was sent is
+# with a JSON file store and with the test PostgreSQL (scripts/test.sh starts it). The attach and detach are
+# the user guide's example play, cut out of docs/user-guide.md and run verbatim (guide.yml, its play vars given
+# as extra vars, the consumers in its group db_servers); multihost.yml says what each other phase does;
+# here: each phase whose re-run must change nothing runs twice, what each host was sent is
 # read from the module payloads it kept (ANSIBLE_KEEP_REMOTE_FILES), and at the end the lab is taken down and
 # nothing of it is left: no process, namespace, link, loop device or mount, no record in the stores.
 # Needs root, openssh-server (scripts/setup-multihost.sh) and the attach tools (scripts/setup-attach.sh).
@@ -30,12 +32,24 @@ trap cleanup EXIT
 
 bash "$lab_sh" up
 inventory=$(bash "$lab_sh" inventory)
+# The guide's play, verbatim: the yaml block after its marker comment.
+"$python" - "$collection/docs/user-guide.md" >"$work/guide.yml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+found = re.search(r"<!-- example: skip - three real hosts: the integration target storage_multihost runs this "
+                  r"play verbatim[^\n]*\n```yaml\n(.*?)\n```", text, re.S)
+if not found:
+    sys.exit("multihost: the user guide's multi-host example (marked for storage_multihost) is missing")
+print(found.group(1))
+PY
+printf '[db_servers:children]\nconsumers\n' >"$work/guide.ini"
 
-play() {  # play NAME PHASE [ansible-playbook args]: the output kept in $work/NAME.txt, shown on failure
-  local name=$1 phase=$2
+play() {  # play NAME PHASE|guide-STATE [ansible-playbook args]: the output kept in $work/NAME.txt, shown on failure
+  local name=$1 phase=$2 playbook=multihost.yml
   shift 2
   echo "== multihost: $name"
-  if ! ansible-playbook -i "$inventory" multihost.yml -e "@$work/vars.json" -e "phase=$phase" "$@" >"$work/$name.txt" 2>&1; then
+  if [[ $phase == guide-* ]]; then playbook=$work/guide.yml; set -- -i "$work/guide.ini" -e "data_state=${phase#guide-}" "$@"; fi
+  if ! ansible-playbook -i "$inventory" "$playbook" -e "@$work/vars.json" -e "phase=$phase" "$@" >"$work/$name.txt" 2>&1; then
     tail -n 80 "$work/$name.txt"
     echo "multihost: $name failed"
     return 1
@@ -47,6 +61,15 @@ unchanged() {  # unchanged NAME: the recap of that run shows changed=0 for every
     echo "multihost: $1 changed something (above); a re-run must change nothing"
     return 1
   fi
+}
+
+changed_all() {  # changed_all NAME: the recap of that run shows a change on both consumers
+  for host in app1 app2; do
+    if ! grep -E "^$host +: " "$work/$1.txt" | grep -qv 'changed=0 '; then
+      echo "multihost: $1 changed nothing on $host; it had something to do"
+      return 1
+    fi
+  done
 }
 
 # What each consumer was sent: its module payloads, kept in its private /root (readable from here).
@@ -87,12 +110,16 @@ run_store() {  # run_store LABEL PERSISTENCE_JSON BACKEND_NAME: the whole sequen
   local label=$1 persistence=$2 backend=$3
   "$python" - "$persistence" "$backend" >"$work/vars.json" <<'PY'
 import json, sys
-print(json.dumps({"mh_persistence": json.loads(sys.argv[1]), "mh_tgt_port": 7,
-                  "mh_backend": {"name": sys.argv[2], "driver": "file", "path": "/srv/volumes", "target": "iscsi",
-                                 "iscsi_ip_address": "198.51.100.11", "iscsi_port": 3260, "tgt_control_port": 7}}))
+backend = {"name": sys.argv[2], "driver": "file", "path": "/srv/volumes", "target": "iscsi", "host": "stor1",
+           "iscsi_ip_address": "198.51.100.11", "iscsi_port": 3260, "tgt_control_port": 7}
+persistence = json.loads(sys.argv[1])
+# mh_*: multihost.yml's; storage, store: the guide's play vars.
+print(json.dumps({"mh_persistence": persistence, "mh_tgt_port": 7, "mh_backend": backend,
+                  "storage": backend, "store": persistence}))
 PY
   sed -i "s/198\.51\.100\./${BLOCKSTORE_LAB_NET:-198.51.100}./" "$work/vars.json"
-  ANSIBLE_KEEP_REMOTE_FILES=1 play "$label-attach" attach
+  play "$label-serve" serve
+  ANSIBLE_KEEP_REMOTE_FILES=1 play "$label-attach" guide-attached
   PYTHONPATH="$collections" sent_check "$label" "$persistence" "$backend"
   for host in app1 app2; do rm -rf "$BLOCKSTORE_LAB_DIR/hosts/$host/root/.ansible/tmp"; done
   # The backend's directory is on the storage host only: a consumer touches only what it attaches.
@@ -100,16 +127,27 @@ PY
   for host in app1 app2; do
     [ ! -e "$BLOCKSTORE_LAB_DIR/hosts/$host/srv/volumes" ] || { echo "multihost: $host got the backend's /srv/volumes"; return 1; }
   done
-  play "$label-attach-again" attach
+  play "$label-attach-again" guide-attached
   unchanged "$label-attach-again"
   play "$label-write" write
-  play "$label-detach" detach
-  play "$label-detach-again" detach
+  play "$label-detach" guide-detached
+  play "$label-detach-again" guide-detached
   unchanged "$label-detach-again"
-  play "$label-reattach" attach
+  # The export was removed on stor1 only: no tgtadm ran on a consumer (its lock file would be left there).
+  compgen -G "$BLOCKSTORE_LAB_DIR/hosts/stor1/run/blockstore/tgt-*.lock" >/dev/null || { echo "multihost: stor1 has no tgt lock"; return 1; }
+  for host in app1 app2; do
+    if compgen -G "$BLOCKSTORE_LAB_DIR/hosts/$host/run/blockstore/tgt-*"; then
+      echo "multihost: a tgt lock was left on $host: the export work ran there"; return 1
+    fi
+  done
+  # Check mode says what the attach would do, and does none of it: the real run after it still has it to do.
+  play "$label-reattach-check" guide-attached --check
+  changed_all "$label-reattach-check"
+  play "$label-reattach" guide-attached
+  changed_all "$label-reattach"
   play "$label-read" read
   unchanged "$label-read"
-  play "$label-detach-end" detach
+  play "$label-detach-end" guide-detached
   play "$label-remove" remove
   play "$label-remove-again" remove
   unchanged "$label-remove-again"

@@ -492,3 +492,63 @@ def test_deleting_a_volume_after_a_killed_attach_frees_the_loop_device_it_left(l
     assert result["changed"] and any("interrupted task" in a for a in result["actions"])
     assert lab.host.loops == {"/dev/loop8": "/srv/lab/volume-another"}  # only the deleted volume's
     assert lab.store.find("lab", "volume", name="v1") == [] and lab.connections() == []
+
+
+# A task split by the action plugin between the backend's host and the task's host (backend.host): the
+# backend half is the task with state connected and the host's connector; the host half carries HOST_HALF.
+HOST_HALF = {"_blockstore_half": "host"}
+
+
+def test_the_host_half_of_a_split_detach_removes_only_the_device_here(lab):
+    lab.run(volume="v1", state="connected", connector=HERE)  # the backend half of the attach
+    lab.run(volume="v1", connector=HERE, **HOST_HALF)
+    assert lab.host.devices and lab.driver.exports
+    lab.driver.setups = 0
+    result = lab.run(volume="v1", state="connected", connector=HERE, **HOST_HALF)
+    assert result["changed"] and not lab.host.devices and lab.driver.exports and lab.driver.setups == 0
+    conn, = lab.connections()
+    assert conn["status"] == "connected" and conn["host"] == "here"
+    lab.run(volume="v1", state="detached", connector=HERE)  # the backend half removes the export
+    assert not lab.driver.exports and lab.connections() == []
+    lab.driver.setups = 0
+    # Again, with no connection at all: nothing is exported here, nothing recorded.
+    result = lab.run(volume="v1", state="connected", connector=HERE, **HOST_HALF)
+    assert not result["changed"] and lab.connections() == [] and not lab.driver.exports and lab.driver.setups == 0
+    # Positive control: the same task unsplit exports.
+    assert lab.run(volume="v1", state="connected", connector=HERE)["changed"] and lab.driver.exports
+
+
+def test_the_host_half_of_a_split_attach_never_makes_the_export(lab):
+    with pytest.raises(Conflict, match=r"connect volume 'v1' to here is a backend-side step") as refused:
+        lab.run(volume="v1", connector=HERE, **HOST_HALF)
+    assert refused.value.option == "backend.host"
+    assert lab.connections() == [] and not lab.driver.exports and not lab.host.devices
+    assert lab.volume("v1")["status"] == "available"
+    # Positive control: once the backend half exported it, the host half attaches.
+    lab.run(volume="v1", state="connected", connector=HERE)
+    assert lab.run(volume="v1", connector=HERE, **HOST_HALF)["changed"] and lab.host.devices
+
+
+@pytest.mark.parametrize("state, status", [("attached", "attaching"), ("connected", "connecting"),
+                                           ("detached", "detaching")])
+def test_a_killed_task_for_a_known_host_leaves_a_pending_record_naming_it(lab, state, status):
+    run_killed(lab, volume="v1", state=state, connector=PEER)
+    left, = lab.connections()
+    assert left["status"] == status and left["host"] == "peer"
+
+
+def test_a_killed_task_is_cleaned_up_on_the_host_its_record_names(lab):
+    lab.driver.local_path = lambda volume_id: f"/srv/lab/volume-{volume_id}"
+    run_killed(lab, volume="shared", connector=PEER)  # peer's attach died
+    lab.host.loops = {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000002"}
+    result = lab.run(volume="shared")  # this host attaches the same (multiattach) volume
+    assert result["changed"] and not any("interrupted task" in a for a in result["actions"])
+    assert lab.host.loops == {"/dev/loop7": "/srv/lab/volume-00000000-0000-0000-0000-000000000002"}
+    assert [c["status"] for c in lab.connections() if c["host"] == "peer"] == ["attaching"]
+    # Positive control: a killed task of this host is cleaned up here.
+    run_killed(lab, volume="v1", connector=HERE)
+    lab.host.loops["/dev/loop8"] = "/srv/lab/volume-00000000-0000-0000-0000-000000000001"
+    result = lab.run(volume="v1")
+    assert "interrupted task" in result["actions"][0] and "/dev/loop8" not in lab.host.loops
+    conn, = [c for c in lab.connections() if c["volume_id"].endswith("1")]
+    assert conn["host"] == "here" and conn["status"] == "attached"

@@ -14,7 +14,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils import backend_
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import DRIVERS, build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.file.owner import OWNER_MARKER
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict, InvalidParameter
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo, VolumeInfo
@@ -210,4 +210,21 @@ def test_a_query_or_check_mode_leaves_the_store_as_it_is_even_a_backend_record_w
     assert store.find("lab", "backend")
     run(store, VolumeInfo, {"path": str(tmp_path / "a")})
     run(store, VolumeResource, {"path": str(tmp_path / "a")}, check_mode=True, name="v2", size=1)
+    assert state(store, tmp_path / "a") == before
+
+
+def test_a_backends_host_says_where_its_work_runs_and_is_not_part_of_its_identity(store, tmp_path):
+    path = str(tmp_path / "a")
+    driver = build_driver({"name": "lab", "driver": "file", "path": path, "host": "stor1"})
+    assert driver.backend_host == "stor1" and "host" not in driver.conf
+    assert build_driver({"name": "lab", "driver": "file", "path": path}).backend_host is None
+    # The same backend named with or without its host, or with another one: one backend, not a reuse.
+    assert run(store, VolumeResource, {"path": path, "host": "stor1"}, name="v1", size=1)["changed"]
+    assert not run(store, VolumeResource, {"path": path}, name="v1", size=1)["changed"]
+    assert not run(store, VolumeResource, {"path": path, "host": "stor2"}, name="v1", size=1)["changed"]
+    before = state(store, tmp_path / "a")
+    for bad in ("", " ", 7, ["stor1"], "stor1\nok: true"):
+        with pytest.raises(InvalidParameter) as refused:
+            run(store, VolumeResource, {"path": path, "host": bad}, name="v2", size=1)
+        assert refused.value.option == "backend.host" and "name of an inventory host" in str(refused.value)
     assert state(store, tmp_path / "a") == before

@@ -168,5 +168,5 @@ def test_a_tgtd_out_of_reach_is_explained_with_the_host_the_export_ran_on(monkey
     message = str(caught.value)
     assert "Transport endpoint is not connected" in message
     assert f"on this host ({socket.gethostname()})" in message
-    assert "run the task on the host that serves the backend (delegate_to)" in message
+    assert "name the host that serves the backend as the backend's host (backend.host)" in message
     assert "tgtd -C 7 --iscsi portal=IP:PORT" in message

@@ -68,3 +68,47 @@ def test_a_backend_naming_a_section_goes_through_the_backends_file(tmp_path, sta
     params = {"backend": "lab", "backends_file": str(conf)}
     assert state_bridge.task_backend(params) == resolve_backend("lab", str(conf))
     assert state_bridge.task_backend(params)["path"] == "/srv/lab"
+
+
+def backend_side_of(state_bridge, short_name, backend, inventory_hostname="app1", delegate_to=None):
+    """(the connection chosen for the backend-side work, what the module is sent as `backend`)."""
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    action = types.SimpleNamespace(_task=types.SimpleNamespace(delegate_to=delegate_to))
+    module_args = {"backend": dict(backend)}
+    where = state_bridge.backend_side(action, {"inventory_hostname": inventory_hostname}, short_name,
+                                      build_driver(backend), module_args)
+    return where, module_args["backend"]
+
+
+def test_backend_side_work_runs_on_the_backends_host_for_the_modules_that_have_some(state_bridge, monkeypatch):
+    # Connecting is stubbed (the integration target storage_multihost connects for real): it names the host.
+    monkeypatch.setattr(state_bridge, "connect_to", lambda _action, host, _vars: f"connection to {host}")
+    plain = {"name": "lab", "driver": "file", "path": "/srv/volumes", "target": "iscsi"}
+    hosted = dict(plain, host="stor1")
+    for module in ("storage_attachment", "storage_volume", "storage_snapshot"):
+        assert backend_side_of(state_bridge, module, hosted) == ("connection to stor1", plain)
+        # Positive controls: without a host, or run on that host (or delegated there), all runs where the task runs.
+        assert backend_side_of(state_bridge, module, plain) == (None, plain)
+        assert backend_side_of(state_bridge, module, hosted, inventory_hostname="stor1") == (None, plain)
+        assert backend_side_of(state_bridge, module, hosted, delegate_to="stor1") == (None, plain)
+    # Delegated to a consumer from the storage host's play: the consumer is the task's host.
+    assert backend_side_of(state_bridge, "storage_attachment", hosted, "stor1", "app2") == \
+        ("connection to stor1", plain)
+    # Modules without backend-side steps run where the task runs; none is sent the host.
+    for module in ("storage_volume_info", "storage_backend_info", "storage_snapshot_info"):
+        assert backend_side_of(state_bridge, module, hosted) == (None, plain)
+
+
+def test_a_split_tasks_result_has_both_halves_actions_and_is_changed_if_either_was(state_bridge):
+    backend = {"changed": True, "actions": ["connect volume 'v' to app1", "volume 'v': status in-use"]}
+    host = {"changed": False, "actions": [], "attachment": {"host": "app1"}}
+    assert state_bridge.merged(backend, host) == {"changed": True, "attachment": {"host": "app1"},
+                                                  "actions": backend["actions"]}
+    again = {"changed": True, "actions": ["attach volume 'v' on app1", "volume 'v': status in-use"]}
+    assert state_bridge.merged(backend, again)["actions"] == [*backend["actions"], "attach volume 'v' on app1"]
+    assert state_bridge.merged({"changed": False}, {"changed": False})["changed"] is False
+    # The diff goes from before the first half to after the second (a detach: the device, then the export).
+    attached, connected = {"status": "attached", "device": {"path": "/dev/loop0"}}, {"status": "connected"}
+    detach = state_bridge.merged({"changed": True, "diff": {"before": attached, "after": connected}},
+                                 {"changed": True, "diff": {"before": connected, "after": {}}})
+    assert detach["diff"] == {"before": attached, "after": {}}

@@ -106,8 +106,10 @@ class Adoption(Resource):
             raise NotFound(f"source.existing: no object {ref!r} on backend {self.records.backend!r} "
                            f"({', '.join(f'{k} {v!r}' for k, v in self.driver.locator().items())})",
                            "source.existing")
-        marker = self.driver.read_owner()
-        if self.driver.owned_elsewhere(marker):
+        marker, owner = self.driver.read_owner(), self.driver.owner
+        # As Driver.refuse_foreign_owner: no owner known (check mode before this store's first task on the
+        # backend) is decided by the real run's claim; a store from before markers (adopted) is let through.
+        if self.driver.owned_elsewhere(marker) and owner is not None and not owner.get("adopted"):
             raise Conflict(f"source.existing: {found['object']} is on a backend that belongs to another state store, "
                            f"{marker.get('store')!r} (as its backend {marker.get('backend')!r}); forget it there "
                            "(state: absent, keep_storage: true) and move it out, or manage it with that store; "

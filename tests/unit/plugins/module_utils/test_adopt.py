@@ -193,6 +193,22 @@ def test_an_object_already_managed_or_another_stores_is_refused(lab):
     assert lab.volume(name="db2", source={"existing": f"volume-{volume_id}"})["volume"]["id"] == volume_id
 
 
+def test_check_mode_before_the_store_knows_the_backend_leaves_the_owner_to_the_real_run(lab):
+    # No owner is known in check mode before this store's first task on the backend: its own marker is not
+    # another store's (the real run claims the directory, and refuses there what is another store's).
+    volume_id = lab.volume(name="db", size=1)["volume"]["id"]
+    lab.volume(name="db", state="absent", keep_storage=True)
+    with open(os.path.join(lab.path, OWNER_MARKER), "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": "store-a", "store": "/state/a.json", "backend": "lab"}))
+    lab.driver.owner = None
+    planned = lab.volume(name="db2", source={"existing": f"volume-{volume_id}"}, check_mode=True)
+    assert planned["changed"] and planned["volume"]["id"] == volume_id
+    lab.driver.owner = {"id": "store-b", "store": "/state/b.json"}  # the negative control: known, and not its
+    with pytest.raises(Conflict, match="belongs to another state store") as caught:
+        lab.volume(name="db2", source={"existing": f"volume-{volume_id}"}, check_mode=True)
+    assert caught.value.option == "source.existing"
+
+
 def test_the_backend_format_decides_what_is_adopted(lab):
     os.makedirs(lab.path, exist_ok=True)
     if lab.format == "raw":  # a guest may have written a qcow2 header: its bytes stay data, adopted as raw

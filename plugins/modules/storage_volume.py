@@ -59,18 +59,18 @@ options:
         type: str
       existing:
         description:
-          - Adopt this object, already on the backend and known to no record, as the volume O(name): a file's name in
+          - "Adopt this object, already on the backend and known to no record, as the volume O(name): a file's name in
             the file backend's directory (a raw file on a V(raw) backend; a qcow2 image without a backing file on a
-            V(qcow2) backend), or an image's name in the rbd pool (without snapshots or a parent). Its data is kept.
+            V(qcow2) backend), or an image's name in the rbd pool (without snapshots or a parent). Its data is kept."
           - "Checked on the backend before anything changes: it must exist, not be a volume of this store already,
             and not be on a backend another state store owns (the file backend's C(.blockstore-owner) marker).
             Its size is read from the backend; one that is not a whole number of GiB needs O(size), and the object
             grows to it."
-          - Objects this collection made are named C(volume-<id>) (after O(state=absent) with O(keep_storage=true),
+          - "Objects this collection made are named C(volume-<id>) (after O(state=absent) with O(keep_storage=true),
             the drift check of M(blockstore.storage.storage_backend_info) lists them as unknown objects): adopted
-            with that id. Any other name needs O(source.rename=true).
-          - Done once: afterwards, a task naming the same volume and object changes nothing. The cinder adapter
-            cannot adopt (refused).
+            with that id. Any other name needs O(source.rename=true)."
+          - "Done once: afterwards, a task naming the same volume and object changes nothing. The cinder adapter
+            cannot adopt (refused)."
         type: str
       rename:
         description:
@@ -128,9 +128,9 @@ options:
     default: false
   keep_storage:
     description:
-      - With O(state=absent), forget the volume instead of deleting it (unmanage): its record goes and its storage
+      - "With O(state=absent), forget the volume instead of deleting it (unmanage): its record goes and its storage
         stays on the backend as it is, for another tool (or a store) to take over. Adopting it again with
-        O(source.existing) brings it back.
+        O(source.existing) brings it back."
       - Refused while the volume has connections (detach it first; O(force) does not apply) and, unless
         O(cascade=true), while it has snapshots; with O(cascade=true), the snapshots' records go too and their
         storage stays. Only an available volume and snapshots are forgotten.

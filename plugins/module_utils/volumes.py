@@ -8,13 +8,7 @@ The plan is made by plan.Resource's engine; this file says which steps a volume 
 deleted only with `force`, after its devices on this host and its exports are removed
 (host_devices.force_detach).
 
-A revert (`revert_to`) makes the volume hold one of its snapshots' data again, in place. It is
-done, and a re-run changes nothing, when the record says the volume was last reverted to that
-snapshot (`reverted_to`) and nothing could have written to it since: no read-write connection
-exists (a revert forced under one leaves `reverted_to` empty), and a new read-write connection
-clears it (attachments.py). The record is
-`reverting` while the driver works; a killed or failed revert leaves it so, and the next run
-redoes the revert (the snapshot itself is never written).
+Reverting (`revert_to`): reverts.py. Adopting (`source.existing`) and forgetting (`keep_storage`): adoption.py.
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, ClassVar
 
+from .adoption import Adoption, adopt_step, leave_object, own_id
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import extend_attached, force_detach, refuse_held_open, sweep
@@ -44,6 +39,7 @@ from .objects import (
     public_view,
 )
 from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+from .reverts import Reverting
 from .units import GiB, parse_size
 
 if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
@@ -111,7 +107,7 @@ def _forget_connection(resource: Resource, step: Step, driver: Driver) -> None:
         sweep(resource.host, driver, step.source, resource.records.find(CONNECTION, volume_id=step.source.id))
 
 
-class VolumeResource(Resource):
+class VolumeResource(Adoption, Reverting):
     kind = VOLUME
     result_key = "volume"
     noop_on_controller = True
@@ -123,6 +119,10 @@ class VolumeResource(Resource):
         "clone": Action(_clone, pending=CREATING, creates=True, undo=_delete_volume),
         "extend": Action(_extend, pending=EXTENDING),
         "revert": Action(_revert, pending=REVERTING, failure_keeps_pending=True),
+        # No pending status: see the module docstring (a 'creating' record is made again empty).
+        "adopt": Action(adopt_step, creates=True, undo=leave_object),
+        "forget": Action(store_target, deletes=True, host_only=True),
+        "forget_snapshot": Action(store_target, deletes=True, host_only=True),
         "delete": Action(_delete, pending=DELETING, deletes=True),
         "delete_connection": Action(_delete_connection, deletes=True),
         "forget_connection": Action(_forget_connection, deletes=True),
@@ -133,14 +133,18 @@ class VolumeResource(Resource):
     @classmethod
     def referenced_names(cls, params: dict) -> dict[str, list[str]]:
         source = params.get("source") if isinstance(params.get("source"), dict) else {}
+        # Two tasks adopting one object serialize on its name.
         return {VOLUME: [params.get("name"), source.get("volume")],
-                SNAPSHOT: [source.get("snapshot"), params.get("revert_to")]}
+                SNAPSHOT: [source.get("snapshot"), params.get("revert_to")],
+                "object": [source.get("existing") if isinstance(source.get("existing"), str) else None]}
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
         found = by_ref(store, backend, VOLUME, params.get("id")) + by_ref(store, backend, VOLUME, params.get("name"))
         source = params.get("source") if isinstance(params.get("source"), dict) else {}
         found += by_ref(store, backend, VOLUME, source.get("volume"))
+        if isinstance(source.get("existing"), str) and own_id(source["existing"]):
+            found += store.find(backend, VOLUME, id=own_id(source["existing"]))  # adopted already?
         # revert_to's snapshot, found even when it is another volume's (refused, naming that volume)
         for snap in by_ref(store, backend, SNAPSHOT, params.get("revert_to")):
             found += [snap, *store.find(backend, VOLUME, id=snap["volume_id"])]
@@ -167,14 +171,23 @@ class VolumeResource(Resource):
     def make_plan(self) -> Plan:
         name, volume_id = self._identity()
         existing = self._existing(name, volume_id)
+        adopt = self._adopt_ref()
         if self.params.get("state", "present") == "absent":
             if self.params.get("revert_to") is not None:
                 raise InvalidParameter("revert_to: only with state: present (a volume being deleted is not "
                                        "reverted)", "revert_to")
+            if self.params.get("keep_storage"):
+                return self._plan_forget(existing)
             return self._plan_absent(existing)
+        if self.params.get("keep_storage"):
+            raise InvalidParameter("keep_storage: only with state: absent (it forgets the volume's record and "
+                                   "keeps its storage)", "keep_storage")
         size = parse_size(self.params["size"]) if self.params.get("size") is not None else None
         if existing is None:
+            if adopt is not None:
+                return self._plan_adopt(name, volume_id, size, adopt)
             return self._plan_create(name, volume_id, size)
+        self._refuse_other_object(existing, adopt)
         return self._plan_change(existing, name, size)
 
     def _plan_absent(self, existing: Volume | None) -> Plan:
@@ -310,64 +323,6 @@ class VolumeResource(Resource):
             return (f"grow {found['object']} back to the {existing.size} GiB of its record: it is {actual} bytes "
                     "on the backend (shrunk outside the collection)"), checked
         return None, checked
-
-    def _planned_revert(self, existing: Volume) -> Snapshot | None:
-        """The snapshot to revert `existing` to, or None when no revert is asked or it is done."""
-        ref = self.params.get("revert_to")
-        if ref is None and existing.status != REVERTING:
-            return None
-        if ref is None:  # a revert was interrupted or failed: finish it
-            snapshot = self.records.get(SNAPSHOT, existing.reverted_to or "")
-            if snapshot is None:
-                raise Conflict(f"volume {existing.name!r} was left in status reverting (its data may be partly "
-                               "reverted) and the snapshot it was reverted to is gone; give revert_to another of "
-                               "its snapshots, or delete it with state: absent", "revert_to")
-        elif not isinstance(ref, str) or not ref:
-            raise InvalidParameter(f"revert_to: must be the name or id of one of the volume's snapshots, got {ref!r}",
-                                   "revert_to")
-        else:
-            snapshot = self.records.lookup(SNAPSHOT, ref, "revert_to")
-        if snapshot.volume_id != existing.id:
-            owner = self.records.get(VOLUME, snapshot.volume_id)
-            raise Conflict(f"revert_to: snapshot {snapshot.name!r} belongs to volume "
-                           f"{owner.name if owner else snapshot.volume_id!r}, not {existing.name!r}; a volume reverts "
-                           "only to its own snapshots (a new volume from it: source.snapshot)", "revert_to")
-        if snapshot.status != AVAILABLE:
-            raise Conflict(f"revert_to: snapshot {snapshot.name!r} is {snapshot.status}; it must be available to "
-                           "revert to", "revert_to")
-        connections = [c for c in self.records.find(CONNECTION, volume_id=existing.id) if not is_interrupted(c)]
-        writers = sorted({c.host for c in connections if c.mode != "ro"})
-        if existing.status != REVERTING and existing.reverted_to == snapshot.id and not writers:
-            return None  # reverted to it, and nothing could have written to it since
-        if existing.status not in (AVAILABLE, IN_USE, EXTENDING, REVERTING):
-            raise Conflict(f"revert_to: volume {existing.name!r} is {existing.status}; it must be available or "
-                           "in-use to revert", "revert_to")
-        if writers and not self.params.get("force"):
-            raise Conflict(f"revert_to: volume {existing.name!r} is connected read-write to {', '.join(writers)}; "
-                           "detach it first (storage_attachment state: detached), or set force: true to revert "
-                           "it under its users (what they cached goes stale)", "revert_to")
-        if self.driver is not None and self.driver.copy_freezes_image(existing):
-            for conn in connections:
-                if conn.device:
-                    raise Conflict(f"revert_to: volume {existing.name!r} is a qcow2 image attached on {conn.host} "
-                                   f"as {conn.device.get('path')}; detach it first: the revert replaces the image "
-                                   "its daemon holds open (force cannot help)", "revert_to")
-        return snapshot
-
-    def _revert_step(self, existing: Volume, target: Volume, snapshot: Snapshot, size: int | None) -> Step:
-        """The one step of a revert; it also finishes an interrupted extend or makes a larger size."""
-        if size is not None and size < existing.size:
-            raise Conflict(f"size: volume {existing.name!r} is {existing.size} GiB; volumes only grow, "
-                           f"so {size} GiB is refused (shrinking would lose data)", "size")
-        target.size = max(existing.size, size or 0)
-        target.status = IN_USE if self.records.find(CONNECTION, volume_id=existing.id) else AVAILABLE
-        # Under a read-write connection, writes can follow at once: the next run reverts again.
-        writable = any(c.mode != "ro" for c in self.records.find(CONNECTION, volume_id=existing.id))
-        target.reverted_to = None if writable else snapshot.id
-        grown = f" and grow it to {target.size} GiB" if target.size > existing.size else ""
-        again = " again (the last revert did not finish)" if existing.status == REVERTING else ""
-        return Step("revert", target, snapshot,
-                    message=f"revert volume {existing.name!r} to snapshot {snapshot.name!r}{again}{grown}")
 
     def _plan_force_disconnect(self, volume: Volume, connections: list[Connection]) -> list[Step]:
         """Steps that remove a volume's connections before it is deleted, or a clear refusal."""

@@ -13,6 +13,8 @@ description:
   - Manages a volume on a storage backend, as in cinderlib's object model. A volume is created empty,
     from a snapshot, or as a clone of another volume.
   - Volumes only grow; a smaller O(size) fails and changes nothing.
+  - With O(source.existing), takes over (adopts) an object already on the backend that no record knows, keeping
+    its data; with O(state=absent) and O(keep_storage=true), forgets the volume's record and keeps its storage.
   - With O(revert_to), the volume holds one of its snapshots' data again, in place (its id, name and
     connections stay).
   - State is kept on the Ansible controller (see O(persistence)); the storage work runs on the target host.
@@ -55,6 +57,27 @@ options:
       volume:
         description: Name or id of a volume on the same backend to clone.
         type: str
+      existing:
+        description:
+          - "Adopt this object, already on the backend and known to no record, as the volume O(name): a file's name in
+            the file backend's directory (a raw file on a V(raw) backend; a qcow2 image without a backing file on a
+            V(qcow2) backend), or an image's name in the rbd pool (without snapshots or a parent). Its data is kept."
+          - "Checked on the backend before anything changes: it must exist, not be a volume of this store already,
+            and not be on a backend another state store owns (the file backend's C(.blockstore-owner) marker).
+            Its size is read from the backend; one that is not a whole number of GiB needs O(size), and the object
+            grows to it."
+          - "Objects this collection made are named C(volume-<id>) (after O(state=absent) with O(keep_storage=true),
+            the drift check of M(blockstore.storage.storage_backend_info) lists them as unknown objects): adopted
+            with that id. Any other name needs O(source.rename=true)."
+          - "Done once: afterwards, a task naming the same volume and object changes nothing. The cinder adapter
+            cannot adopt (refused)."
+        type: str
+      rename:
+        description:
+          - With O(source.existing), rename an object that is not named C(volume-<id>) to the collection's own name
+            C(volume-<id>) on the backend, so that it is found by id as every other volume (what used it by its old
+            name no longer finds it). Without it, such an object is refused and nothing is renamed.
+        type: bool
   description:
     description: Free text kept with the volume.
     type: str
@@ -99,8 +122,18 @@ options:
     default: false
   cascade:
     description:
-      - With O(state=absent), delete the volume's snapshots with it. Without it, deleting a volume that has
-        snapshots fails and changes nothing.
+      - With O(state=absent), delete the volume's snapshots with it (with O(keep_storage=true), forget them).
+        Without it, deleting or forgetting a volume that has snapshots fails and changes nothing.
+    type: bool
+    default: false
+  keep_storage:
+    description:
+      - "With O(state=absent), forget the volume instead of deleting it (unmanage): its record goes and its storage
+        stays on the backend as it is, for another tool (or a store) to take over. Adopting it again with
+        O(source.existing) brings it back."
+      - Refused while the volume has connections (detach it first; O(force) does not apply) and, unless
+        O(cascade=true), while it has snapshots; with O(cascade=true), the snapshots' records go too and their
+        storage stays. Only an available volume and snapshots are forgotten.
     type: bool
     default: false
 notes:
@@ -165,6 +198,26 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
+- name: An image another tool left in the backend's directory (here made with qemu-img)
+  ansible.builtin.command:
+    cmd: qemu-img create -f qcow2 /var/lib/blockstore/lab/volume-5d0f3c1e-2a4b-4c6d-8e9f-0a1b2c3d4e5f 1G
+    creates: /var/lib/blockstore/lab/volume-5d0f3c1e-2a4b-4c6d-8e9f-0a1b2c3d4e5f
+
+- name: Adopt it, data kept (nothing to do once adopted; another name would need source.rename true)
+  blockstore.storage.storage_volume:
+    name: legacy
+    source: {existing: volume-5d0f3c1e-2a4b-4c6d-8e9f-0a1b2c3d4e5f}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Forget a volume, keeping its storage for another tool
+  blockstore.storage.storage_volume:
+    name: handed-over
+    state: absent
+    keep_storage: true
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Delete a volume and its snapshots (nothing to do once it is gone)
   blockstore.storage.storage_volume:
     name: scratch
@@ -176,7 +229,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 volume:
-  description: The volume after the task; after a delete, the deleted volume with status C(deleted).
+  description: The volume after the task; after a delete (or a forget), the deleted volume with status C(deleted).
   returned: success, except when deleting a volume that did not exist
   type: dict
   contains:
@@ -215,11 +268,13 @@ ARGUMENT_SPEC = {
     "id": {"type": "str"},
     "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "size": {"type": "raw"},
-    "source": {"type": "dict", "options": {"snapshot": {"type": "str"}, "volume": {"type": "str"}},
-               "mutually_exclusive": [["snapshot", "volume"]]},
+    "source": {"type": "dict", "options": {"snapshot": {"type": "str"}, "volume": {"type": "str"},
+                                           "existing": {"type": "str"}, "rename": {"type": "bool"}},
+               "mutually_exclusive": [["snapshot", "volume", "existing"]]},
     "description": {"type": "str"},
     "metadata": {"type": "dict"},
     "cascade": {"type": "bool", "default": False},
+    "keep_storage": {"type": "bool", "default": False},
     "multiattach": {"type": "bool"},
     "force": {"type": "bool", "default": False},
     "revert_to": {"type": "str"},

@@ -39,6 +39,7 @@ LAYERS = [
     ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity"),
     ("handler",),
     ("plan", "transfer", "drift"),
+    ("adoption", "reverts"),
     ("volumes", "snapshots", "attachments"),
     ("queries",),
     ("runner",),

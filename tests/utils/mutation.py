@@ -41,6 +41,8 @@ TARGETS = {
                    "test_revert.py", "test_crash_undo.py", "test_module_imports.py"],
     "snapshots.py": ["test_resources.py", "test_handler.py", "test_transaction.py", "test_verify.py",
                      "test_crash_undo.py", "test_module_imports.py", "test_retention.py"],
+    "reverts.py": ["test_revert.py", "test_resources.py"],
+    "adoption.py": ["test_adopt.py"],
     "attachments.py": ["test_attachments.py", "test_revert.py"],
     "drift.py": ["test_drift.py"],
     "backends_file.py": ["test_backends_file.py"],

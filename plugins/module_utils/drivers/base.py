@@ -121,6 +121,20 @@ class Driver:
         daemon holding that file open would lose its later writes, so the core refuses)."""
         return False
 
+    # adopting (storage_volume source.existing) ----------------------------
+    def find_existing(self, name: str) -> dict | None:
+        """The object called `name` on the backend that a volume would take over: `object` (how a user
+        finds it), `size` (bytes) and `format`; None when there is none. An object the driver cannot
+        take over whole (a snapshot, an image that depends on others) is refused, naming source.existing."""
+        raise DriverError(f"source.existing: driver {self.name!r} cannot take over existing objects; create "
+                          "the volume, and copy the data into it", "source.existing")
+
+    def adopt_volume(self, volume: Volume, name: str) -> dict:
+        """Take over `name` (find_existing's object) as `volume`: renamed to the volume's own object
+        name when they differ; its data is not touched. Returns the volume's driver_data."""
+        raise DriverError(f"source.existing: driver {self.name!r} cannot take over existing objects; create "
+                          "the volume, and copy the data into it", "source.existing")
+
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         """Return (snapshot's driver_data, volume's driver_data)."""

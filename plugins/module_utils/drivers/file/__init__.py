@@ -37,6 +37,7 @@ from ...objects import Snapshot, Volume
 from ...probe import probe_file
 from ...units import GiB
 from ..base import Driver
+from .adopt import adopt_volume, find_existing
 from .export import IscsiExport
 from .image import ImageFormat
 from .owner import claim, read_marker, release
@@ -283,6 +284,15 @@ class FileDriver(IscsiExport, Driver):
             self.format_of(volume).revert(volume, snapshot, path)
         self._share(path)
         return volume.driver_data
+
+    # adopting (storage_volume source.existing: adopt.py) -------------------
+    def find_existing(self, name: str) -> dict | None:
+        return find_existing(self, name)
+
+    def adopt_volume(self, volume: Volume, name: str) -> dict:
+        made = adopt_volume(self, volume, name)
+        self._share(self.volume_path(volume))
+        return made
 
     # snapshots ----------------------------------------------------------
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:

@@ -207,6 +207,38 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
                 image.diff_iterate(0, image.size(), None, count, include_parent=False)
         return used[0]
 
+    def find_existing(self, name: str) -> dict | None:
+        if name.startswith(CLONE_BASE_PREFIX) or name.endswith(HIDDEN_SUFFIX):
+            raise DriverError(f"source.existing: {self.pool}/{name} is an internal image of this backend, not a "
+                              "volume", "source.existing")
+        with self._failing(f"reading image {name}"):
+            try:
+                with self._image(name, read_only=True) as image:
+                    snaps, size = self._snap_names(image), image.size()
+                    try:
+                        parent = image.parent_info()
+                    except self._rbd.ImageNotFound:
+                        parent = None
+            except self._rbd.ImageNotFound:
+                return None
+        # The store would know neither its snapshots nor its parent: a delete could not undo them in order.
+        if snaps:
+            raise DriverError(f"source.existing: image {self.pool}/{name} has snapshots ({', '.join(snaps)}) that "
+                              "no record knows; remove them (rbd snap purge) or copy the image first",
+                              "source.existing")
+        if parent:
+            raise DriverError(f"source.existing: image {self.pool}/{name} is a clone of "
+                              f"{parent[0]}/{parent[1]}@{parent[2]}; flatten it first (rbd flatten)",
+                              "source.existing")
+        return {"object": f"{self.pool}/{name}", "size": size}
+
+    def adopt_volume(self, volume: Volume, name: str) -> dict:
+        image = self.volume_image(volume.id)
+        if name != image:
+            with self._failing(f"renaming image {name} to {image}"):
+                self._rbd.RBD().rename(self._connect()[1], name, image)
+        return self._driver_data(image)
+
     def revert_to_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
         name = self.volume_image(volume.id)
         snap = self.snapshot_name(snapshot)

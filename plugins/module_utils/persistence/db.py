@@ -32,8 +32,10 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 import threading
+import time
 import urllib.parse
 from typing import Any, Iterable, Iterator
 
@@ -58,6 +60,8 @@ SUPPORTED = "sqlite:///path/to/state.db or postgresql+psycopg://user:password@ho
 CONNECT_TIMEOUT = 5
 # Seconds an SQLite writer waits for another one (transactions here last milliseconds).
 SQLITE_BUSY_TIMEOUT = 60
+# Tries of the switch to WAL while other processes open a new SQLite file (_use_wal): 30 s at most.
+WAL_SWITCH_TRIES = 1000
 # Serializes schema creation between processes (pg_advisory_xact_lock).
 _SCHEMA_LOCK_KEY = 0x626C6B73746F7265  # "blkstore"
 
@@ -341,8 +345,17 @@ class DbStore(Store):
             try:
                 cursor = raw.cursor()
                 mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    cursor.execute("PRAGMA journal_mode=WAL")
+                # The switch needs the file to itself, and SQLite answers "locked" at once (no busy wait) while
+                # other processes opening a new database hold it: those are short, so it is asked again.
+                for attempt in range(WAL_SWITCH_TRIES):
+                    if str(mode).lower() == "wal":
+                        break
+                    try:
+                        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    except Exception as exc:  # sqlite3.OperationalError: not imported where the module runs
+                        if "locked" not in str(exc) or attempt == WAL_SWITCH_TRIES - 1:
+                            raise
+                        time.sleep(0.01 + random.random() * 0.05)
                 cursor.close()
             finally:
                 raw.close()

@@ -307,9 +307,9 @@ class Resource(Handler):
         """Whether `found` (inspect_volume's or inspect_snapshot's answer) is what the module's check
         accepts with nothing to do or record: there, not marked missing, of its record's format and size."""
         recorded = (existing.driver_data or {}).get("format")
-        return (bool(found["exists"]) and not is_missing(existing)
-                and (not found.get("format") or not recorded or found["format"] == recorded)
-                and (found.get("size") is None or found["size"] == existing.size * GiB))
+        same_format = not found.get("format") or not recorded or found["format"] == recorded
+        same_size = found.get("size") is None or found["size"] == existing.size * GiB
+        return bool(found["exists"]) and not is_missing(existing) and same_format and same_size
 
     def check_on_backend(self, existing: Volume | Snapshot, target: Volume | Snapshot,
                          found: dict) -> list[str]:

@@ -32,8 +32,8 @@ BUSY_RETRY_INTERVAL = 2
 
 def is_clone_base(snap: str) -> bool:
     """A private snapshot that exists only for clones (ours, or Cinder's from an imported volume)."""
-    return snap.startswith(CLONE_BASE_PREFIX) or (snap.startswith("volume-")
-                                                  and snap.endswith(CINDER_CLONE_SNAP_SUFFIX))
+    cinders = snap.startswith("volume-") and snap.endswith(CINDER_CLONE_SNAP_SUFFIX)
+    return snap.startswith(CLONE_BASE_PREFIX) or cinders
 
 
 class ImageChains:

@@ -63,17 +63,20 @@ def export_records(store: Store, backend: str, dest: str, check_mode: bool) -> t
         for record in store.find(backend, kind):
             records[record["id"]] = record
     text = dump_state(records)
+    # Checked before check mode returns, so a dry run refuses what the real run would refuse.
     if not os.path.isabs(dest):
         raise InvalidParameter(f"dest: {dest!r} must be an absolute path", "dest")
+    if os.path.isdir(dest):
+        raise InvalidParameter(f"dest: {dest} is a directory; give the path of the JSON file to write", "dest")
+    directory = os.path.dirname(dest)
+    if not os.path.isdir(directory):
+        raise InvalidParameter(f"dest: directory {directory} does not exist", "dest")
     if os.path.isfile(dest):
         with open(dest, encoding="utf-8") as handle:
             if handle.read() == text:
                 return False, len(records)
     if check_mode:
         return True, len(records)
-    directory = os.path.dirname(dest) or "."
-    if not os.path.isdir(directory):
-        raise InvalidParameter(f"dest: directory {directory} does not exist", "dest")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".blockstore-export-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -194,12 +194,21 @@ def test_an_export_is_rewritten_whenever_the_store_changed_and_check_mode_writes
     assert not export()["changed"]
 
 
-def test_a_failed_export_leaves_no_temp_file(tmp_path):
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_an_export_to_a_directory_or_a_missing_one_is_refused_in_check_mode_too(tmp_path, check_mode):
     store = open_store({"storage": "memory"})
     (tmp_path / "export.json").mkdir()  # a directory where the export should go
-    with pytest.raises(OSError):
-        StateTransfer.run_on_store(store, "lab", {"state": "exported", "dest": str(tmp_path / "export.json")}, False)
-    assert [p.name for p in tmp_path.iterdir()] == ["export.json"]
+
+    def export(dest):
+        return StateTransfer.run_on_store(store, "lab", {"state": "exported", "dest": str(dest)}, check_mode)
+
+    with pytest.raises(InvalidParameter, match="is a directory; give the path of the JSON file") as error:
+        export(tmp_path / "export.json")
+    assert error.value.option == "dest"
+    with pytest.raises(InvalidParameter, match=r"directory .*/missing does not exist"):
+        export(tmp_path / "missing" / "export.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["export.json"]  # no temp file, nothing made
+    assert export(tmp_path / "fine.json")["changed"]  # positive control: a file path beside them is taken
 
 
 def test_a_missing_sqlite_source_is_named_and_not_created(tmp_path):

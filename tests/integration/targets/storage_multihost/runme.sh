@@ -213,6 +213,9 @@ problems = []
 # Positive control: the key IS in the controller's store, and each consumer's password opens with it.
 if sorted(password) != ["app1", "app2"] or not all(password.values()) or len(set(password.values())) != 2:
     problems.append(f"the store does not hold one CHAP password per consumer: {sorted(password)}")
+# Positive control: the -vvv output shows the attach results, their connection_info included (masked).
+if verbose.count('"auth_password": "********"') < 2:
+    problems.append("-vvv output does not show both attach results with their masked password")
 for secret, what in [(key, "the store's key"), *((p, f"{h}'s CHAP password") for h, p in password.items())]:
     if secret in verbose:
         problems.append(f"-vvv output shows {what}")
@@ -254,7 +257,7 @@ for host in ("stor1", "app1", "app2"):
                 mine += Sealer(key=args["_blockstore_key"]).unseal(secret) == password[host]
     if not mine:
         problems.append(f"{host}'s own connection with its password is in none of its {len(payloads)} payloads")
-    print(f"secrets: {host}: {len(payloads)} payloads, its own password in {mine}, nothing of {other}'s")
+    print(f"secrets: {host}: {len(payloads)} payloads read, its own password (task-sealed) in {mine}")
 sys.exit("\n".join(f"multihost: secrets: {p}" for p in problems) if problems else 0)
 PY
 for host in stor1 app1 app2; do rm -rf "$BLOCKSTORE_LAB_DIR/hosts/$host/root/.ansible/tmp"; done

@@ -177,7 +177,11 @@ class SecretGate:
     def guard(self, ship: Ship) -> Executor:
         """`ship` (or the host half in this process) behind the gate, as run_task's executor."""
         def gated(records: list, new_ids: list) -> tuple[dict, dict | None]:
-            sent = self.open(records)
+            try:
+                sent = self.open(records)
+            except BlockstoreError as exc:  # nothing ran on the host: its pending records are put back
+                exc.changes = {"upserts": [], "deletes": []}
+                raise
             key = self.transit.key() if self.transit is not None and self.handler.wants_key(sent) else None
             try:
                 result, changes = ship(sent, new_ids, key)

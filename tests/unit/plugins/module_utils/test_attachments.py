@@ -136,12 +136,12 @@ def lab():
         driver = FakeDriver()
         sent: list = []  # (records, key) of every host half shipped
 
-        def run(self, check_mode=False, sealer="store", handler=AttachmentResource, **params):
+        def run(self, check_mode=False, sealer="store", handler=AttachmentResource, whoami=None, **params):
             """The task as the action plugin runs it: the store side here, the module's side
             shipped with the records (and the task's key to their secrets, unless sealer=None)."""
             if handler is AttachmentResource:
                 params.setdefault("state", "attached")
-            task = Task(params, check_mode, driver=self.driver, host=host)
+            task = Task(params, check_mode, driver=self.driver, host=host, whoami=whoami)
 
             def ship(records, new_ids, key):
                 self.sent.append((records, key))
@@ -206,6 +206,18 @@ def test_a_task_for_another_hosts_connector_is_sent_that_connection(lab):
     records, _key = lab.sent[-1]
     assert [r["host"] for r in records if r["kind"] == "connection" and "connection_info" in r] == ["peer"]
     assert lab.driver.exports and all(r["host"] != "peer" for r in lab.connections())
+
+
+def test_a_host_that_cannot_say_its_name_leaves_no_pending_record(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+
+    def unreachable():
+        raise DriverError("storage_host_info on the task's host failed: unreachable")
+    before = lab.store.all_records()
+    with pytest.raises(DriverError, match="unreachable"):
+        lab.run(volume="shared", whoami=unreachable)
+    assert lab.store.all_records() == before and len(lab.connections()) == 1
+    assert lab.run(volume="shared")["changed"]  # positive control: with its name, the same task attaches
 
 
 def test_the_store_gate_seals_what_a_module_without_the_key_returns(lab):

@@ -156,10 +156,10 @@ def _forget(resource: AttachmentResource, step: Step, driver: Driver) -> None:
 class AttachmentResource(Resource):
     kind = CONNECTION
     result_key = "attachment"
-    # Drivers and connectors get the connection's credentials (CHAP, keys) in clear, and the
-    # credentials a new export makes are sealed before they leave the host.
+    # Drivers and connectors get the connection's credentials (CHAP, keys) in clear; a new export's are sealed.
     needs_secrets = True
     makes_secrets = True
+    own_connections_only = True  # a host is sent its own connection whole, others' only in part (handler.py)
     ACTIONS: ClassVar[dict[str, Action]] = {
         CONNECT: Action(_connect),
         ATTACH: Action(_attach, host_only=True),

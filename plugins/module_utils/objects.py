@@ -16,7 +16,7 @@ import dataclasses
 import datetime
 import unicodedata
 import uuid
-from typing import Any, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 from .errors import Ambiguous, InvalidParameter, NotFound
 
@@ -164,6 +164,30 @@ def is_interrupted(conn: Connection) -> bool:
     the controller writes before an attachment task runs; one that outlived its task marks a task that
     was killed on the way. Its host, when set, is the host the task worked for."""
     return not conn.host or conn.status in (CONNECTING, ATTACHING, DETACHING)
+
+
+# What a host is told of another host's connection (`others_view`): enough for its plan (whether the volume
+# is shared, with whom, an initiator name used twice, a killed task's record), never credentials or devices.
+OTHERS_FIELDS = ("kind", "id", "backend", "volume_id", "host", "mode", "status", "created_at", "updated_at")
+OTHERS_CONNECTOR = ("host", "initiator")
+
+
+def others_view(record: dict) -> dict:
+    """Another host's connection record as a host half is sent it."""
+    shown = {k: record[k] for k in OTHERS_FIELDS if k in record}
+    shown["connector"] = {k: v for k, v in (record.get("connector") or {}).items() if k in OTHERS_CONNECTOR}
+    return shown
+
+
+def own_connections(records: list[dict], whoami: Callable[[], str]) -> tuple[list[dict], set[str]]:
+    """`records` as the host `whoami()` names is sent them: its own connections and those naming no host (a
+    killed task's, cleaned up by whichever host runs next) whole, other hosts' as `others_view`; and the ids of
+    those. `whoami` is asked only when there is another host's connection to tell apart."""
+    if not any(r["kind"] == CONNECTION and r.get("host") for r in records):
+        return records, set()
+    mine = whoami()
+    others = {r["id"] for r in records if r["kind"] == CONNECTION and r.get("host") not in ("", mine)}
+    return [others_view(r) if r["id"] in others else r for r in records], others
 
 
 def from_record(record: dict) -> StorageObject:

@@ -54,8 +54,9 @@ def non_text_option(spec: dict, args: dict) -> tuple[str, str] | None:
 class BlockstoreModule(AnsibleModule):
     """An AnsibleModule that takes the action plugin's internal arguments out before validation.
 
-    `_blockstore_records`, `_blockstore_ids`, `_blockstore_key` (the key to sealed secrets,
-    sealing.py), `_blockstore_owner` (the store the task runs for) and `_blockstore_half` (the half of a
+    `_blockstore_records`, `_blockstore_ids`, `_blockstore_key` (the key to the records' sealed secrets,
+    made by the controller for this task alone: the store's key never leaves it, handler.SecretGate),
+    `_blockstore_owner` (the store the task runs for) and `_blockstore_half` (the half of a
     task split between two hosts, attachments.py) are not options: the action
     plugin refuses them from tasks and sets them itself. So they are neither in the argument spec nor
     in the docs, and never in the invocation the module logs on the target host.

@@ -13,8 +13,10 @@ sealed, as `sealed:v1:<Fernet token>` (AES-128-CBC + HMAC-SHA256, from the
 The key is, in this order: the env var BLOCKSTORE_SECRET_KEY (a Fernet key),
 the file named by BLOCKSTORE_SECRET_KEY_FILE, or a file kept beside the store
 (`<state file>.key`, or `~/.ansible/blockstore/secret.key` for a database or a plugin store),
-created 0600 on first use. The controller hands the key to a module that must
-seal or unseal (as a no_log argument); everything else only ever sees tokens.
+created 0600 on first use. That key never leaves the controller: a module that
+must seal or unseal is sent its records' secrets sealed with a key made for that
+task alone (a no_log argument), and what it returns is sealed again with the
+store's key on the controller (handler.SecretGate).
 """
 
 from __future__ import annotations

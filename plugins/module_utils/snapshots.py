@@ -20,6 +20,7 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .host_devices import refuse_held_open
 from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
 from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+from .sealing import mask
 from .units import parse_age
 
 if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
@@ -175,6 +176,13 @@ class SnapshotResource(Resource):
             found += [d for s in snapshots for d in store.find(backend, VOLUME, source_snapshot_id=s["id"])]
         found += [c for v in found if v["kind"] == VOLUME for c in store.find(backend, CONNECTION, volume_id=v["id"])]
         return list({r["id"]: r for r in found}.values())
+
+    @classmethod
+    def host_records(cls, records: list[dict], params: dict, whoami: Callable[[], str]) -> tuple[list[dict], set[str]]:
+        """Connections are read for what they show (a device holding the image open), never for their
+        credentials: sent masked, and never written back."""
+        sent = [mask(r) if r["kind"] == CONNECTION else r for r in records]
+        return sent, {r["id"] for r in records if r["kind"] == CONNECTION}
 
     # The retention of the last plan (None: not asked for); its plan sets what it prunes and keeps.
     retention: Retention | None = None

@@ -28,6 +28,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.drivers import 
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
     BlockstoreError,
     Conflict,
+    DriverError,
     InvalidParameter,
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import HALF_PARAM, HOST_HALF, Task, dispatch
@@ -281,14 +282,15 @@ class _Shipping:
         self.action, self.task_vars, self.handler = action, task_vars, handler
         self.module_name, self.module_args = module_name, module_args
         self.store = None  # opened by run_action
+        self.host_name: str | None = None  # found by whoami
 
     def shipper(self, job: Task, where: ActionBase | None = None, extra: dict | None = None):
         """A `ship` for `job`: runs the module where Ansible runs it (or through `where`, another host's
         connection) with the records the controller selected, and `extra` arguments of a split task."""
-        def ship(records: list | None, new_ids: list) -> tuple[dict, dict | None]:
+        def ship(records: list | None, new_ids: list, key: str | None) -> tuple[dict, dict | None]:
             internal = {} if records is None else {"_blockstore_records": records, "_blockstore_ids": new_ids}
-            if self.handler.wants_key(records):
-                internal["_blockstore_key"] = self.store.sealer.key()
+            if key is not None:  # made for this task by the secret gate (handler.py), never the store's
+                internal["_blockstore_key"] = key
             if job.driver is not None and job.driver.owner is not None:
                 internal["_blockstore_owner"] = job.driver.owner  # set by dispatch (backend_identity.py)
             args = {**self.module_args, **(extra or {}), **internal}
@@ -299,6 +301,16 @@ class _Shipping:
                 result = run_there(where, self.module_name, args)
             return _strip_internal(result), result.pop("_blockstore_changes", None)
         return ship
+
+    def whoami(self) -> str:
+        """The name of the host the task's module runs on, as its connector says (storage_host_info run there
+        once): which of a volume's connections are its own (handler.Handler.host_records)."""
+        if self.host_name is None:
+            found = self.action._execute_module(module_name=HOST_INFO_MODULE, module_args={}, task_vars=self.task_vars)
+            if found.get("failed"):
+                raise DriverError(f"storage_host_info on the task's host failed: {found.get('msg')}")
+            self.host_name = found["connector"]["host"]
+        return self.host_name
 
     def split(self, job: Task, backend_side: ActionBase) -> dict:
         """storage_attachment with the backend on another host: the export there, the device here, each
@@ -389,7 +401,7 @@ def run_action(action, task_vars: dict) -> dict:
     run = _Shipping(action, task_vars, handler, module_name, module_args)
     store = None
     try:
-        job = Task(params, check_mode)
+        job = Task(params, check_mode, whoami=run.whoami)
         if handler.needs_backend:
             # Secret options left out come from BLOCKSTORE_BACKEND_<OPTION> here, where AWX injects credentials.
             module_args["backend"] = fill_secrets_from_env(

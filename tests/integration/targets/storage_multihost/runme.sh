@@ -99,9 +99,10 @@ for host in ("app1", "app2"):
     if url in text:
         print(f"{label}: {host} was sent the store's URL or path")
         failed = True
-    # Known defects (issue 13, item 3): reported, not yet asserted.
-    print(f"{label}: {host}: {len(payloads)} payloads; store key sent: {key in text}; "
-          f"other hosts' connections sent: {sorted(i for i in others if i in text)}")
+    sent_others = sorted(i for i in others if i in text)
+    if key in text or sent_others:
+        print(f"{label}: {host} was sent the store's key: {key in text}; other hosts' connections: {sent_others}")
+        failed = True
 sys.exit(1 if failed else 0)
 PY
 }
@@ -176,6 +177,92 @@ if [ -n "$pg_url" ]; then
 else
   echo "multihost: no BLOCKSTORE_TEST_PG_URL; the PostgreSQL leg did not run"; exit 1
 fi
+
+# --- secrets (issue 13 item 3): the key never leaves the controller; a consumer is sent its own connection only
+secrets_started=$SECONDS
+secrets_play() {  # secrets_play PHASE [ansible-playbook args]: secrets.yml, its output in $work/secrets-PHASE.txt
+  echo "== multihost: secrets-$1"
+  if ! ansible-playbook -i "$inventory" secrets.yml -e "@$work/secrets-vars.json" -e "phase=$1" "${@:2}" \
+      >"$work/secrets-$1.txt" 2>&1; then
+    tail -n 80 "$work/secrets-$1.txt"; echo "multihost: secrets-$1 failed"; return 1
+  fi
+  sed -n '/^PLAY RECAP/,$p' "$work/secrets-$1.txt"
+}
+"$python" - "$work/store/secrets.json" >"$work/secrets-vars.json" <<'PY'
+import json, sys
+backend = {"name": "lab-secrets", "driver": "file", "path": "/srv/volumes", "target": "iscsi", "host": "stor1",
+           "iscsi_ip_address": "198.51.100.11", "iscsi_port": 3260, "tgt_control_port": 7}
+print(json.dumps({"sec_backend": backend, "sec_persistence": {"storage": "file", "path": sys.argv[1]}}))
+PY
+sed -i "s/198\.51\.100\./${BLOCKSTORE_LAB_NET:-198.51.100}./" "$work/secrets-vars.json"
+for host in stor1 app1 app2; do rm -rf "$BLOCKSTORE_LAB_DIR/hosts/$host/root/.ansible/tmp"; done
+ANSIBLE_KEEP_REMOTE_FILES=1 secrets_play up -vvv
+PYTHONPATH="$collections" "$python" - "$BLOCKSTORE_LAB_DIR" "$work/store/secrets.json" "$work/secrets-up.txt" <<'PY'
+import ast, json, pathlib, re, sys
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import StateStoreError
+from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer, is_sealed
+lab, path, verbose = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3]).read_text()
+store = open_store({"storage": "file", "path": path})
+try:
+    key, connections = store.sealer.key(), store.find("lab-secrets", "connection")
+    password = {c["host"]: store.sealer.unseal(c["connection_info"]["data"]["auth_password"]) for c in connections}
+finally:
+    store.close()
+problems = []
+# Positive control: the key IS in the controller's store, and each consumer's password opens with it.
+if sorted(password) != ["app1", "app2"] or not all(password.values()) or len(set(password.values())) != 2:
+    problems.append(f"the store does not hold one CHAP password per consumer: {sorted(password)}")
+# Positive control: the -vvv output shows the attach results, their connection_info included (masked).
+if verbose.count('"auth_password": "********"') < 2:
+    problems.append("-vvv output does not show both attach results with their masked password")
+for secret, what in [(key, "the store's key"), *((p, f"{h}'s CHAP password") for h, p in password.items())]:
+    if secret in verbose:
+        problems.append(f"-vvv output shows {what}")
+
+
+def module_args(payload):  # the arguments AnsiballZ embeds as params='{"ANSIBLE_MODULE_ARGS": ...}'
+    found = re.search(r"^params=(.*),$", payload.read_text(errors="replace"), re.M)
+    return json.loads(ast.literal_eval(found.group(1)))["ANSIBLE_MODULE_ARGS"] if found else {}
+
+
+for host in ("stor1", "app1", "app2"):
+    payloads = sorted((lab / "hosts" / host / "root").rglob("AnsiballZ_*"))
+    text = "\n".join(p.read_text(errors="replace") for p in payloads)
+    if key in text or path in text:
+        problems.append(f"{host} was sent the store's key or its path")
+    for token in set(re.findall(r"sealed:v1:[A-Za-z0-9_=-]+", text)):
+        try:
+            store.sealer.unseal(token)
+            problems.append(f"{host} was sent a token the store's key opens")
+        except StateStoreError:  # sealed with the key of its task alone
+            pass
+    if host == "stor1":
+        continue
+    other = "app2" if host == "app1" else "app1"
+    if password[other] in text:
+        problems.append(f"{host} was sent {other}'s CHAP password")
+    mine = 0
+    for payload in payloads:
+        args = module_args(payload)
+        for record in args.get("_blockstore_records") or []:
+            if record.get("kind") != "connection":
+                continue
+            if record.get("host") == other and set(record) - {"kind", "id", "backend", "volume_id", "host", "mode",
+                                                               "status", "created_at", "updated_at", "connector"}:
+                problems.append(f"{host} was sent more of {other}'s connection than who it is: {sorted(record)}")
+            secret = (record.get("connection_info") or {}).get("data", {}).get("auth_password")
+            if record.get("host") == host and is_sealed(secret):
+                # Positive control: its own password IS there, sealed with the key of that task alone.
+                mine += Sealer(key=args["_blockstore_key"]).unseal(secret) == password[host]
+    if not mine:
+        problems.append(f"{host}'s own connection with its password is in none of its {len(payloads)} payloads")
+    print(f"secrets: {host}: {len(payloads)} payloads read, its own password (task-sealed) in {mine}")
+sys.exit("\n".join(f"multihost: secrets: {p}" for p in problems) if problems else 0)
+PY
+for host in stor1 app1 app2; do rm -rf "$BLOCKSTORE_LAB_DIR/hosts/$host/root/.ansible/tmp"; done
+secrets_play down
+echo "multihost: secrets took $((SECONDS - secrets_started)) s"
 
 bash "$lab_sh" down
 left=$(bash "$lab_sh" holdings)

@@ -19,6 +19,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.handler import 
 from ansible_collections.blockstore.storage.plugins.module_utils.host_devices import LocalHost
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, Volume, to_record
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
@@ -133,16 +134,18 @@ def lab():
 
     class Lab:
         driver = FakeDriver()
+        sent: list = []  # (records, key) of every host half shipped
 
-        def run(self, check_mode=False, sealer="store", handler=AttachmentResource, **params):
+        def run(self, check_mode=False, sealer="store", handler=AttachmentResource, whoami=None, **params):
             """The task as the action plugin runs it: the store side here, the module's side
-            shipped with the records (and the key to their secrets, unless sealer=None)."""
+            shipped with the records (and the task's key to their secrets, unless sealer=None)."""
             if handler is AttachmentResource:
                 params.setdefault("state", "attached")
-            seal = store.sealer if sealer == "store" else sealer
-            task = Task(params, check_mode, driver=self.driver, host=host)
+            task = Task(params, check_mode, driver=self.driver, host=host, whoami=whoami)
 
-            def ship(records, new_ids):
+            def ship(records, new_ids, key):
+                self.sent.append((records, key))
+                seal = Sealer(key=key) if key and sealer == "store" else None
                 sent = Task(params, check_mode, driver=self.driver, records=records, new_ids=new_ids, sealer=seal,
                             host=host)
                 return dispatch(handler, sent)
@@ -177,6 +180,44 @@ def test_secrets_are_sealed_in_the_store_and_masked_in_results(lab):
     stored = json.dumps(lab.store.all_records())
     assert "pw-here" not in stored and "sealed:v1:" in stored
     assert "pw-here" not in json.dumps(result)
+
+
+def test_a_host_is_sent_its_own_connection_and_of_the_others_only_who_they_are(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+    lab.run(volume="shared")
+    records, key = lab.sent[-1]
+    peer = next(r for r in records if r["kind"] == "connection" and r["host"] == "peer")
+    assert peer["connector"] == PEER and "connection_info" not in peer and "pw-peer" not in json.dumps(records)
+    assert lab.host.seen_info[0]["data"]["auth_password"] == "pw-here"  # positive control: its own, opened
+    lab.run(volume="shared", state="detached")  # the volume stays in use: the host knew of the peer
+    assert lab.volume("shared")["status"] == "in-use"
+    records, key = lab.sent[-1]
+    mine = next(r for r in records if r["kind"] == "connection" and r["host"] == "here")
+    assert Sealer(key=key).unseal(mine["connection_info"]["data"]["auth_password"]) == "pw-here"
+    assert key != lab.store.sealer.key()
+    stored = next(r for r in lab.connections() if r["host"] == "peer")  # the peer's record kept whole
+    assert lab.store.sealer.unseal(stored["connection_info"]["data"]["auth_password"]) == "pw-peer"
+
+
+def test_a_task_for_another_hosts_connector_is_sent_that_connection(lab):
+    lab.run(volume="shared")
+    lab.run(volume="shared", state="connected", connector=PEER)
+    lab.run(volume="shared", state="detached", connector=PEER)
+    records, _key = lab.sent[-1]
+    assert [r["host"] for r in records if r["kind"] == "connection" and "connection_info" in r] == ["peer"]
+    assert lab.driver.exports and all(r["host"] != "peer" for r in lab.connections())
+
+
+def test_a_host_that_cannot_say_its_name_leaves_no_pending_record(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+
+    def unreachable():
+        raise DriverError("storage_host_info on the task's host failed: unreachable")
+    before = lab.store.all_records()
+    with pytest.raises(DriverError, match="unreachable"):
+        lab.run(volume="shared", whoami=unreachable)
+    assert lab.store.all_records() == before and len(lab.connections()) == 1
+    assert lab.run(volume="shared")["changed"]  # positive control: with its name, the same task attaches
 
 
 def test_the_store_gate_seals_what_a_module_without_the_key_returns(lab):

@@ -17,6 +17,20 @@ qcow2 snapshots and clones are backing-file overlays (constant time whatever the
 
 Every step is idempotent, so a re-run after a crash completes what was begun.
 
+iSCSI (`target: iscsi`, raw only): tgt on the backend's host serves each connection
+from a target of its own, `<prefix>volume-<volume id>:<connection id>`, LUN 1 on the
+volume's file, open to that host's initiator name alone (never to an address: tgt
+lets in a login that matches the name list or the address list) and with that
+connection's CHAP account alone. tgt binds accounts to targets, not initiators: with
+one target per volume, as older versions made, every host of a multiattach volume
+could log in with any other's account. A host trying another's target is answered
+"target not found", another's account on its own target fails CHAP. The targets share
+the file's data: tgt reads and writes the file itself, with no cache of its own.
+Removing a connection removes its target and account; the last leaves nothing in
+tgtd. A shared target an older version made keeps serving its connections (their
+hosts' sessions go on); each one's detach removes it from that target, and it is
+isolated once its host attaches again. An extend re-reads the size in every target.
+
 Volume data is private: files are made under umask 077 (images 0600, a frozen qcow2
 image 0400) in a directory created 0700. With `image_group`, that group gets
 read-write access instead (umask 007: images 0660, frozen 0440; a directory this

@@ -3,11 +3,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The userspace iSCSI target tgt, driven with tgtadm.
 
-One target per volume (named `<prefix>volume-<id>`), LUN 1 backed by the
-volume's file, an initiator-name ACL entry per connection and one CHAP account
-per connection (`bs<connection id hex>`). Targets are found by name, never by a
-remembered tid (tgtd forgets tids when it restarts). Picking a free tid and
-creating the target happen under an flock, so parallel forks never collide.
+One target per connection (the file driver names it, drivers/file/export.py), LUN 1
+backed by the volume's file, its ACL the connection's initiator name alone and its
+one CHAP account the connection's (`bs<connection id hex>`). tgt's accounts belong
+to targets, not initiators: a target shared by several hosts lets each log in with
+any bound account. Several targets on one file share its data (tgt's rdwr backing
+store reads and writes the file itself; no cache of its own). Older versions made
+one shared target per volume: `revoke` still removes one connection from such a one.
+Targets are found by name, never by a remembered tid (tgtd forgets tids when it
+restarts). Picking a free tid and creating the target happen under an flock, so
+parallel forks never collide.
 """
 
 from __future__ import annotations
@@ -189,7 +194,8 @@ class Tgt:
             self._tgtadm("--mode", "account", "--op", "bind", "--tid", str(target["tid"]), "--user", user)
 
     def revoke(self, iqn: str, initiator: str | None, user: str | None) -> None:
-        """Remove one connection's ACL entry and account; the last one removes the target.
+        """Remove one connection's ACL entry and account from a target shared by several (older versions'
+        one target per volume); the last one removes the target.
 
         tgtd 1.0.85 crashes when an account that a finished session used is unbound or
         deleted, or its initiator unbound, while the target lives (seen with qemu's
@@ -217,12 +223,22 @@ class Tgt:
             for account in remaining:
                 self._tgtadm("--mode", "account", "--op", "bind", "--tid", tid, "--user", account)
 
-    def refresh(self, iqn: str, backing: str) -> None:
-        """tgt reads the size of a LUN's file once: re-add the LUN so initiators see the new size."""
+    def remove(self, iqn: str, user: str | None) -> None:
+        """Remove a connection's own target, then its account (deleted while no target has it bound: see revoke)."""
         with self._locked():
             target = self.targets().get(iqn)
-            if target is None or backing not in target["backing"]:
-                return
-            self._tgtadm("--mode", "logicalunit", "--op", "delete", "--tid", str(target["tid"]), "--lun", str(LUN))
-            self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", str(target["tid"]), "--lun", str(LUN),
-                         "--backing-store", backing)
+            if target is not None:
+                self._tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", str(target["tid"]))
+            if user and user in self.accounts():
+                self._tgtadm("--mode", "account", "--op", "delete", "--user", user)
+
+    def refresh(self, backing: str) -> None:
+        """tgt reads the size of a LUN's file once: re-add it in every target serving that file (one per host)."""
+        with self._locked():
+            for target in self.targets().values():
+                if backing not in target["backing"]:
+                    continue
+                tid = str(target["tid"])
+                self._tgtadm("--mode", "logicalunit", "--op", "delete", "--tid", tid, "--lun", str(LUN))
+                self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", tid, "--lun", str(LUN),
+                             "--backing-store", backing)

@@ -17,6 +17,20 @@ qcow2 snapshots and clones are backing-file overlays (constant time whatever the
 
 Every step is idempotent, so a re-run after a crash completes what was begun.
 
+iSCSI (`target: iscsi`, raw only): tgt on the backend's host serves each connection
+from a target of its own, `<prefix>volume-<volume id>:<connection id>`, LUN 1 on the
+volume's file, open to that host's initiator name alone (never to an address: tgt
+lets in a login that matches the name list or the address list) and with that
+connection's CHAP account alone. tgt binds accounts to targets, not initiators: with
+one target per volume, as older versions made, every host of a multiattach volume
+could log in with any other's account. A host trying another's target is answered
+"target not found", another's account on its own target fails CHAP. The targets share
+the file's data: tgt reads and writes the file itself, with no cache of its own.
+Removing a connection removes its target and account; the last leaves nothing in
+tgtd. A shared target an older version made keeps serving its connections (their
+hosts' sessions go on); each one's detach removes it from that target, and it is
+isolated once its host attaches again. An extend re-reads the size in every target.
+
 Volume data is private: files are made under umask 077 (images 0600, a frozen qcow2
 image 0400) in a directory created 0700. With `image_group`, that group gets
 read-write access instead (umask 007: images 0660, frozen 0440; a directory this
@@ -60,11 +74,12 @@ class FileDriver(IscsiExport, Driver):
             help="raw copies by reflink: auto uses it where the filesystem can, always fails where it cannot."),
         Opt("target", default="local", choices=("local", "iscsi"),
             help="How volumes are exported. local: the file path, attached on this host; iscsi: the userspace "
-                 "target tgt on this host, with CHAP per connection (raw volumes only)."),
+                 "target tgt on this host, a target per connection with that host's initiator and CHAP account "
+                 "only (raw volumes only)."),
         Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
         Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
         Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
-            help="Prefix of target names; a volume's target is <prefix>volume-<id>."),
+            help="Prefix of target names; a connection's target is <prefix>volume-<volume id>:<connection id>."),
         Opt("tgt_control_port", "int", default=0, min=0,
             help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
         Opt("image_group", default="",
@@ -81,7 +96,8 @@ class FileDriver(IscsiExport, Driver):
         "revert_to_snapshot": {f.name: f.revert_text for f in FORMATS.values()},
         "multiattach": True,
         "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
-                             "iscsi": "tgt target per volume, initiator ACL and CHAP per connection; raw only"},
+                             "iscsi": "tgt target per connection (its host's initiator and CHAP account only) on the "
+                                      "volume's file; raw only"},
     }
 
     def __init__(self, backend_name: str, conf: dict) -> None:
@@ -237,7 +253,7 @@ class FileDriver(IscsiExport, Driver):
         fmt = self.format_of(volume)
         fmt.extend(volume, path, new_size)
         if self.conf["target"] == "iscsi" and "iscsi" in fmt.targets:
-            self._tgt().refresh(self._iqn(volume), path)
+            self._tgt().refresh(path)
         return volume.driver_data
 
     def delete_volume(self, volume: Volume) -> None:

@@ -4,17 +4,32 @@
 """How the file driver exports a volume: its image's own path, or an iSCSI target.
 
 `target: local` hands the host the image's path; `target: iscsi` makes a tgtd target
-(raw images only) with one CHAP account per connection.
+(raw images only) for each connection: `<prefix>volume-<volume id>:<connection id>`,
+LUN 1 on the volume's image, open to that host's initiator name alone, with that
+connection's CHAP account alone. tgt binds accounts to targets, so one target shared by
+several hosts would let each log in with the others' accounts.
+
+Older versions made one shared target per volume (`<prefix>volume-<volume id>`). Its
+connections keep working on it (the initiators of other hosts keep their sessions);
+unexporting one removes it from that target, the last one the target; exporting one
+again (connect after an error) moves it to a target of its own. New connections always
+get their own, also beside such a target.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
 import secrets
 import string
 
 from ...errors import Conflict, DriverError, InvalidParameter
 from ...objects import Connection, Volume
+
+# What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
+_IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
 class IscsiExport:
@@ -24,8 +39,16 @@ class IscsiExport:
         from ..tgt import Tgt
         return Tgt(self.conf["tgt_control_port"])
 
-    def _iqn(self, volume: Volume) -> str:
+    def _shared_iqn(self, volume: Volume) -> str:
+        """The one target per volume that older versions shared between its connections."""
         return f"{self.conf['iscsi_target_prefix']}volume-{volume.id}"
+
+    def _iqn(self, volume: Volume, connection: Connection) -> str:
+        """The connection's own target: the same name for the same connection id (a killed connect's
+        record lends its id to the next, which then finds the target it made)."""
+        tag = connection.id if _IQN_SAFE.match(connection.id) else \
+            "c" + hashlib.sha256(connection.id.encode()).hexdigest()[:32]
+        return f"{self._shared_iqn(volume)}:{tag}"
 
     @staticmethod
     def chap_user(connection: Connection) -> str:
@@ -50,19 +73,37 @@ class IscsiExport:
         old = connection.connection_info.get("data") or {}
         user = self.chap_user(connection)
         # Same connection, same secret: a re-export (tgtd restarted) keeps working credentials.
-        password = old.get("auth_password") if old.get("auth_username") == user else None
-        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
+        known = old.get("auth_password") if old.get("auth_username") == user else None
+        password = known or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
         tgt = self._tgt()
-        target = tgt.ensure_target(self._iqn(volume), path)
-        tgt.allow(target, initiator, user, password)
+        iqn = self._iqn(volume, connection)
+        if old.get("target_iqn") == self._shared_iqn(volume):
+            # Exported again (it was in error): out of the shared target, then into a target of its own.
+            tgt.revoke(old["target_iqn"], initiator, user)
+        elif not known:
+            # A killed connect's target and account under this id: nobody has their password, so no host
+            # has a session; made again with the password that will be recorded.
+            tgt.remove(iqn, user)
+        target = tgt.ensure_target(iqn, path)
+        try:
+            tgt.allow(target, initiator, user, password)
+        except DriverError:
+            with contextlib.suppress(DriverError):
+                tgt.remove(iqn, user)  # no target left that nobody can log in to, no account without one
+            raise
         return {"driver_volume_type": "iscsi",
                 "data": {"target_discovered": False,
                          "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
-                         "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
+                         "target_iqn": iqn, "target_lun": 1, "volume_id": volume.id,
                          "auth_method": "CHAP", "auth_username": user, "auth_password": password,
                          "access_mode": connection.mode, "encrypted": False, "discard": False}}
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
-        if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":
+        info = connection.connection_info or {}
+        if info.get("driver_volume_type") != "iscsi":
             return
-        self._tgt().revoke(self._iqn(volume), connection.connector.get("initiator"), self.chap_user(connection))
+        user = self.chap_user(connection)
+        if (info.get("data") or {}).get("target_iqn") == self._shared_iqn(volume):
+            self._tgt().revoke(self._shared_iqn(volume), connection.connector.get("initiator"), user)
+        else:
+            self._tgt().remove(self._iqn(volume, connection), user)

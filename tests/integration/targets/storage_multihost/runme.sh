@@ -264,6 +264,44 @@ for host in stor1 app1 app2; do rm -rf "$BLOCKSTORE_LAB_DIR/hosts/$host/root/.an
 secrets_play down
 echo "multihost: secrets took $((SECONDS - secrets_started)) s"
 
+# --- chap (issue 13 item 4)
+# Each host logs in with its own credentials only (chap.yml says how), on the last store's vars; tgtd is started
+# and stopped by multihost.yml's serve and remove phases. Between the two chap.yml runs the controller opens the
+# two connections' passwords with the store's key, for the hosts' logins (a file of $work, removed after use).
+chap_started=$SECONDS
+chap_play() {  # chap_play NAME PHASE [args]: chap.yml's phase, its output in $work/NAME.txt, shown on failure
+  echo "== multihost: $1"
+  if ! ansible-playbook -i "$inventory" chap.yml -e "@$work/vars.json" -e "phase=$2" "${@:3}" >"$work/$1.txt" 2>&1; then
+    tail -n 80 "$work/$1.txt"; echo "multihost: $1 failed"; return 1
+  fi
+  sed -n '/^PLAY RECAP/,$p' "$work/$1.txt"
+}
+play chap-serve serve
+chap_play chap-attach chap-attach
+PYTHONPATH="$collections" "$python" - "$work/vars.json" >"$work/chap-creds.json" <<'PY'
+import json, sys
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+conf = json.load(open(sys.argv[1]))
+store = open_store(conf["mh_persistence"])
+try:
+    records = store.all_records()
+    volume = next(r for r in records if r["kind"] == "volume" and r["backend"] == conf["mh_backend"]["name"]
+                  and r["name"] == "chap-shared")
+    creds = {r["host"]: {"iqn": r["connection_info"]["data"]["target_iqn"],
+                         "user": r["connection_info"]["data"]["auth_username"],
+                         "password": store.sealer.unseal(r["connection_info"]["data"]["auth_password"])}
+             for r in records if r["kind"] == "connection" and r["volume_id"] == volume["id"]}
+finally:
+    store.close()
+if sorted(creds) != ["app1", "app2"]:
+    sys.exit(f"multihost: chap-shared's connections are those of {sorted(creds)}, not app1's and app2's")
+print(json.dumps({"chap_creds": creds}))
+PY
+chap_play chap-cross chap-cross -e "@$work/chap-creds.json"
+rm -f "$work/chap-creds.json"
+play chap-stop remove
+echo "multihost: chap (issue 13 item 4) took $((SECONDS - chap_started)) s"
+
 bash "$lab_sh" down
 left=$(bash "$lab_sh" holdings)
 if [ -n "$left" ]; then echo "multihost: the lab left behind:"; echo "$left"; exit 1; fi

@@ -11,49 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
-from ansible_collections.blockstore.storage.plugins.module_utils.drivers.tgt import Tgt
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("tgtd"),
                                 reason="needs root and tgt (tgtd, tgtadm; Debian package tgt)")
 ROUNDS = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(name="tgt")
-def fixture_tgt(tmp_path):
-    control = _free_port() % 30000 + 1000  # a signed short in tgtd
-    pidfile = tmp_path / "tgtd.pid"
-    subprocess.run(["tgtd", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{_free_port()}",
-                    "--pid-file", str(pidfile)], check=True, stdin=subprocess.DEVNULL, capture_output=True)
-    tgt = Tgt(control)
-    for _attempt in range(50):
-        if subprocess.run(["tgtadm", "-C", str(control), "--mode", "system", "--op", "show"],
-                          capture_output=True, check=False).returncode == 0:
-            break
-        time.sleep(0.2)
-    try:
-        yield tgt
-    finally:  # tgtd ignores SIGTERM: its system is deleted (it has no targets here)
-        subprocess.run(["tgtadm", "-C", str(control), "--mode", "system", "--op", "delete"],
-                       capture_output=True, check=False)
-        pid = int(pidfile.read_text()) if pidfile.exists() else None
-        for _attempt in range(50):
-            if pid is None or not os.path.exists(f"/proc/{pid}"):
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, 9)
 
 
 class Watcher(threading.Thread):

@@ -79,8 +79,9 @@ class Host(LocalHost):
 
     def properties(self):
         self.asked_properties = True
-        return dict(HERE) if self.hostname == "here" else {"host": self.hostname,
-                                                            "initiator": f"iqn.2005-03.test:{self.hostname}"}
+        if self.hostname == "here":
+            return dict(HERE)
+        return {"host": self.hostname, "initiator": f"iqn.2005-03.test:{self.hostname}"}
 
     def run_dir(self):
         return "/run/blockstore-test"

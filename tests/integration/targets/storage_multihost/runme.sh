@@ -209,6 +209,12 @@ MH_PLAYBOOK=force.yml play force-again force-again
 dd_started=$SECONDS
 timeout -s KILL 300 dd if="$device" of=/dev/null bs=4k count=1 skip=4096 iflag=direct 2>"$work/force/dd.txt" &
 dd_pid=$!
+force_unblock() {  # should a phase fail: the read blocked on the stale device ends once its daemon is gone (the
+  # lab's take-down lists loop devices, which waits on that blocked read, for ever); the daemon is this test's own
+  for pid in $(pgrep -f "qemu-storage-daemon.*$volume_id"); do kill -KILL "$pid" || true; done
+  wait "$dd_pid" 2>/dev/null || true
+}
+trap 'force_unblock; cleanup' EXIT
 sleep 5
 if kill -0 "$dd_pid" 2>/dev/null; then echo "force: a read of the stale $device is blocked after 5 s (known limit)"; fi
 ip link set "bslab-app2" up
@@ -220,6 +226,7 @@ for _ in $(seq 300); do kill -0 "$dd_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$dd_pid" 2>/dev/null; then echo "force: the read of $device still blocks after app2's clean-up"; exit 1; fi
 wait "$dd_pid" && { echo "force: the read of the stale $device succeeded"; exit 1; }
 echo "force: the read of the stale $device ended after $((SECONDS - dd_started)) s: $(tail -n 1 "$work/force/dd.txt")"
+trap cleanup EXIT
 if losetup -l -n -O NAME,BACK-FILE | grep -F "$volume_id"; then echo "force: a loop device of app2-data is left"; exit 1; fi
 if pgrep -af "qemu-storage-daemon.*$volume_id"; then echo "force: a daemon of app2-data is left"; exit 1; fi
 play force-detach-app1 guide-detached

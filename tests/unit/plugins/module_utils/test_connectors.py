@@ -178,8 +178,20 @@ def test_a_stale_userspace_device_stops_its_daemon_before_freeing_the_loop_devic
     # so freeing the loop device first could wait for ever; a live one is freed first so its data is flushed.
     done = []
     monkeypatch.setattr(userspace.qsd, "stop", lambda daemon: done.append("daemon"))
-    monkeypatch.setattr(userspace.loop, "detach", lambda path, backing: done.append("loop"))
+    monkeypatch.setattr(userspace.loop, "_losetup", lambda *args: done.append("loop"))  # only --detach here
+    # Bound to its export until the daemon goes: then the kernel shows the lazily unmounted file as "/".
+    monkeypatch.setattr(userspace.loop, "backing_file", lambda path: "/" if "daemon" in done else "/run/x/export")
     device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
     connector = userspace.UserspaceConnector()
     (connector.discard_volume if stale else connector.disconnect_volume)(device, {})
     assert done == order
+
+
+def test_a_stale_userspace_device_bound_to_another_file_is_left_alone(monkeypatch):
+    done = []
+    monkeypatch.setattr(userspace.qsd, "stop", lambda daemon: done.append("daemon"))
+    monkeypatch.setattr(userspace.loop, "_losetup", lambda *args: done.append("loop"))
+    monkeypatch.setattr(userspace.loop, "backing_file", lambda path: "/srv/other.img")  # reused since
+    device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
+    userspace.UserspaceConnector().discard_volume(device, {})
+    assert done == ["daemon"]

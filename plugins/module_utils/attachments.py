@@ -3,22 +3,20 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connections and local attachments (storage_attachment), on plan.Resource's engine.
 
-A connection exports a volume to one host (the driver's initialize_connection);
-an attachment is a connection whose host also made a local block device of it
-(connectors/). States of storage_attachment:
+A connection exports a volume to one host (the driver's initialize_connection); an attachment is a
+connection whose host also made a local block device of it (connectors/). States of storage_attachment:
 
   attached   a connection for the host the task runs on, and a local device
-  connected  a connection for the host `connector` describes (default: this
-             host), without a local device (one made here before is removed)
-  detached   no device and no connection for that host
+  connected  a connection for the host `connector` describes (default: this host), no local device
+  detached   no device and no connection for that host (`force` and `host`: forced_detach.py)
 
-Host facts (this host's name and connector properties, whether a recorded device still exists) are
-known only where the module runs (`LocalHost`, host_devices.py; `prepare()` reads them). The controller
-runs the same plan without them, to validate the task and reserve a new connection's id. A task split
-between the backend's host and its own (HALF_PARAM, docs/architecture.md) runs as two plans.
+Host facts (this host's name and connector properties, whether a recorded device still exists) are known only
+where the module runs (`LocalHost`, host_devices.py; `prepare()` reads them). The controller runs the same plan
+without them, to validate the task and reserve a new connection's id. A task split between the backend's host
+and its own (HALF_PARAM, docs/architecture.md) runs as two plans.
 
-Secret fields of connection_info arrive here in clear through the handler's secret gate
-(handler.py), which seals them again before a record leaves the module; results mask them.
+Secret fields of connection_info arrive here in clear through the handler's secret gate (handler.py), which
+seals them again before a record leaves the module; results mask them.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .connectors import METHODS
 from .drivers.base import Driver
 from .errors import BlockstoreError, Conflict, DriverError, InvalidParameter
+from .forced_detach import ForcedDetach
 from .handler import HALF_PARAM, HOST_HALF
 from .host_devices import sweep
 from .objects import (
@@ -44,11 +43,10 @@ from .objects import (
     VOLUME,
     Connection,
     Volume,
-    is_interrupted,
     now,
     to_record,
 )
-from .plan import Action, Plan, Resource, Step, by_ref
+from .plan import Action, Plan, Step, by_ref
 from .sealing import mask
 from .units import GiB
 
@@ -153,7 +151,7 @@ def _forget(resource: AttachmentResource, step: Step, driver: Driver) -> None:
     resource.records.remove(step.target)
 
 
-class AttachmentResource(Resource):
+class AttachmentResource(ForcedDetach):
     kind = CONNECTION
     result_key = "attachment"
     # Drivers and connectors get the connection's credentials (CHAP, keys) in clear; a new export's are sealed.
@@ -166,13 +164,13 @@ class AttachmentResource(Resource):
         GROW: Action(_grow, host_only=True),
         DETACH_DEVICE: Action(_detach_device, host_only=True),
         DISCONNECT: Action(_disconnect, deletes=True),
+        **ForcedDetach.FORCED_ACTIONS,
         VOLUME_STATUS: Action(_volume_status, host_only=True),
         FORGET: Action(_forget, deletes=True),
     }
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.interrupted: list[Connection] = []
         self.local_host: str | None = None
         self._connector: dict | None = None
         self.made: Connection | None = None
@@ -204,8 +202,7 @@ class AttachmentResource(Resource):
                 raise InvalidParameter(f"{key}: {value!r} is not one of {', '.join(allowed)}", key)
         connector = params.get("connector")
         if connector is not None:
-            if not isinstance(connector, dict) or not isinstance(connector.get("host"), str) \
-                    or not connector["host"]:
+            if not isinstance(connector, dict) or not connector.get("host") or not isinstance(connector["host"], str):
                 raise InvalidParameter("connector: must be a dict of connector properties with at least 'host' "
                                        "(as storage_host_info returns)", "connector")
             if state == "attached" and self.on_host and connector["host"] != self.local_host:
@@ -228,8 +225,10 @@ class AttachmentResource(Resource):
         if volume is None:
             return AttachPlan([], None, None)
         connections = self.records.find(CONNECTION, volume_id=volume.id)
-        self.interrupted = [c for c in connections if is_interrupted(c)]
-        plan = self._plan_volume(volume, state, mode, connector, [c for c in connections if not is_interrupted(c)])
+        live = self._sort_out(connections)  # sets self.interrupted and self.stale
+        gone = self._validate_force(state, connector)
+        plan = self._plan_volume(volume, state, mode, connector, live) if gone is None else \
+            AttachPlan(*self._plan_forced(volume, gone, connections, live, connection_view))
         if self.on_host and any(step.action in DEVICE_ACTIONS for step in plan.steps):
             self.host.require_root(f"state {state}")
         export = next((s for s in plan.steps if s.action == CONNECT), None)
@@ -243,10 +242,10 @@ class AttachmentResource(Resource):
         return plan
 
     def _forget_steps(self, volume: Volume) -> list[Step]:
-        """Clean up after killed tasks on the volume, on the host each record names (any, for one naming none)."""
+        """Clean up after killed tasks on the volume on the host each record names (any, for one naming none)."""
         return [Step(FORGET, c, volume, message=f"clean up after an interrupted task on volume {volume.name!r} "
                      f"(connection {c.id} was left {c.status})") for c in self.interrupted
-                if self.on_host and c.host in ("", self.local_host)]
+                if self.on_host and c.host in ("", self.local_host)] + self._stale_steps(volume)
 
     def _plan_volume(self, volume: Volume, state: str, mode: str, connector: dict | None,
                      connections: list[Connection]) -> AttachPlan:
@@ -341,8 +340,9 @@ class AttachmentResource(Resource):
         if existing.device and self.on_host:
             if existing.host != self.local_host:
                 raise Conflict(f"volume {volume.name!r} is attached on {existing.host} as "
-                               f"{existing.device.get('path')}; run this task on that host to detach it there",
-                               "connector")
+                               f"{existing.device.get('path')}; run this task on that host to detach it there (if "
+                               f"{existing.host} is gone, force: true with host: {existing.host} removes its export "
+                               "without reaching it)", "connector")
             self._refuse_busy(existing, volume)
             steps.append(Step(DETACH_DEVICE, existing, volume,
                               message=f"detach {existing.device.get('path')} of volume {volume.name!r} on "

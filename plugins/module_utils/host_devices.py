@@ -76,9 +76,14 @@ class LocalHost:
     def attach(self, connection_info: dict, volume_id: str, read_only: bool, method: str) -> dict:
         return _connectors().attach(connection_info, volume_id, read_only, method)
 
-    def detach(self, device: dict | None, connection_info: dict) -> None:
+    def detach(self, device: dict | None, connection_info: dict, stale: bool = False) -> None:
+        """Remove a device; `stale`: its export is gone (a forced detach), so nothing can be flushed to it."""
         if device:
-            _connectors().for_device(device).disconnect_volume(device, connection_info)
+            connector = _connectors().for_device(device)
+            if stale:
+                connector.discard_volume(device, connection_info)
+            else:
+                connector.disconnect_volume(device, connection_info)
 
     def present(self, device: dict | None) -> bool:
         return bool(device and device.get("path")) and _connectors().for_device(device).check_valid_device(device)

@@ -41,6 +41,9 @@ RESUMED_DELETE = (DELETING, ERROR_DELETING)
 # connection whose host also made a local block device of it ("attached").
 CONNECTING, CONNECTED, ATTACHING, ATTACHED, DETACHING = (
     "connecting", "connected", "attaching", "attached", "detaching")
+# A connection whose export was removed by a forced detach while its host was gone: the host's device is left
+# behind, dead, and the record stays (naming it) until that host's next task on the volume removes it.
+STALE = "stale"
 # Statuses a record carries only while a task runs on it: one left behind marks an interrupted task.
 TRANSIENT_STATUSES = (CREATING, EXTENDING, DELETING, CONNECTING, ATTACHING, DETACHING, REVERTING)
 

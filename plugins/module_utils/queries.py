@@ -16,7 +16,7 @@ from .attachments import device_view
 from .drivers.base import Driver
 from .errors import InvalidParameter
 from .handler import Handler, Task
-from .objects import CONNECTION, SNAPSHOT, VOLUME, VOLUME_STATUSES, Connection, RecordSet, Volume, public_view
+from .objects import CONNECTION, SNAPSHOT, STALE, VOLUME, VOLUME_STATUSES, Connection, RecordSet, Volume, public_view
 from .plan import by_ref, check_id
 from .volumes import VolumeResource
 
@@ -106,7 +106,7 @@ class VolumeInfo(Query):
 def connection_summary(conn: Connection) -> dict:
     """A connection as storage_volume_info lists it: whose it is and what it made, never its
     connection_info (credentials) - so a host that is gone can still be found by its connector."""
-    return {"id": conn.id, "host": conn.host, "status": conn.status, "mode": conn.mode,
+    return {"id": conn.id, "host": conn.host, "status": conn.status, "mode": conn.mode, "stale": conn.status == STALE,
             "connector": {k: conn.connector[k] for k in CONNECTOR_SUMMARY if k in (conn.connector or {})},
             "device": device_view(conn.device), "created_at": conn.created_at, "updated_at": conn.updated_at}
 

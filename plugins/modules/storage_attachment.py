@@ -74,6 +74,24 @@ options:
     type: str
     choices: [auto, kernel, userspace]
     default: auto
+  force:
+    description:
+      - With O(state=detached) and O(host), remove the connection of O(host), a host that is gone (down,
+        unreachable, or never coming back), without reaching it. The export is removed wherever the backend's work
+        runs (the backend's C(host), or the host the task runs on); nothing runs on O(host).
+      - A device that host had is recorded C(stale) (its record stays, status C(stale), listed by
+        M(blockstore.storage.storage_volume_info) with C(stale=true)); when the host is back, its next task on the
+        volume (O(state=detached), or any other) removes that dead device and the qemu-storage-daemon behind it.
+        A volume left with no other connection becomes C(available).
+      - Running it again changes nothing while the record is stale.
+    type: bool
+    default: false
+  host:
+    description:
+      - The host whose connection O(force) removes, as the volume's connections name it
+        (RV(blockstore.storage.storage_volume_info#module:volumes[].connections[].host)). Only with O(force=true); a
+        host with no connection to the volume is an error that lists the hosts it has.
+    type: str
 notes:
   - Needs on the host that attaches, as root, C(losetup); for qcow2, iSCSI or RBD through userspace,
     qemu-storage-daemon (Debian C(qemu-system-common) and C(qemu-block-extra)) and FUSE (C(fuse3)); for the
@@ -127,6 +145,15 @@ EXAMPLES = r'''
     backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
+- name: Host app2 is gone; remove its export of shared1 without reaching it (its device there is recorded stale)
+  blockstore.storage.storage_attachment:
+    volume: shared1
+    state: detached
+    force: true
+    host: app2
+    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Detach and disconnect a volume (nothing to do when it is not attached)
   blockstore.storage.storage_attachment:
     volume: data2
@@ -148,7 +175,10 @@ attachment:
     volume_name: {description: The volume's name., type: str, returned: always}
     host: {description: The host it is connected to., type: str, returned: always}
     mode: {description: rw or ro., type: str, returned: always}
-    status: {description: "connected, attached, or detached.", type: str, returned: always}
+    status:
+      description: "connected, attached, or detached; C(stale) after a forced detach of a device's host (O(force))."
+      type: str
+      returned: always
     connector: {description: The host's connector properties., type: dict, returned: always}
     connection_info:
       description: The driver's export, in os-brick's shape (C(driver_volume_type) and C(data)).
@@ -183,6 +213,8 @@ ARGUMENT_SPEC = {
     "connector": {"type": "dict"},
     "mode": {"type": "str", "choices": list(MODES), "default": "rw"},
     "method": {"type": "str", "choices": list(METHODS), "default": "auto"},
+    "force": {"type": "bool", "default": False},
+    "host": {"type": "str"},
 }
 HANDLER = AttachmentResource
 

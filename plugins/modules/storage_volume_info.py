@@ -101,6 +101,13 @@ volumes:
             task on it ran.
           type: str
           returned: always
+        stale:
+          description:
+            - True for a connection whose export a forced detach removed while its host was gone
+              (O(blockstore.storage.storage_attachment#module:force)); its status is then C(stale) and its device is
+              that host's dead device, removed by the host's next task on the volume.
+          type: bool
+          returned: always
         mode: {description: C(rw) or C(ro)., type: str, returned: always}
         connector:
           description: Who the host is - the keys C(host), C(ip), C(initiator), C(nqn), C(wwpns), C(wwnns),

@@ -315,6 +315,9 @@ class _Shipping:
     def split(self, job: Task, backend_side: ActionBase) -> dict:
         """storage_attachment with the backend on another host: the export there, the device here, each
         half one transaction of its own (docs/architecture.md)."""
+        if job.params.get("force"):
+            # A forced detach is for a host that is gone: nothing runs here, only the backend half there.
+            return self.half(job, backend_side, {})
         state = job.params.get("state") or "attached"
         connector = job.params.get("connector")
         if connector is None or state == "attached":  # this host's, as the module would gather it

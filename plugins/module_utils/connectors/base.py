@@ -47,6 +47,11 @@ class Connector:
     def disconnect_volume(self, device: dict, connection_info: dict) -> None:
         """Remove the device and whatever serves it; idempotent, tolerant of a vanished device."""
 
+    def discard_volume(self, device: dict, connection_info: dict) -> None:
+        """Remove a device whose export is gone (a forced detach while its host was away): nothing it holds
+        can reach the volume any more, so this must not wait on it. By default the same as a disconnect."""
+        self.disconnect_volume(device, connection_info)
+
     def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
         """Make the attached device show the volume's new size."""
 

@@ -81,6 +81,11 @@ def detach(device: str, path: str) -> None:
         _losetup("--detach", device)
 
 
+def release(device: str) -> None:
+    """Free a loop device already found bound to the file it was made for (that file may be gone since)."""
+    _losetup("--detach", device)
+
+
 def refresh(device: str) -> None:
     """Make the loop device take the current size of its file."""
     _losetup("--set-capacity", device)

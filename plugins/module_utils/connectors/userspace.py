@@ -107,6 +107,16 @@ class UserspaceConnector(Connector):
             loop.detach(device["path"], device.get("backing_file", ""))
         qsd.stop(device.get("daemon") or {})
 
+    def discard_volume(self, device: dict, connection_info: dict) -> None:
+        # The daemon first: once it is gone its FUSE connection is aborted, so I/O the loop device still has
+        # on the dead export fails at once and the loop device can be freed (the other order waits on it).
+        # Whether the loop device is ours is asked before: a killed daemon's export is unmounted lazily, and
+        # the kernel then shows the loop device's file as "/".
+        ours = bool(device.get("path")) and loop.bound_to(device["path"], device.get("backing_file", ""))
+        qsd.stop(device.get("daemon") or {})
+        if ours:
+            loop.release(device["path"])
+
     def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
         # The daemon resizes its node (a qcow2 image grows itself; iscsi and rbd re-read the
         # target's capacity), then the loop device follows. The FUSE export's size is cached by

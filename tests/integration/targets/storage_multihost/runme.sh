@@ -45,7 +45,7 @@ PY
 printf '[db_servers:children]\nconsumers\n' >"$work/guide.ini"
 
 play() {  # play NAME PHASE|guide-STATE [ansible-playbook args]: the output kept in $work/NAME.txt, shown on failure
-  local name=$1 phase=$2 playbook=multihost.yml
+  local name=$1 phase=$2 playbook=${MH_PLAYBOOK:-multihost.yml}
   shift 2
   echo "== multihost: $name"
   if [[ $phase == guide-* ]]; then playbook=$work/guide.yml; set -- -i "$work/guide.ini" -e "data_state=${phase#guide-}" "$@"; fi
@@ -301,6 +301,61 @@ chap_play chap-cross chap-cross -e "@$work/chap-creds.json"
 rm -f "$work/chap-creds.json"
 play chap-stop remove
 echo "multihost: chap (issue 13 item 4) took $((SECONDS - chap_started)) s"
+# --- force (issue 13 item 5): app2 is cut off with its volume attached, force-detached from the controller,
+# and cleans up when it is back (force.yml says what each phase checks). Its own JSON store and backend name.
+force_started=$SECONDS
+mkdir -p "$work/force"
+"$python" - "$work/vars.json" "$work/force/state.json" <<'PY'
+import json, sys
+found = json.load(open(sys.argv[1]))
+store = {"storage": "file", "path": sys.argv[2]}
+backend = dict(found["mh_backend"], name="force")
+found.update(mh_persistence=store, store=store, mh_backend=backend, storage=backend)
+json.dump(found, open(sys.argv[1], "w"))
+PY
+play force-serve serve
+play force-attach guide-attached
+stale_device() {  # the device app2's connection of app2-data records, and that volume's id
+  "$python" - "$work/force/state.json" <<'PY'
+import json, sys
+records = json.load(open(sys.argv[1]))["records"]
+records = records.values() if isinstance(records, dict) else records
+volume = next(r for r in records if r["kind"] == "volume" and r["name"] == "app2-data")
+conn = next(r for r in records if r["kind"] == "connection" and r["volume_id"] == volume["id"])
+print(conn["device"]["path"], volume["id"])
+PY
+}
+read -r device volume_id < <(stale_device)
+ip link set "bslab-app2" down  # app2 is gone: Ansible cannot reach it, its initiator loses stor1's portal
+MH_PLAYBOOK=force.yml play force-detach force-detach
+MH_PLAYBOOK=force.yml play force-again force-again
+# I/O on app2's stale device, timed (from here: loop devices are the kernel's, shared by the lab's hosts).
+dd_started=$SECONDS
+timeout -s KILL 300 dd if="$device" of=/dev/null bs=4k count=1 skip=4096 iflag=direct 2>"$work/force/dd.txt" &
+dd_pid=$!
+force_unblock() {  # should a phase fail: the read blocked on the stale device ends once its daemon is gone (the
+  # lab's take-down lists loop devices, which waits on that blocked read, for ever); the daemon is this test's own
+  for pid in $(pgrep -f "qemu-storage-daemon.*$volume_id"); do kill -KILL "$pid" || true; done
+  wait "$dd_pid" 2>/dev/null || true
+}
+trap 'force_unblock; cleanup' EXIT
+sleep 5
+if kill -0 "$dd_pid" 2>/dev/null; then echo "force: a read of the stale $device is blocked after 5 s (known limit)"; fi
+ip link set "bslab-app2" up
+MH_PLAYBOOK=force.yml play force-return force-return -e force_first=true
+MH_PLAYBOOK=force.yml play force-return-again force-return
+unchanged force-return-again
+# The clean-up ends the blocked read: within 30 s of it, never later.
+for _ in $(seq 300); do kill -0 "$dd_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$dd_pid" 2>/dev/null; then echo "force: the read of $device still blocks after app2's clean-up"; exit 1; fi
+wait "$dd_pid" && { echo "force: the read of the stale $device succeeded"; exit 1; }
+echo "force: the read of the stale $device ended after $((SECONDS - dd_started)) s: $(tail -n 1 "$work/force/dd.txt")"
+trap cleanup EXIT
+if losetup -l -n -O NAME,BACK-FILE | grep -F "$volume_id"; then echo "force: a loop device of app2-data is left"; exit 1; fi
+if pgrep -af "qemu-storage-daemon.*$volume_id"; then echo "force: a daemon of app2-data is left"; exit 1; fi
+play force-detach-app1 guide-detached
+play force-remove remove
+echo "force: passed in $((SECONDS - force_started)) s"
 
 bash "$lab_sh" down
 left=$(bash "$lab_sh" holdings)

@@ -14,11 +14,12 @@ import json
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict, DriverError
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, Conflict, DriverError
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.host_devices import LocalHost
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, Volume, to_record
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import VolumeInfo
 from ansible_collections.blockstore.storage.plugins.module_utils.sealing import Sealer
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
@@ -68,16 +69,20 @@ class Host(LocalHost):
         self.grown: list[tuple] = []  # (device path, size) of each grow
         self.uid = 0  # the user the module runs as (LocalHost.euid)
         self.asked_properties = False
+        self.hostname = "here"  # the host the module runs on (another, to play a second host)
+        self.discarded: list[str] = []  # devices removed as stale (their export gone)
 
     def name(self):
-        return "here"
+        return self.hostname
 
     def euid(self):
         return self.uid
 
     def properties(self):
         self.asked_properties = True
-        return dict(HERE)
+        if self.hostname == "here":
+            return dict(HERE)
+        return {"host": self.hostname, "initiator": f"iqn.2005-03.test:{self.hostname}"}
 
     def run_dir(self):
         return "/run/blockstore-test"
@@ -94,9 +99,11 @@ class Host(LocalHost):
         self.devices[device["path"]] = device
         return device
 
-    def detach(self, device, connection_info):
+    def detach(self, device, connection_info, stale=False):
         if device:
             self.devices.pop(device["path"], None)
+            if stale:
+                self.discarded.append(device["path"])
 
     def present(self, device):
         return bool(device) and device.get("path") in self.devices
@@ -109,7 +116,7 @@ class Host(LocalHost):
         self.sizes[device["path"]] = size_bytes
 
     def users(self, device):
-        return []
+        return list(self.busy) if device.get("path") in self.devices else []
 
     def bound_loops(self):
         return dict(self.loops)
@@ -593,3 +600,101 @@ def test_a_killed_task_is_cleaned_up_on_the_host_its_record_names(lab):
     assert "interrupted task" in result["actions"][0] and "/dev/loop8" not in lab.host.loops
     conn, = [c for c in lab.connections() if c["volume_id"].endswith("1")]
     assert conn["host"] == "here" and conn["status"] == "attached"
+
+
+# a forced detach of a host that is gone (forced_detach.py) ---------------------------------------------------
+def attach_on(lab, hostname, volume):
+    lab.host.hostname = hostname
+    try:
+        return lab.run(volume=volume)["attachment"]
+    finally:
+        lab.host.hostname = "here"
+
+
+def info(lab, name):
+    return lab.run(handler=VolumeInfo, name=name)["volumes"][0]
+
+
+def test_a_forced_detach_removes_a_gone_hosts_export_without_it_and_records_its_device_stale(lab):
+    peer = attach_on(lab, "peer", "shared")
+    mine = lab.run(volume="shared")["attachment"]  # positive control: this host's attachment stays whole
+    result = lab.run(volume="shared", state="detached", force=True, host="peer")
+    assert result["changed"] and result["actions"] == [
+        "disconnect volume 'shared' from peer without reaching it; its device there (/dev/loop0) is recorded stale"]
+    assert result["attachment"]["status"] == "stale" and result["attachment"]["device"]["path"] == "/dev/loop0"
+    assert peer["id"] not in lab.driver.exports and mine["id"] in lab.driver.exports
+    assert "/dev/loop0" in lab.host.devices and lab.host.discarded == []  # nothing ran on peer
+    listed = {c["host"]: (c["status"], c["stale"]) for c in info(lab, "shared")["connections"]}
+    assert listed == {"peer": ("stale", True), "here": ("attached", False)}
+    assert lab.volume("shared")["status"] == "in-use"
+    assert not lab.run(volume="shared", state="detached", force=True, host="peer")["changed"]
+
+
+def test_the_gone_host_back_removes_its_stale_device_on_its_next_detach(lab):
+    attach_on(lab, "peer", "shared")
+    lab.run(volume="shared", state="detached", force=True, host="peer")
+    assert lab.volume("shared")["status"] == "available"  # a stale record keeps no volume in use
+    lab.host.hostname = "peer"
+    result = lab.run(volume="shared", state="detached")
+    assert result["changed"] and result["actions"] == [
+        "remove the stale device /dev/loop0 of volume 'shared' on peer (its export was removed by a forced detach)"]
+    assert lab.host.discarded == ["/dev/loop0"] and lab.host.devices == {} and lab.connections() == []
+    assert not lab.run(volume="shared", state="detached")["changed"]
+
+
+def test_the_gone_host_back_attaching_again_first_removes_its_stale_device(lab):
+    attach_on(lab, "peer", "v1")
+    with pytest.raises(Conflict, match="not multiattach"):  # positive control of the next line
+        lab.run(volume="v1", state="connected", connector=HERE)
+    lab.run(volume="v1", state="detached", force=True, host="peer")
+    assert lab.run(volume="v1", state="connected", connector=HERE)["changed"]  # a stale record is no connection
+    lab.run(volume="v1", state="detached")
+    result = attach_on(lab, "peer", "v1")
+    assert lab.host.discarded == ["/dev/loop0"] and result["status"] == "attached"
+    assert [c["status"] for c in lab.connections()] == ["attached"]
+
+
+def test_a_stale_device_in_use_on_its_host_is_refused_until_unmounted(lab):
+    attach_on(lab, "peer", "shared")
+    lab.run(volume="shared", state="detached", force=True, host="peer")
+    lab.host.hostname, lab.host.busy = "peer", ["/mnt/data"]
+    with pytest.raises(Conflict, match=r"device /dev/loop0 is in use \(/mnt/data\); unmount it first"):
+        lab.run(volume="shared", state="detached")
+    assert lab.host.discarded == [] and lab.connections()[0]["status"] == "stale"
+    lab.host.busy = []
+    assert lab.run(volume="shared", state="detached")["changed"] and lab.connections() == []
+
+
+def test_a_forced_detach_in_check_mode_shows_it_and_changes_nothing(lab):
+    attach_on(lab, "peer", "shared")
+    before = lab.store.all_records()
+    result = lab.run(check_mode=True, volume="shared", state="detached", force=True, host="peer")
+    assert result["changed"] and result["diff"]["before"]["status"] == "attached"
+    assert result["diff"]["after"]["status"] == "stale"
+    assert lab.store.all_records() == before and len(lab.driver.exports) == 1
+
+
+def test_a_forced_detach_of_a_host_without_a_device_removes_its_connection(lab):
+    lab.run(volume="shared", state="connected", connector=PEER)
+    result = lab.run(volume="shared", state="detached", force=True, host="peer")
+    assert result["changed"] and result["attachment"]["status"] == "detached"
+    assert lab.connections() == [] and lab.driver.exports == {} and lab.volume("shared")["status"] == "available"
+
+
+@pytest.mark.parametrize(("params", "option", "message"), [
+    ({"force": True}, "force", "name the host whose connection to remove without reaching it, with host: NAME"),
+    ({"host": "peer"}, "host", "host: only with force: true and state: detached"),
+    ({"force": True, "host": "peer", "state": "attached"}, "force", "force: only with state detached"),
+    ({"force": True, "host": "nobody"}, "host", r"no connection to 'nobody' \(its connections: here, peer\)"),
+    ({"force": True, "host": "here"}, "host", "host: here is the host this task runs on; detach here without force"),
+    ({"force": True, "host": "peer", "connector": PEER}, "connector", "connector: not with host"),
+])
+def test_bad_forced_detach_options_are_refused_naming_the_option_and_change_nothing(lab, params, option, message):
+    attach_on(lab, "peer", "shared")
+    lab.run(volume="shared")
+    before = lab.store.all_records()
+    params = {"state": "detached", **params}
+    with pytest.raises(BlockstoreError, match=message) as caught:
+        lab.run(volume="shared", **params)
+    assert caught.value.option == option
+    assert lab.store.all_records() == before and len(lab.driver.exports) == 2

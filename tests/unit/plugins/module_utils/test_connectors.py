@@ -170,3 +170,28 @@ def test_a_tgtd_out_of_reach_is_explained_with_the_host_the_export_ran_on(monkey
     assert f"on this host ({socket.gethostname()})" in message
     assert "name the host that serves the backend as the backend's host (backend.host)" in message
     assert "tgtd -C 7 --iscsi portal=IP:PORT" in message
+
+
+@pytest.mark.parametrize(("stale", "order"), [(False, ["loop", "daemon"]), (True, ["daemon", "loop"])])
+def test_a_stale_userspace_device_stops_its_daemon_before_freeing_the_loop_device(monkeypatch, stale, order):
+    # A dead export: the loop device's I/O waits on the daemon until that is gone (its FUSE connection aborted),
+    # so freeing the loop device first could wait for ever; a live one is freed first so its data is flushed.
+    done = []
+    monkeypatch.setattr(userspace.qsd, "stop", lambda daemon: done.append("daemon"))
+    monkeypatch.setattr(userspace.loop, "_losetup", lambda *args: done.append("loop"))  # only --detach here
+    # Bound to its export until the daemon goes: then the kernel shows the lazily unmounted file as "/".
+    monkeypatch.setattr(userspace.loop, "backing_file", lambda path: "/" if "daemon" in done else "/run/x/export")
+    device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
+    connector = userspace.UserspaceConnector()
+    (connector.discard_volume if stale else connector.disconnect_volume)(device, {})
+    assert done == order
+
+
+def test_a_stale_userspace_device_bound_to_another_file_is_left_alone(monkeypatch):
+    done = []
+    monkeypatch.setattr(userspace.qsd, "stop", lambda daemon: done.append("daemon"))
+    monkeypatch.setattr(userspace.loop, "_losetup", lambda *args: done.append("loop"))
+    monkeypatch.setattr(userspace.loop, "backing_file", lambda path: "/srv/other.img")  # reused since
+    device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
+    userspace.UserspaceConnector().discard_volume(device, {})
+    assert done == ["daemon"]

@@ -150,6 +150,11 @@ class FileDriver(IscsiExport, Driver):
         FORMATS[self.conf["format"]](self).check_setup()
         claim(self)  # marks the directory as this store's, or refuses another store's (owner.py)
 
+    def unseen_reason(self) -> str | None:
+        if os.path.isdir(self.path):
+            return None
+        return f"backend.path: {self.path} is not a directory on this host"
+
     # which store owns the directory (owner.py) --------------------------------
     def read_owner(self) -> dict | None:
         return read_marker(self)

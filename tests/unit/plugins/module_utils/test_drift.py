@@ -243,6 +243,9 @@ def test_devices_of_this_host_that_no_connection_records(tmp_path):
         def bound_loops(self):
             return dict(bound)
 
+        def bound_here(self, device, backing):
+            return True
+
         def present(self, device):
             return device["path"] in bound
 
@@ -313,10 +316,15 @@ def test_the_hints_name_a_way_out_each_module_has(lab):
 
 # Two views (issue 13 item 7): the backend's, where the backend is, and a host's, on that host ---------------
 class Consumer:
-    """A consumer host as a stand-in: its name, and the loop devices bound on it (`bound`: device -> file)."""
+    """A consumer host as a stand-in: its name, the loop devices its kernel shows (`bound`: device -> file) and
+    those whose file is this host's (`mine`; default all: hosts sharing a kernel see each other's in /sys)."""
 
-    def __init__(self, name: str, run_dir: str, bound: dict | None = None) -> None:
+    def __init__(self, name: str, run_dir: str, bound: dict | None = None, mine: set | None = None) -> None:
         self.host_name, self.run, self.bound = name, run_dir, dict(bound or {})
+        self.mine = set(self.bound) if mine is None else mine
+
+    def bound_here(self, device: str, backing: str) -> bool:
+        return device in self.mine
 
     def name(self) -> str:
         return self.host_name
@@ -388,7 +396,8 @@ def test_a_device_is_judged_by_the_view_of_the_host_it_is_on(tmp_path):
     lab.store.apply(upserts=[_connection(volume, "app1", device)])
     consumer_driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path / "nowhere")})
     app1 = Consumer("app1", str(tmp_path / "run"), {"/dev/loop4": export})
-    app2 = Consumer("app2", str(tmp_path / "run2"))
+    # app2 shares app1's kernel: it sees app1's loop device, bound to the same path in app1's own /run.
+    app2 = Consumer("app2", str(tmp_path / "run"), {"/dev/loop4": export}, mine=set())
     records = RecordSet("lab", lab.store.find("lab"))
     assert drift.host_view(records, consumer_driver, app1)["in_sync"]
     # Its record removed by hand: app1's device is stale, and only app1's view can say so.
@@ -465,3 +474,21 @@ def test_exports_on_a_real_tgtd_are_compared_with_the_connection_records(tmp_pat
     assert [(m["id"], m["name"]) for m in report["missing_exports"]] == [(conn["id"], "app1")]
     assert report["unrecorded_exports"] == []
     assert "run storage_attachment for that volume on app1 again" in report["problems"][0]
+
+
+def test_a_loop_device_is_this_hosts_only_when_its_file_is_here(tmp_path):
+    """On a real loop device: /sys shows other hosts' devices too (hosts sharing a kernel)."""
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("needs root and losetup")
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop
+    image, twin = tmp_path / "export", tmp_path / "twin"
+    image.write_bytes(b"\0" * 1048576)
+    twin.write_bytes(b"\0" * 1048576)
+    device = loop.attach(str(image), read_only=True)
+    try:
+        assert loop.bound_here(device, str(image))
+        assert not loop.bound_here(device, str(twin))  # another file at that path: another host's /run
+        assert not loop.bound_here(device, str(tmp_path / "absent"))  # a path not on this host
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+    assert loop.bound_here("/dev/not-a-loop", str(image))  # cannot tell: counted as this host's, as before

@@ -24,8 +24,8 @@ from ansible_collections.blockstore.storage.plugins.module_utils.queries import 
 from ansible_collections.blockstore.storage.plugins.module_utils.snapshots import SnapshotResource
 from ansible_collections.blockstore.storage.plugins.module_utils.transaction import perform, run_task
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
-from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.drivers.test_tgt_account import (
-    fixture_tgt,  # noqa: F401  # pylint: disable=unused-import  # the fixture `tgt`, asked for by name where root and tgt are
+from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.drivers.test_tgt_account import (  # pylint: disable=unused-import
+    fixture_tgt,  # noqa: F401  # the fixture `tgt`, asked for by name only where root and tgt are
 )
 
 

@@ -107,6 +107,9 @@ class LocalHost:
     def bound_loops(self) -> dict[str, str]:
         return _loop().bound_devices()
 
+    def bound_here(self, device: str, backing: str) -> bool:
+        return _loop().bound_here(device, backing)
+
     def loop_users(self, device: str) -> list[str]:
         return device_users(device)
 
@@ -152,7 +155,8 @@ def serving(host: LocalHost, driver: Driver, volume_ids: list[str], connections:
             served[os.path.normpath(local)] = volume_id
     loops = [{"device": device, "backing_file": backing, "volume_id": served[_backing(backing)]}
              for device, backing in sorted(host.bound_loops().items())
-             if _backing(backing) in served and device not in recorded_paths]
+             if _backing(backing) in served and device not in recorded_paths
+             and (backing.endswith(" (deleted)") or host.bound_here(device, _backing(backing)))]
     daemons = [{"dir": os.path.join(host.run_dir(), volume_id), "volume_id": volume_id}
                for volume_id in sorted(volume_ids)
                if os.path.join(host.run_dir(), volume_id) not in recorded_dirs]

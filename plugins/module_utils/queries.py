@@ -136,8 +136,9 @@ class SnapshotInfo(Query):
         return [public_view(s) for s in sorted(snapshots, key=lambda s: (s.name, s.id))]
 
 
-def _check_drift(params: dict) -> bool:
-    return _flag(params, "check_drift")
+# Set by the action plugin when the host view runs apart from the backend view: the name of the host it runs on,
+# so that host is sent its own connections only. Read on the controller; never sent to the module.
+DRIFT_HOST_PARAM = "_blockstore_drift_host"
 
 
 class BackendInfo(Query):
@@ -145,20 +146,35 @@ class BackendInfo(Query):
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
-        # The drift check compares every record of the backend with what is on it.
-        return store.find(backend) if _check_drift(params) else []
+        views = drift.views_of(params.get("check_drift"))
+        if not views:
+            return []
+        if drift.BACKEND_VIEW not in views and params.get(DRIFT_HOST_PARAM):
+            # The host view alone, for a known host: the volumes, and that host's connections only.
+            return (store.find(backend, VOLUME)
+                    + store.find(backend, CONNECTION, host=params[DRIFT_HOST_PARAM]))
+        # The backend view compares every record of the backend with what is on it.
+        return store.find(backend)
 
     @classmethod
-    def answer(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
-        return {"name": driver.backend_name, "driver": driver.name, "stats": driver.get_stats(),
-                "capabilities": driver.capabilities}
+    def on_host(cls, task: Task) -> tuple[dict, None]:
+        records = RecordSet(task.backend, task.records or [])
+        views = drift.views_of(task.params.get("check_drift"))
+        result = {"changed": False, cls.result_key: cls.answer(records, task.params, task.driver, views)}
+        if drift.BACKEND_VIEW in views and drift.HOST_VIEW in views:
+            result["drift"] = drift.check(records, task.driver, host=task.host)
+        elif views:
+            view = drift.backend_view if drift.BACKEND_VIEW in views else drift.host_view
+            result["drift"] = drift.merge([view(records, task.driver, task.host)])
+        return result, None
 
     @classmethod
-    def run(cls, records: RecordSet, params: dict, driver: Driver) -> dict:
-        result = super().run(records, params, driver)
-        if _check_drift(params):
-            result["drift"] = drift.check(records, driver)
-        return result
+    def answer(cls, records: RecordSet, params: dict, driver: Driver, views: tuple = ()) -> dict:
+        answer = {"name": driver.backend_name, "driver": driver.name, "capabilities": driver.capabilities}
+        if not views or drift.BACKEND_VIEW in views:
+            # Measured where the backend is: the host view alone runs where it may not be, and touches nothing there.
+            answer["stats"] = driver.get_stats()
+        return answer
 
 
 class HostInfo(Query):

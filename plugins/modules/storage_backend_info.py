@@ -11,15 +11,24 @@ short_description: Capacity and capabilities of a block storage backend
 version_added: 0.1.0
 description:
   - Asks the backend's driver for its capacity (total, free and provisioned GiB), volume count and pools,
-    and returns the driver's capabilities.
-  - With O(check_drift=true), also compares the state store with what is on the backend and on the host the
+    and returns the driver's capabilities. With a backend C(host), this runs on that host (where the backend is).
+  - With O(check_drift), also compares the state store with what is on the backend and on the host the
     task runs on (RV(drift)). This is the reconcile helper to run after a crash, a kill or a change made by hand.
 author: blockstore.storage developers (@blockstore)
 options:
   check_drift:
     description:
-      - Compare every record of the backend with the backend's volumes and snapshots and with this host's
-        loop devices and qemu-storage-daemon processes, and return what does not match in RV(drift).
+      - Which views of drift to check, and return what does not match in RV(drift). Each view runs where what it
+        compares is, and says only what it can know there.
+      - V(backend) compares every record of the backend with the backend's volumes, snapshots and exports (tgt
+        targets' accounts). It runs where the backend is - the backend's C(host) when it names one, else where
+        the task runs.
+      - V(host) compares the connections recorded for the host the task runs on with that host's loop devices and
+        qemu-storage-daemon processes. It runs on the task's host and never judges the backend; it returns no
+        RV(backend.stats).
+      - V(true) or V(both) runs both views, each where it belongs, in one result; V(false) neither.
+      - A backend view that cannot see the backend (a file backend whose C(path) is not on the host it runs on,
+        when the backend names no C(host)) fails rather than call every recorded volume gone.
       - Reads every record of the backend and lists the whole backend (for rbd, every image's snapshots), so
         it costs more than the stats alone.
       - Objects the driver keeps hidden on purpose (qcow2 snapshots marked C(.deleted) and C(clone-base-*)
@@ -28,8 +37,9 @@ options:
         still use) are not reported; once nothing uses them they are reported as RV(drift.leftovers).
       - Records left in a transient status by a task that is still running are reported too, so check when no
         task runs on the backend.
-      - Reports only; nothing is changed. RV(drift.problems) says how to fix each finding.
-    type: bool
+      - Reports only; nothing is changed. RV(drift.problems) says how to fix each finding, safely from where
+        the view that found it ran.
+    type: raw
     default: false
 extends_documentation_fragment:
   - blockstore.storage.backend
@@ -61,6 +71,13 @@ EXAMPLES = r'''
 - name: Or just list what to fix
   ansible.builtin.debug:
     var: lab_drift.drift.problems
+
+- name: On a consumer host, only its own devices against its connections
+  blockstore.storage.storage_backend_info:
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, host: storage1}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+    check_drift: host
+  register: my_devices
 '''
 
 RETURN = r'''
@@ -74,7 +91,7 @@ backend:
     stats:
       description: Capacity as the driver measures it.
       type: dict
-      returned: always
+      returned: unless O(check_drift=host)
       contains:
         total_capacity_gb: {description: Total capacity in GiB., type: float, returned: always}
         free_capacity_gb: {description: Free capacity in GiB., type: float, returned: always}
@@ -86,10 +103,17 @@ drift:
   description:
     - How the state store and the backend differ; every list is empty when they agree.
     - Records are shown as C(kind), C(id), C(name) (a connection's host) and C(status).
-  returned: when O(check_drift=true)
+  returned: when O(check_drift) is not false
   type: dict
   contains:
-    in_sync: {description: True when every list below is empty., type: bool, returned: always}
+    in_sync: {description: True when every list below is empty (of the views that ran)., type: bool, returned: always}
+    views:
+      description: >-
+        Which views ran, and on which host (its name as it calls itself): C(backend), C(host). A view that did not
+        run is absent, and its lists are empty.
+      type: dict
+      returned: always
+      sample: {backend: stor1, host: app1}
     owner:
       description: >-
         The other state store that owns the backend (C(store), C(backend): its name there), from the owner
@@ -100,7 +124,8 @@ drift:
     checked:
       description: >-
         What could be compared: C(volumes), C(snapshots) (false when the driver cannot list its snapshots, as
-        the cinder adapter), C(devices) (this host's loop devices and daemons).
+        the cinder adapter), C(exports) (false when the driver keeps no exports of its own: file with target
+        local, rbd, cinder), C(devices) (this host's loop devices and daemons).
       type: dict
       returned: always
     unknown_objects:
@@ -110,6 +135,20 @@ drift:
       returned: always
     missing_objects:
       description: Records in a status that needs their object (available, in-use, extending) whose object is gone.
+      type: list
+      elements: dict
+      returned: always
+    unrecorded_exports:
+      description: >-
+        Exports on the backend that no connection record knows (C(export), C(volume_id), C(volume_name),
+        C(connection_id)): a tgt target's account for a connection whose record is gone. Backend view.
+      type: list
+      elements: dict
+      returned: always
+    missing_exports:
+      description: >-
+        Connections recorded attached or connected whose export is gone from the backend (as records, with
+        C(volume_id) and C(volume_name)). Backend view.
       type: list
       elements: dict
       returned: always
@@ -146,12 +185,14 @@ drift:
     unknown_devices:
       description: >-
         Loop devices and qemu-storage-daemon processes on this host that serve a volume of the backend but that
-        no connection records (C(device), C(backing_file), C(volume_id)).
+        no connection of this host records (C(device), C(backing_file), C(volume_id), C(volume_name)). Host view.
       type: list
       elements: dict
       returned: always
     lost_devices:
-      description: Connections of this host whose recorded device is gone (C(connection_id), C(volume_id), C(device)).
+      description: >-
+        Connections of this host whose recorded device is gone (C(connection_id), C(volume_id), C(volume_name),
+        C(device)). Host view.
       type: list
       elements: dict
       returned: always
@@ -167,7 +208,8 @@ from ansible_collections.blockstore.storage.plugins.module_utils.queries import 
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
 
 ARGUMENT_SPEC: dict = {
-    "check_drift": {"type": "bool", "default": False},
+    # true, false, or a view's name (drift.VIEW_CHOICES), checked by the core with a message naming them all.
+    "check_drift": {"type": "raw", "default": False},
 }
 HANDLER = BackendInfo
 

@@ -23,6 +23,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.blockstore.storage.plugins.module_utils import drift
 from ansible_collections.blockstore.storage.plugins.module_utils.backend_env import fill_secrets_from_env
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import HOST_KEY, build_driver
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
@@ -33,6 +34,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
 )
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import HALF_PARAM, HOST_HALF, Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store, split_plugin_options
+from ansible_collections.blockstore.storage.plugins.module_utils.queries import DRIFT_HOST_PARAM
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import (
     backend_secret_values,
     full_spec,
@@ -55,6 +57,8 @@ NOOP_ANSWERS = ("backend", "store")
 BACKEND_SIDE_MODULES = ("storage_volume", "storage_snapshot")
 # ...and this one's task is split: the export on the backend's host, the device on the task's host.
 SPLIT_MODULE = "storage_attachment"
+# ...and this one's stats and drift backend view run there, its drift host view on the task's host.
+DRIFT_MODULE = "storage_backend_info"
 HOST_INFO_MODULE = f"{COLLECTION}.storage_host_info"
 
 
@@ -242,7 +246,7 @@ def backend_side(action, task_vars: dict, short_name: str, driver: object, modul
         return None
     # Not a driver option: the module is not sent it.
     module_args["backend"] = {k: v for k, v in module_args["backend"].items() if k != HOST_KEY}
-    if host == task_host(action, task_vars) or short_name not in (SPLIT_MODULE, *BACKEND_SIDE_MODULES):
+    if host == task_host(action, task_vars) or short_name not in (SPLIT_MODULE, DRIFT_MODULE, *BACKEND_SIDE_MODULES):
         return None
     return connect_to(action, host, task_vars)
 
@@ -348,6 +352,28 @@ class _Shipping:
             return self.undo_export(job, backend_side, connector, results)
         return merged(*results)
 
+    def drift_split(self, job: Task, backend_side: ActionBase) -> dict:
+        """storage_backend_info with the backend on another host: its stats and the drift check's backend view
+        there, the host view (this host's devices) here, with this host's connections only; one result."""
+        views = drift.views_of(job.params.get("check_drift"))
+        if drift.HOST_VIEW not in views:
+            return self.half(job, backend_side, {})
+        found = self.action._execute_module(module_name=HOST_INFO_MODULE, module_args={}, task_vars=self.task_vars)
+        if found.get("failed"):
+            return found
+        here = {"check_drift": drift.HOST_VIEW}
+        name = found["connector"]["host"]
+        host_part = dataclasses.replace(job, params={**job.params, **here, DRIFT_HOST_PARAM: name})
+        if drift.BACKEND_VIEW not in views:
+            return self.half(host_part, None, here)
+        there = self.half(job, backend_side, {"check_drift": drift.BACKEND_VIEW})
+        if there.get("failed"):
+            return there
+        mine = self.half(host_part, None, here)
+        if mine.get("failed"):
+            return dict(mine, msg=f"the drift check's host view failed (its backend view ran): {mine['msg']}")
+        return dict(there, drift=drift.merge([there["drift"], mine["drift"]]))
+
     def half(self, job: Task, where: ActionBase | None, extra: dict) -> dict:
         """One half of a split task, a transaction of its own; a refusal on this side is its failed result."""
         part = dataclasses.replace(job, params={**job.params, **extra})
@@ -421,6 +447,8 @@ def run_action(action, task_vars: dict) -> dict:
         answer_here = answers_noop_here(action, task_vars, handler, validated, job.driver if where is None else None)
         if where is not None and short_name == SPLIT_MODULE and not check_mode:
             result = run.split(job, where)
+        elif where is not None and short_name == DRIFT_MODULE:
+            result = run.drift_split(job, where)
         elif where is not None and short_name == SPLIT_MODULE:
             # Check mode: the whole plan, made where the device is; nothing runs, so no backend-side step either.
             result = dispatch(handler, job, store=store, ship=run.shipper(job))[0]

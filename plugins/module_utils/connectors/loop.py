@@ -9,15 +9,21 @@ its daemon's export with the same helpers.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import re
 import shutil
+import struct
 
 from ..commands import run
 from ..errors import DriverError, MissingDependency
 from .base import Connector
 
 _LOOP = re.compile(r"^/dev/loop(\d+)$")
+# LOOP_GET_STATUS64 fills a struct loop_info64 (232 bytes) that starts with the backing file's device and inode.
+LOOP_GET_STATUS64 = 0x4C05
+_LOOP_INFO64_SIZE = 232
 
 
 def _losetup(*args: str) -> str:
@@ -50,6 +56,42 @@ def backing_file(device: str) -> str | None:
 def bound_to(device: str, path: str) -> bool:
     backing = backing_file(device)
     return backing is not None and os.path.normpath(backing.replace(" (deleted)", "")) == os.path.normpath(path)
+
+
+def backing_identity(device: str) -> tuple[int, int, int] | None:
+    """(major, minor, inode) of the file a loop device is bound to, as the kernel keeps it; None when it cannot
+    be read (not root, not a loop device, free)."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = bytearray(_LOOP_INFO64_SIZE)
+        fcntl.ioctl(fd, LOOP_GET_STATUS64, info)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    dev, inode = struct.unpack_from("<QQ", info)
+    # The kernel's own dev_t encoding (huge_encode_dev), not glibc's.
+    return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00), inode
+
+
+def bound_here(device: str, path: str) -> bool:
+    """Whether `device`'s backing file is the file at `path` as this host's mount namespace sees it.
+
+    /sys shows every loop device of the kernel with its backing path, and hosts that share a kernel
+    (containers, the multi-host lab's namespaces) each have their own /run: another host's device
+    bound to "/run/blockstore/<id>/export" is not this host's. A path that is not here, or another file,
+    is not this host's; one that cannot be checked (not root, a dead FUSE export) is, as before."""
+    identity = backing_identity(device)
+    if identity is None:
+        return True
+    try:
+        found = os.stat(path)
+    except OSError as exc:
+        return exc.errno != errno.ENOENT
+    return (os.major(found.st_dev), os.minor(found.st_dev), found.st_ino) == identity
 
 
 def bound_devices() -> dict[str, str]:

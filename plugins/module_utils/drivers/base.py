@@ -210,6 +210,21 @@ class Driver:
                        f"{self.owner.get('store')!r}. Give this backend its own place (another {option}), or use "
                        "that store; nothing was changed", option)
 
+    def unseen_reason(self) -> str | None:
+        """Why this host cannot see the backend (a file driver's directory that is not here), or None.
+        The drift check's backend view refuses to call objects gone from a backend it cannot see."""
+        return None
+
+    def list_exports(self) -> list[dict] | None:
+        """The exports the backend holds for this backend's volumes, for the drift check: each
+        {"volume_id", "connection_id" (None when the export names no connection), "export" (how a user
+        finds it)}; None when the driver keeps no export state of its own (the connection info is all)."""
+        return None
+
+    def export_expected(self, connection: Connection) -> bool:
+        """Whether an established connection has an export that list_exports would show."""
+        return False
+
     def list_leftovers(self) -> list[str]:
         """Internal objects nothing needs any more (temp files, hidden images or snapshots whose
         last dependent is gone), as left by an interrupted task: named for the drift report."""

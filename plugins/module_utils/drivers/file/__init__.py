@@ -56,7 +56,7 @@ from .export import IscsiExport
 from .image import ImageFormat
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header, qcow2_virtual_size
-from .raw import RawFormat, reflink
+from .raw import RawFormat, reflink_supported
 from .space import undone_on_failure
 
 # format name -> its class; a volume's record says which one made it.
@@ -165,6 +165,9 @@ class FileDriver(IscsiExport, Driver):
             raise DriverError(f"backend.path: directory {self.path} is not writable", "backend.path")
         FORMATS[self.conf["format"]](self).check_setup()
         claim(self)  # marks the directory as this store's, or refuses another store's (owner.py)
+
+    def unseen_reason(self) -> str | None:
+        return None if os.path.isdir(self.path) else f"backend.path: {self.path} is not a directory on this host"
 
     # which store owns the directory (owner.py) --------------------------------
     def read_owner(self) -> dict | None:
@@ -386,15 +389,5 @@ class FileDriver(IscsiExport, Driver):
             "volume_count": len(ids),
             "pools": [{"name": self.backend_name, "path": self.path, "total_capacity_gb": round(total, 2),
                        "free_capacity_gb": round(free, 2), "format": self.conf["format"],
-                       "reflink": self._reflink_supported()}],
+                       "reflink": reflink_supported(self.path)}],
         }
-
-    def _reflink_supported(self) -> bool:
-        probe = self.file(".reflink-probe")
-        try:
-            with open(probe, "wb") as handle:
-                handle.write(b"x")
-            return reflink(probe, probe + ".clone")
-        finally:
-            self.unlink(probe)
-            self.unlink(probe + ".clone")

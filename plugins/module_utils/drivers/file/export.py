@@ -24,8 +24,9 @@ import os
 import re
 import secrets
 import string
+import uuid
 
-from ...errors import Conflict, DriverError, InvalidParameter
+from ...errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ...objects import Connection, Volume
 
 # What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
@@ -53,6 +54,39 @@ class IscsiExport:
     @staticmethod
     def chap_user(connection: Connection) -> str:
         return "bs" + connection.id.replace("-", "")
+
+    @staticmethod
+    def connection_of_user(user: str) -> str | None:
+        """The connection id a CHAP account was made for (chap_user's inverse); None for other accounts."""
+        if not user.startswith("bs"):
+            return None
+        try:
+            return str(uuid.UUID(hex=user[2:]))
+        except ValueError:
+            return None
+
+    def export_expected(self, connection: Connection) -> bool:
+        return (connection.connection_info or {}).get("driver_volume_type") == "iscsi"
+
+    def list_exports(self) -> list[dict] | None:
+        """Each connection's account on a tgt target serving one of this backend's images (found by the
+        target's backing file, whatever the target is called); a target with no account is listed alone."""
+        if self.conf["target"] != "iscsi":
+            return None
+        try:
+            targets = self._tgt().targets()
+        except (DriverError, MissingDependency):
+            return []  # no tgt daemon (or no tgt) on this host: no target exists
+        prefix = self.file("volume-")
+        found = []
+        for iqn, target in sorted(targets.items()):
+            volumes = sorted({os.path.normpath(p)[len(prefix):] for p in target["backing"]
+                              if os.path.normpath(p).startswith(prefix)})
+            for volume_id in volumes:
+                users = target["accounts"] or [None]
+                found += [{"volume_id": volume_id, "connection_id": self.connection_of_user(u) if u else None,
+                           "export": f"tgt target {iqn}" + (f" account {u}" if u else "")} for u in users]
+        return found
 
     def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
         path = self.volume_path(volume)

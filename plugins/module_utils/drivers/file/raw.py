@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -27,6 +28,19 @@ def reflink(src: str, dst: str) -> bool:
             if exc.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM):
                 return False
             raise
+
+
+def reflink_supported(directory: str) -> bool:
+    """Whether files in `directory` can be copied by reflink (a probe file cloned, then both removed)."""
+    probe = os.path.join(directory, ".reflink-probe")
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"x")
+        return reflink(probe, probe + ".clone")
+    finally:
+        for path in (probe, probe + ".clone"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 class RawFormat(ImageFormat):

@@ -356,6 +356,43 @@ if pgrep -af "qemu-storage-daemon.*$volume_id"; then echo "force: a daemon of ap
 play force-detach-app1 guide-detached
 play force-remove remove
 echo "force: passed in $((SECONDS - force_started)) s"
+# --- drift (issue 13 item 7): each view of check_drift where it belongs, on a backend and a JSON store of its own
+# (drift.yml says what each phase checks)
+drift_started=$SECONDS
+PYTHONPATH="$collections" "$python" - "$work/vars.json" "$work/store/drift.json" <<'PY'
+import json, sys
+variables = json.load(open(sys.argv[1]))
+backend = dict(variables["mh_backend"], name="drift", path="/srv/drift")
+persistence = {"storage": "file", "path": sys.argv[2]}
+variables.update(mh_backend=backend, storage=backend, mh_persistence=persistence, store=persistence)
+open(sys.argv[1], "w").write(json.dumps(variables))
+PY
+stale_record() {  # stale_record remove|restore: app1's connection record taken out of the store by hand, or put back
+  PYTHONPATH="$collections" "$python" - "$work/store/drift.json" "$work/drift-app1.json" "$1" <<'PY'
+import json, sys
+from ansible_collections.blockstore.storage.plugins.module_utils.persistence import open_store
+store = open_store({"storage": "file", "path": sys.argv[1]})
+try:
+    if sys.argv[3] == "remove":
+        [record] = [r for r in store.all_records() if r["kind"] == "connection" and r["host"] == "app1"]
+        open(sys.argv[2], "w").write(json.dumps(record))
+        store.apply(deletes=[record])
+        print(record["id"])
+    else:
+        store.apply(upserts=[json.load(open(sys.argv[2]))])
+finally:
+    store.close()
+PY
+}
+play drift-serve serve
+play drift-attach guide-attached
+MH_PLAYBOOK=drift.yml play drift-views views
+drift_conn_id=$(stale_record remove)
+MH_PLAYBOOK=drift.yml play drift-stale stale -e "drift_conn_id=$drift_conn_id"
+stale_record restore
+play drift-detach guide-detached
+play drift-remove remove
+echo "multihost: drift views took $((SECONDS - drift_started)) s"
 
 bash "$lab_sh" down
 left=$(bash "$lab_sh" holdings)

@@ -16,8 +16,8 @@ import subprocess
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import drift
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import InvalidParameter
-from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError, InvalidParameter
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, from_record
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.queries import BackendInfo
@@ -84,7 +84,7 @@ def test_in_sync_after_every_kind_of_object(lab):
     lab.run(VolumeResource, name="f1", source={"snapshot": "s1"})
     report = lab.drift()
     assert report["in_sync"], report["problems"]
-    assert report["checked"] == {"volumes": True, "snapshots": True, "devices": False}
+    assert report["checked"] == {"volumes": True, "snapshots": True, "exports": False, "devices": False}
 
 
 def test_hidden_qcow2_snapshot_is_not_unknown_until_nothing_needs_it(qcow2):
@@ -125,8 +125,8 @@ def test_every_kind_of_finding(lab):
 
 
 def test_check_drift_must_be_a_boolean():
-    with pytest.raises(InvalidParameter, match="check_drift: must be a boolean"):
-        BackendInfo.select(MemoryStore(), "lab", {"check_drift": "yes"})
+    with pytest.raises(InvalidParameter, match=r"check_drift: must be a boolean or one of backend, host, both"):
+        BackendInfo.select(MemoryStore(), "lab", {"check_drift": "maybe"})
 
 
 def test_without_check_drift_no_records_are_read(lab):
@@ -242,6 +242,9 @@ def test_devices_of_this_host_that_no_connection_records(tmp_path):
         def bound_loops(self):
             return dict(bound)
 
+        def bound_here(self, device, backing):
+            return True
+
         def present(self, device):
             return device["path"] in bound
 
@@ -275,7 +278,7 @@ def test_a_backend_that_cannot_list_snapshots_has_its_volumes_checked_and_no_sna
     records = RecordSet("lab", lab.store.find("lab"))
     assert [m["name"] for m in drift.check(records, lab.driver, devices=False)["missing_objects"]] == ["s1"]
     report = drift.check(records, CannotListSnapshots(lab.driver), devices=False)
-    assert report["checked"] == {"volumes": True, "snapshots": False, "devices": False}
+    assert report["checked"] == {"volumes": True, "snapshots": False, "exports": False, "devices": False}
     assert report["unknown_objects"] == [{"kind": "volume", "id": unknown}]
     assert report["missing_objects"] == []
 
@@ -308,3 +311,182 @@ def test_the_hints_name_a_way_out_each_module_has(lab):
         "state: detached"]
     # Control: a volume's way out is its module's state absent.
     assert f"volume 'v1' ({volume['id']}) is error; run its task again or delete it with state: absent" in problems
+
+
+# Two views (issue 13 item 7): the backend's, where the backend is, and a host's, on that host ---------------
+class Consumer:
+    """A consumer host as a stand-in: its name, the loop devices its kernel shows (`bound`: device -> file) and
+    those whose file is this host's (`mine`; default all: hosts sharing a kernel see each other's in /sys)."""
+
+    def __init__(self, name: str, run_dir: str, bound: dict | None = None, mine: set | None = None) -> None:
+        self.host_name, self.run, self.bound = name, run_dir, dict(bound or {})
+        self.mine = set(self.bound) if mine is None else mine
+
+    def bound_here(self, device: str, backing: str) -> bool:
+        return device in self.mine
+
+    def name(self) -> str:
+        return self.host_name
+
+    def run_dir(self) -> str:
+        return self.run
+
+    def bound_loops(self) -> dict:
+        return dict(self.bound)
+
+    def present(self, device) -> bool:
+        return device.get("path") in self.bound
+
+    def daemon_pid(self, directory: str) -> None:
+        return None
+
+
+def _connection(volume: dict, host: str, device: dict | None, n: int = 1) -> dict:
+    return {"kind": "connection", "id": f"{n}0000000-0000-4000-8000-000000000000", "backend": "lab",
+            "volume_id": volume["id"], "host": host, "status": "attached" if device else "connected",
+            "device": device, "connector": {"host": host}, "connection_info": {"driver_volume_type": "iscsi"}}
+
+
+@pytest.mark.parametrize("value, views", [
+    (True, ("backend", "host")), ("both", ("backend", "host")), ("true", ("backend", "host")),
+    ("backend", ("backend",)), ("host", ("host",)), (False, ()), (None, ()), ("no", ())])
+def test_check_drift_takes_a_boolean_or_a_view(value, views):
+    assert drift.views_of(value) == views
+
+
+@pytest.mark.parametrize("value", ["maybe", "Backend", 1, ["host"]])
+def test_check_drift_refuses_anything_else_naming_the_choices(value):
+    with pytest.raises(InvalidParameter, match="check_drift: must be a boolean or one of backend, host, both"):
+        drift.views_of(value)
+
+
+def test_on_a_consumer_live_volumes_are_not_called_gone_and_the_backend_view_refuses_to_guess(tmp_path):
+    lab = Lab(str(tmp_path / "stor1"), "raw")
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    export = str(tmp_path / "run" / volume["id"] / "export")
+    device = {"path": "/dev/loop4", "type": "block", "method": "userspace", "protocol": "iscsi",
+              "daemon": {"dir": str(tmp_path / "run" / volume["id"])}}
+    lab.store.apply(upserts=[_connection(volume, "app1", device)])
+    records = RecordSet("lab", lab.store.find("lab"))
+    # The consumer has the device, not the backend's directory.
+    consumer_driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path / "app1" / "srv")})
+    app1 = Consumer("app1", str(tmp_path / "run"), {"/dev/loop4": export})
+    mine = drift.host_view(records, consumer_driver, app1)
+    assert mine["in_sync"] and mine["views"] == {"host": "app1"}, mine["problems"]
+    assert mine["missing_objects"] == [] and mine["checked"]["volumes"] is False
+    with pytest.raises(DriverError, match=r"backend.path: .*/app1/srv is not a directory on this host \(app1\)"):
+        drift.backend_view(records, consumer_driver, app1)
+    assert not (tmp_path / "app1").exists()  # nothing made on the consumer
+    # Where the backend is: in sync, and a volume really gone is reported there, with the advice to drop its record.
+    assert drift.backend_view(records, lab.driver, Consumer("stor1", str(tmp_path / "run")))["in_sync"]
+    os.unlink(lab.file(f"volume-{volume['id']}"))
+    there = drift.backend_view(records, lab.driver, Consumer("stor1", str(tmp_path / "run")))
+    assert [m["name"] for m in there["missing_objects"]] == ["v1"] and there["views"] == {"backend": "stor1"}
+    assert there["problems"] == [f"volume 'v1' ({volume['id']}) is available in the store but gone from the backend; "
+                                 "delete its record with state: absent"]
+
+
+def test_a_device_is_judged_by_the_view_of_the_host_it_is_on(tmp_path):
+    lab = Lab(str(tmp_path / "stor1"), "raw")
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    export = str(tmp_path / "run" / volume["id"] / "export")
+    device = {"path": "/dev/loop4", "type": "block", "method": "userspace",
+              "daemon": {"dir": str(tmp_path / "run" / volume["id"])}}
+    lab.store.apply(upserts=[_connection(volume, "app1", device)])
+    consumer_driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path / "nowhere")})
+    app1 = Consumer("app1", str(tmp_path / "run"), {"/dev/loop4": export})
+    # app2 shares app1's kernel: it sees app1's loop device, bound to the same path in app1's own /run.
+    app2 = Consumer("app2", str(tmp_path / "run"), {"/dev/loop4": export}, mine=set())
+    records = RecordSet("lab", lab.store.find("lab"))
+    assert drift.host_view(records, consumer_driver, app1)["in_sync"]
+    # Its record removed by hand: app1's device is stale, and only app1's view can say so.
+    lab.store.apply(deletes=[{"kind": "connection", "id": "10000000-0000-4000-8000-000000000000"}])
+    records = RecordSet("lab", lab.store.find("lab"))
+    mine = drift.host_view(records, consumer_driver, app1)
+    assert [(d["device"], d["volume_name"]) for d in mine["unknown_devices"]] == [("/dev/loop4", "v1")]
+    assert mine["problems"][0].startswith("/dev/loop4 on app1 serves volume 'v1'")
+    assert drift.host_view(records, consumer_driver, app2)["in_sync"]
+
+
+def test_the_host_view_alone_measures_nothing_and_makes_nothing_on_the_host(tmp_path):
+    from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task
+    path = tmp_path / "srv" / "volumes"
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(path)})
+    app1 = Consumer("app1", str(tmp_path / "run"))
+    result, _changes = BackendInfo.on_host(Task({"check_drift": "host"}, driver=driver, records=[], host=app1))
+    assert "stats" not in result["backend"] and result["drift"]["views"] == {"host": "app1"}
+    assert not path.exists()
+    # Control: the stats are measured where the backend is (the file driver makes its directory there).
+    result, _changes = BackendInfo.on_host(Task({"check_drift": "backend"}, driver=driver, records=[], host=app1))
+    assert result["backend"]["stats"]["volume_count"] == 0 and path.is_dir()
+    assert result["drift"]["views"] == {"backend": "app1"} and result["drift"]["in_sync"]
+
+
+def test_the_host_view_of_a_named_host_is_sent_that_hosts_connections_only(lab):
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    lab.store.apply(upserts=[_connection(volume, "app1", None, 1), _connection(volume, "app2", None, 2)])
+    sent = BackendInfo.select(lab.store, "lab", {"check_drift": "host", "_blockstore_drift_host": "app1"})
+    assert sorted((r["kind"], r.get("host")) for r in sent) == [("connection", "app1"), ("volume", None)]
+    # Control: the backend view is sent every record.
+    assert len(BackendInfo.select(lab.store, "lab", {"check_drift": "both", "_blockstore_drift_host": "app1"})) == 3
+
+
+def test_views_merge_into_one_report_that_says_where_each_ran():
+    backend = dict(drift._empty(), views={"backend": "stor1"}, missing_objects=[{"id": "x"}], problems=["gone"],
+                   checked={"volumes": True, "snapshots": True, "exports": True, "devices": False})
+    host = dict(drift._empty(), views={"host": "app1"}, problems=[],
+                checked={"volumes": False, "snapshots": False, "exports": False, "devices": True})
+    merged = drift.merge([backend, host])
+    assert merged["views"] == {"backend": "stor1", "host": "app1"} and not merged["in_sync"]
+    assert merged["checked"] == {"volumes": True, "snapshots": True, "exports": True, "devices": True}
+    assert merged["problems"] == ["gone"]
+    assert drift.merge([host])["in_sync"]
+
+
+def test_exports_on_a_real_tgtd_are_compared_with_the_connection_records(tmp_path, request):
+    if os.geteuid() != 0 or not shutil.which("tgtd"):
+        pytest.skip("needs root and tgt (tgtd, tgtadm; Debian package tgt)")
+    from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
+    from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
+    tgt = request.getfixturevalue("tgt")  # a tgtd of its own (conftest.py)
+    lab = Lab(str(tmp_path / "stor1"), "raw")
+    lab.driver = build_driver({"name": "lab", "driver": "file", "path": lab.path, "target": "iscsi",
+                               "tgt_control_port": tgt.control_port})
+    lab.run(VolumeResource, name="v1", size=1)
+    connector = {"host": "app1", "initiator": "iqn.2005-03.org.blockstore.lab:app1"}
+    stor1 = Consumer("stor1", str(tmp_path / "run"))
+    dispatch(AttachmentResource, Task({"volume": "v1", "state": "connected", "connector": connector},
+                                      driver=lab.driver, host=stor1), store=lab.store)
+    conn = lab.records("connection")[0]
+    report = drift.backend_view(RecordSet("lab", lab.store.find("lab")), lab.driver, stor1)
+    assert report["in_sync"] and report["checked"]["exports"], report["problems"]
+    # The record removed by hand: its export is unknown to the store.
+    lab.store.apply(deletes=[conn])
+    report = drift.backend_view(RecordSet("lab", lab.store.find("lab")), lab.driver, stor1)
+    assert [(e["connection_id"], e["volume_name"]) for e in report["unrecorded_exports"]] == [(conn["id"], "v1")]
+    assert "no connection record knows it" in report["problems"][0]
+    # The record back, the target gone (tgtd restarted, or removed by hand): the connection has no export.
+    lab.store.apply(upserts=[conn])
+    tgt.remove(conn["connection_info"]["data"]["target_iqn"], lab.driver.chap_user(from_record(conn)))
+    report = drift.backend_view(RecordSet("lab", lab.store.find("lab")), lab.driver, stor1)
+    assert [(m["id"], m["name"]) for m in report["missing_exports"]] == [(conn["id"], "app1")]
+    assert report["unrecorded_exports"] == []
+    assert "run storage_attachment for that volume on app1 again" in report["problems"][0]
+
+
+def test_a_loop_device_is_this_hosts_only_when_its_file_is_here(tmp_path):
+    """On a real loop device: /sys shows other hosts' devices too (hosts sharing a kernel)."""
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("needs root and losetup")
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors import loop
+    image, twin = tmp_path / "export", tmp_path / "twin"
+    image.write_bytes(b"\0" * 1048576)
+    twin.write_bytes(b"\0" * 1048576)
+    device = loop.attach(str(image), read_only=True)
+    try:
+        assert loop.bound_here(device, str(image))
+        assert not loop.bound_here(device, str(twin))  # another file at that path: another host's /run
+        assert not loop.bound_here(device, str(tmp_path / "absent"))  # a path not on this host
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+    assert loop.bound_here("/dev/not-a-loop", str(image))  # cannot tell: counted as this host's, as before

@@ -85,7 +85,7 @@ def test_backend_side_work_runs_on_the_backends_host_for_the_modules_that_have_s
     monkeypatch.setattr(state_bridge, "connect_to", lambda _action, host, _vars: f"connection to {host}")
     plain = {"name": "lab", "driver": "file", "path": "/srv/volumes", "target": "iscsi"}
     hosted = dict(plain, host="stor1")
-    for module in ("storage_attachment", "storage_volume", "storage_snapshot"):
+    for module in ("storage_attachment", "storage_volume", "storage_snapshot", "storage_backend_info"):
         assert backend_side_of(state_bridge, module, hosted) == ("connection to stor1", plain)
         # Positive controls: without a host, or run on that host (or delegated there), all runs where the task runs.
         assert backend_side_of(state_bridge, module, plain) == (None, plain)
@@ -95,7 +95,7 @@ def test_backend_side_work_runs_on_the_backends_host_for_the_modules_that_have_s
     assert backend_side_of(state_bridge, "storage_attachment", hosted, "stor1", "app2") == \
         ("connection to stor1", plain)
     # Modules without backend-side steps run where the task runs; none is sent the host.
-    for module in ("storage_volume_info", "storage_backend_info", "storage_snapshot_info"):
+    for module in ("storage_volume_info", "storage_snapshot_info"):
         assert backend_side_of(state_bridge, module, hosted) == (None, plain)
 
 

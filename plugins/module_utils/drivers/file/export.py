@@ -4,7 +4,9 @@
 """How the file driver exports a volume: its image's own path, or an iSCSI target.
 
 `target: local` hands the host the image's path; `target: iscsi` makes a tgtd target
-(raw images only) with one CHAP account per connection.
+(raw images only) with one CHAP account per connection. A volume's QoS limits travel in the
+connection info as Cinder's front-end QoS specs (`qos_specs`), which the host's userspace
+connector enforces (connectors/qsd.py) and every other attach path refuses.
 """
 
 from __future__ import annotations
@@ -15,10 +17,24 @@ import string
 
 from ...errors import Conflict, DriverError, InvalidParameter
 from ...objects import Connection, Volume
+from ...volume_types import qos_of
 
 
 class IscsiExport:
     """The connection half of FileDriver (a mixin: it uses the driver's conf, volume_path and format_of)."""
+
+    # QoS is enforced where the volume is attached, so a change applies at its next attach.
+    qos_change = "attach"
+
+    def check_spec(self, spec: dict | None, pool: str | None) -> None:
+        # The file driver honours QoS (at attach); extra specs and pools it refuses as every driver does.
+        super().check_spec({k: v for k, v in (spec or {}).items() if k != "qos_specs"}, pool)
+
+    @staticmethod
+    def _with_qos(info: dict, volume: Volume) -> dict:
+        if qos_of(volume.volume_type):
+            info["data"]["qos_specs"] = qos_of(volume.volume_type)
+        return info
 
     def _tgt(self):
         from ..tgt import Tgt
@@ -37,9 +53,9 @@ class IscsiExport:
             raise DriverError(f"file driver: volume image {path} is missing")
         fmt = self.format_of(volume)
         if self.conf["target"] == "local":
-            return {"driver_volume_type": "local",
-                    "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
-                             "access_mode": connection.mode}}
+            return self._with_qos({"driver_volume_type": "local",
+                                   "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
+                                            "access_mode": connection.mode}}, volume)
         if "iscsi" not in fmt.targets:
             raise Conflict(f"backend.target: volume {volume.name!r} is {fmt.name}; the iscsi target exports raw "
                            "volumes only", "backend.target")
@@ -55,12 +71,12 @@ class IscsiExport:
         tgt = self._tgt()
         target = tgt.ensure_target(self._iqn(volume), path)
         tgt.allow(target, initiator, user, password)
-        return {"driver_volume_type": "iscsi",
-                "data": {"target_discovered": False,
+        return self._with_qos({"driver_volume_type": "iscsi", "data": {
+                "target_discovered": False,
                          "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
                          "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
                          "auth_method": "CHAP", "auth_username": user, "auth_password": password,
-                         "access_mode": connection.mode, "encrypted": False, "discard": False}}
+                "access_mode": connection.mode, "encrypted": False, "discard": False}}, volume)
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":

@@ -92,11 +92,11 @@ options:
     type: bool
   volume_type:
     description:
-      - Name of a volume type defined on the backend (the backend's C(volume_types), in the task or the backends
+      - "Name of a volume type defined on the backend (the backend's C(volume_types), in the task or the backends
         file): a named set of extra specs and QoS specs, as Cinder's volume types. An unknown name fails, listing the
-        defined ones.
-      - Used when the volume is created; kept in its record (RV(volume.volume_type)). The type of an existing volume
-        does not change: another one is refused (its QoS can change with O(qos), see there).
+        defined ones."
+      - "Used when the volume is created; kept in its record (RV(volume.volume_type)). The type of an existing volume
+        does not change: another one is refused (its QoS can change with O(qos), see there)."
       - What the driver cannot honour of the type is refused, naming the option and the driver, never ignored.
     type: str
   extra_specs:
@@ -134,8 +134,8 @@ options:
     description:
       - The pool to create the volume in, kept in its record (RV(volume.pool)).
       - V(rbd) accepts only its backend's C(rbd_pool) (the default); another pool is refused. The V(file) driver
-        and the cinder adapter have no pools to choose from: refused.
-      - A volume does not move between pools: another pool for an existing volume is refused.
+        and the cinder adapter have no pools to choose from, so a pool is refused.
+      - A volume does not move between pools; another pool for an existing volume is refused.
     type: str
   revert_to:
     description:

@@ -71,12 +71,12 @@ class IscsiExport:
         tgt = self._tgt()
         target = tgt.ensure_target(self._iqn(volume), path)
         tgt.allow(target, initiator, user, password)
-        return self._with_qos({"driver_volume_type": "iscsi", "data": {
-                "target_discovered": False,
-                         "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
-                         "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
-                         "auth_method": "CHAP", "auth_username": user, "auth_password": password,
-                "access_mode": connection.mode, "encrypted": False, "discard": False}}, volume)
+        data = {"target_discovered": False,
+                "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
+                "target_iqn": self._iqn(volume), "target_lun": 1, "volume_id": volume.id,
+                "auth_method": "CHAP", "auth_username": user, "auth_password": password,
+                "access_mode": connection.mode, "encrypted": False, "discard": False}
+        return self._with_qos({"driver_volume_type": "iscsi", "data": data}, volume)
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         if (connection.connection_info or {}).get("driver_volume_type") != "iscsi":

@@ -28,6 +28,11 @@ options:
         action plugin then runs M(blockstore.storage.storage_volume) and M(blockstore.storage.storage_snapshot) there,
         through that host's connection, and splits M(blockstore.storage.storage_attachment) between that host (the
         export) and the host the task runs on (the device). Without it, everything runs where the task runs.
+      - "C(volume_types) (any driver; not a driver option, not part of the backend's identity) defines named volume
+        types for M(blockstore.storage.storage_volume)'s O(blockstore.storage.storage_volume#module:volume_type), as a
+        dict of names, each with C(extra_specs) (text keys and values) and C(qos) (the keys of
+        O(blockstore.storage.storage_volume#module:qos)), e.g. C({gold: {qos: {total_iops_sec: 500}}}). In a
+        backends file, C(volume_types) is that dict as JSON text on one line."
       - The options of each driver follow, one paragraph per driver.
       - "Driver C(cinder) (each option explained in docs/drivers/cinder.md of the collection): C(volume_driver) (a
         string, required): The Cinder volume driver class to run, as in cinder.conf, e.g.

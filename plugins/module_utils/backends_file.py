@@ -42,6 +42,7 @@ from typing import Any
 
 from .config import describe_type, to_oslo_opt
 from .errors import InvalidParameter, MissingDependency
+from .volume_types import TYPES_KEY
 
 ENV_BACKENDS_FILE = "BLOCKSTORE_BACKENDS_FILE"
 OPTION = "backends_file"
@@ -197,8 +198,9 @@ def backend_from_file(path: str, section: str, overrides: dict | None = None) ->
     if section not in enabled:
         raise InvalidParameter(f"backend: section [{section}] of {path} is not in enabled_backends "
                                f"({', '.join(enabled) or 'none'}); add it there to use it", "backend")
-    keys = sections[section]
+    keys = dict(sections[section])
     refuse_inline_comments(path, section, keys)
+    types = _volume_types(path, section, keys.pop(TYPES_KEY, None))
     driver = section_driver(path, section, keys, overrides.pop("driver", None))
     opts = driver_class(driver).options
     declared = {o.name: o for o in opts}
@@ -216,7 +218,19 @@ def backend_from_file(path: str, section: str, overrides: dict | None = None) ->
     if driver == "cinder" and "volume_backend_name" in keys:
         passthrough["volume_backend_name"] = keys["volume_backend_name"]
     name = overrides.pop("name", section)
-    return {"name": name, "driver": driver, **options, **passthrough, **overrides}
+    return {"name": name, "driver": driver, **options, **passthrough, **types, **overrides}
+
+
+def _volume_types(path: str, section: str, text: str | None) -> dict:
+    """A section's `volume_types`: a dict as JSON text (INI has no nesting), checked where the driver is built."""
+    if text is None:
+        return {}
+    try:
+        return {TYPES_KEY: json.loads(text)}
+    except ValueError as exc:
+        raise InvalidParameter(f"{OPTION}: {path} [{section}] {TYPES_KEY} is not valid JSON ({exc}); give a dict "
+                               'on one line, e.g. {"gold": {"qos": {"total_iops_sec": 500}}}',
+                               f"{section}.{TYPES_KEY}") from None
 
 
 def _typed_values(path: str, section: str, keys: dict[str, str], opts: Any) -> dict[str, Any]:

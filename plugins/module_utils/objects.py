@@ -99,6 +99,10 @@ class Volume:
     # The snapshot the volume was last reverted to; cleared when it is connected read-write again,
     # so "reverted to it, and not writable since" is what makes a revert a no-op (volumes.py).
     reverted_to: str | None = None
+    # What the volume was created with (volume_types.py): {name, extra_specs, qos_specs} as cinderlib's
+    # volume_type, and the pool it was placed in; None when the task asked for none.
+    volume_type: dict | None = None
+    pool: str | None = None
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
     # Driver-private facts (file format, backing file...) kept with the record.
@@ -107,7 +111,8 @@ class Volume:
 
     # Fields a user sees in results and diffs; the rest is bookkeeping.
     PUBLIC = ("id", "name", "backend", "size", "status", "description", "metadata",
-              "source_volume_id", "source_snapshot_id", "multiattach", "reverted_to", "created_at", "updated_at")
+              "source_volume_id", "source_snapshot_id", "multiattach", "reverted_to", "volume_type", "pool",
+              "created_at", "updated_at")
 
 
 @dataclasses.dataclass

@@ -8,7 +8,8 @@ The plan is made by plan.Resource's engine; this file says which steps a volume 
 deleted only with `force`, after its devices on this host and its exports are removed
 (host_devices.force_detach).
 
-Reverting (`revert_to`): reverts.py. Adopting (`source.existing`) and forgetting (`keep_storage`): adoption.py.
+Reverting (`revert_to`): reverts.py. Volume types, extra specs, QoS and pool: retypes.py.
+Adopting (`source.existing`) and forgetting (`keep_storage`): adoption.py.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from .objects import (
     public_view,
 )
 from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
+from .retypes import Retyping, change_qos
 from .reverts import Reverting
 from .units import GiB, parse_size
+from .volume_types import describe
 
 if TYPE_CHECKING:  # the stores are not imported where the module runs (docs/performance.md)
     from .persistence.base import Store
@@ -107,7 +110,7 @@ def _forget_connection(resource: Resource, step: Step, driver: Driver) -> None:
         sweep(resource.host, driver, step.source, resource.records.find(CONNECTION, volume_id=step.source.id))
 
 
-class VolumeResource(Adoption, Reverting):
+class VolumeResource(Adoption, Reverting, Retyping):
     kind = VOLUME
     result_key = "volume"
     noop_on_controller = True
@@ -119,6 +122,7 @@ class VolumeResource(Adoption, Reverting):
         "clone": Action(_clone, pending=CREATING, creates=True, undo=_delete_volume),
         "extend": Action(_extend, pending=EXTENDING),
         "revert": Action(_revert, pending=REVERTING, failure_keeps_pending=True),
+        "change_qos": Action(change_qos),
         # No pending status: see the module docstring (a 'creating' record is made again empty).
         "adopt": Action(adopt_step, creates=True, undo=leave_object),
         "forget": Action(store_target, deletes=True, host_only=True),
@@ -185,6 +189,7 @@ class VolumeResource(Adoption, Reverting):
         size = parse_size(self.params["size"]) if self.params.get("size") is not None else None
         if existing is None:
             if adopt is not None:
+                self._refuse_spec_on_adopt()
                 return self._plan_adopt(name, volume_id, size, adopt)
             return self._plan_create(name, volume_id, size)
         self._refuse_other_object(existing, adopt)
@@ -239,14 +244,18 @@ class VolumeResource(Adoption, Reverting):
         elif source is not None and size < source_size:
             raise Conflict(f"size: {size} GiB is smaller than the source {source.kind} {source.name!r} "
                            f"({source_size} GiB)", "size")
+        spec, pool = self._requested_spec()
         volume = Volume(
             id=volume_id or self._next_id(), name=name, backend=self.records.backend, size=size,
+            volume_type=spec, pool=pool,
             status=AVAILABLE, description=self.params.get("description") or "",
             metadata=copy.deepcopy(self.params.get("metadata") or {}),
             source_volume_id=source.id if action == "clone" else None,
             source_snapshot_id=source.id if action == "create_from_snapshot" else None,
             multiattach=bool(self.params.get("multiattach")))
         origin = f" from {source.kind} {source.name!r}" if source else ""
+        origin += f" ({describe(spec)})" if spec else ""
+        origin += f" in pool {pool!r}" if self.params.get("pool") is not None else ""
         step = Step(action, volume, source, message=f"create volume {name!r} of {size} GiB{origin}")
         return Plan([step], None, self.view(volume))
 
@@ -290,7 +299,7 @@ class VolumeResource(Adoption, Reverting):
             holder = self.records.lookup(VOLUME, name, "name", required=False)
             if holder is not None:
                 raise Conflict(f"name: {name!r} already names volume {holder.id}", "name")
-        changes = checked + self._plan_updates(existing, target, name)
+        changes = checked + self._plan_updates(existing, target, name) + self._plan_spec(existing, target, steps)
         multiattach = self.params.get("multiattach")
         if multiattach is not None and bool(multiattach) != existing.multiattach:
             hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id) if c.host})

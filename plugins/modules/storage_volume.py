@@ -90,6 +90,53 @@ options:
         Defaults to V(false) for a new volume; unchanged when not given.
       - Turning it off while several hosts are connected fails.
     type: bool
+  volume_type:
+    description:
+      - "Name of a volume type defined on the backend (the backend's C(volume_types), in the task or the backends
+        file): a named set of extra specs and QoS specs, as Cinder's volume types. An unknown name fails, listing the
+        defined ones."
+      - "Used when the volume is created; kept in its record (RV(volume.volume_type)). The type of an existing volume
+        does not change: another one is refused (its QoS can change with O(qos), see there)."
+      - What the driver cannot honour of the type is refused, naming the option and the driver, never ignored.
+    type: str
+  extra_specs:
+    description:
+      - Extra specs for the new volume (text keys and values), added to (and winning over) the O(volume_type)'s.
+      - "The cinder adapter hands them to the Cinder driver in the volume's type, as Cinder does (each Cinder driver
+        acts on the specs it knows, e.g. RBDDriver's C(replication_enabled) or C(multiattach)); the native
+        V(file) and V(rbd) drivers honour none and refuse them."
+      - The extra specs of an existing volume do not change; different ones are refused.
+    type: dict
+  qos:
+    description:
+      - Front-end QoS limits, with Cinder's key names (and QEMU's throttle names); when given, they replace the
+        O(volume_type)'s. A total limit cannot be combined with a per-direction one of the same unit.
+      - "V(rbd): set as the image's librbd QoS metadata (C(conf_rbd_qos_iops_limit),
+        C(conf_rbd_qos_read_iops_limit), C(conf_rbd_qos_write_iops_limit), C(conf_rbd_qos_bps_limit),
+        C(conf_rbd_qos_read_bps_limit), C(conf_rbd_qos_write_bps_limit)), which every librbd client (qemu,
+        rbd-nbd) obeys; changing them on an existing volume is a step on the backend."
+      - "V(file): enforced by qemu-storage-daemon's throttle group on the userspace attach path
+        (M(blockstore.storage.storage_attachment) with the userspace method); a kernel (loop device) attach of a
+        volume with QoS is refused. Changing it on an existing volume changes its record, and applies at its next
+        attach."
+      - "V(cinder): handed to the Cinder driver as the volume type's QoS specs (consumer C(front-end), as Cinder
+        does); the QoS of an existing volume does not change (refused)."
+      - V({}) removes the limits of an existing volume (where its driver can change them).
+    type: dict
+    suboptions:
+      total_iops_sec: {description: Read and write operations per second together., type: int}
+      read_iops_sec: {description: Read operations per second., type: int}
+      write_iops_sec: {description: Write operations per second., type: int}
+      total_bytes_sec: {description: Bytes read and written per second together., type: int}
+      read_bytes_sec: {description: Bytes read per second., type: int}
+      write_bytes_sec: {description: Bytes written per second., type: int}
+  pool:
+    description:
+      - The pool to create the volume in, kept in its record (RV(volume.pool)).
+      - V(rbd) accepts only its backend's C(rbd_pool) (the default); another pool is refused. The V(file) driver
+        and the cinder adapter have no pools to choose from, so a pool is refused.
+      - A volume does not move between pools; another pool for an existing volume is refused.
+    type: str
   revert_to:
     description:
       - Name or id of one of the volume's snapshots. The volume is reverted to it in place, dropping what was
@@ -218,6 +265,36 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
+- name: A volume of a type defined on the backend, with its own write limit (rbd, librbd QoS metadata)
+  blockstore.storage.storage_volume:
+    name: db1
+    size: 10
+    volume_type: gold
+    qos: {write_iops_sec: 200, read_iops_sec: 1000}
+    backend:
+      name: ceph
+      driver: rbd
+      rbd_pool: volumes
+      volume_types:
+        gold: {qos: {total_iops_sec: 500}}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: A volume of a Cinder driver with extra specs in its volume type (cinder adapter)
+  blockstore.storage.storage_volume:
+    name: shared1
+    size: 1
+    extra_specs: {multiattach: "<is> True"}
+    backend: {name: cinder-ceph, driver: cinder, volume_driver: cinder.volume.drivers.rbd.RBDDriver, rbd_pool: volumes}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: A file volume limited to 50 MB/s of reads and writes, enforced when attached through qemu-storage-daemon
+  blockstore.storage.storage_volume:
+    name: scratch2
+    size: 2
+    qos: {total_bytes_sec: 52428800}
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Delete a volume and its snapshots (nothing to do once it is gone)
   blockstore.storage.storage_volume:
     name: scratch
@@ -248,6 +325,15 @@ volume:
       description: Id of the snapshot the volume was last reverted to; null once connected read-write since.
       type: str
       returned: always
+    volume_type:
+      description:
+        - What the volume was created with, in the shape of cinderlib's volume type, C(name) (null without
+          O(volume_type)), C(extra_specs) and C(qos_specs); null when the task asked for none of them.
+      type: dict
+      returned: always
+      sample: {name: gold, extra_specs: {}, qos_specs: {total_iops_sec: 500}}
+    pool: {description: "The pool the volume is in (V(rbd): its backend's pool); null for drivers without pools.",
+           type: str, returned: always}
     snapshot_ids: {description: Ids of its snapshots., type: list, elements: str, returned: always}
     created_at: {description: ISO 8601 time of creation., type: str, returned: always}
     updated_at: {description: ISO 8601 time of the last change., type: str, returned: always}
@@ -261,6 +347,7 @@ actions:
 
 from ansible_collections.blockstore.storage.plugins.module_utils.plan import STATES
 from ansible_collections.blockstore.storage.plugins.module_utils.runner import run_module
+from ansible_collections.blockstore.storage.plugins.module_utils.volume_types import QOS_KEYS
 from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 
 ARGUMENT_SPEC = {
@@ -278,6 +365,10 @@ ARGUMENT_SPEC = {
     "multiattach": {"type": "bool"},
     "force": {"type": "bool", "default": False},
     "revert_to": {"type": "str"},
+    "volume_type": {"type": "str"},
+    "extra_specs": {"type": "dict"},
+    "qos": {"type": "dict", "options": {key: {"type": "int"} for key in QOS_KEYS}},
+    "pool": {"type": "str"},
 }
 HANDLER = VolumeResource
 

@@ -33,13 +33,13 @@ LONG_FILES = {
 # Lower layers never import higher ones; inside one layer only files of one package import each other.
 LAYERS = [
     ("errors", "commands", "probe"),
-    ("units", "objects", "sealing", "config"),
+    ("units", "objects", "sealing", "config", "volume_types"),
     ("serialization",),
     ("persistence", "drivers", "connectors"),
     ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity"),
     ("handler",),
     ("plan", "transfer", "drift"),
-    ("adoption", "reverts", "forced_detach"),
+    ("adoption", "reverts", "forced_detach", "retypes"),
     ("volumes", "snapshots", "attachments"),
     ("queries",),
     ("runner",),

@@ -10,8 +10,9 @@ stdin:  {"backend": {rbd options}, "ops": [[op, label, ...], ...]}
 stdout: {"ids": {label: id}, "results": [{"ok": value} | {"error": class, "msg": ..., "option": ...}]}
 
 ops (labels name volumes and snapshots; ids are made here):
-  ["volume", v, size]             ["snapshot", s, v]           ["from_snapshot", v, s, size?]
-  ["clone", v, source, size?]     ["delete_volume", v]         ["delete_snapshot", s]
+  ["volume", v, size, qos?]       ["snapshot", s, v]           ["from_snapshot", v, s, size?]
+  ["clone", v, source, size?, qos?]  ["delete_volume", v]      ["delete_snapshot", s]
+  ["change_qos", v, qos]          (qos: the volume's qos_specs, as storage_volume's qos)
   ["extend", v, size]             ["revert", v, s]             ["connect", v]
   ["write", v, offset, byte]      ["read", v, offset, length]  (the distinct byte values read)
   ["depth", v]                    ["exists", v]                ["stats"] ["ids"] ["check"]
@@ -45,9 +46,19 @@ class Runner:
     def _image(self, label: str, read_only: bool = False):
         return self.driver._image(self.driver.volume_image(self.volumes[label].id), read_only=read_only)
 
-    def op_volume(self, label: str, size: int) -> None:
+    @staticmethod
+    def _spec(qos: dict | None) -> dict | None:
+        return {"name": None, "extra_specs": {}, "qos_specs": qos} if qos is not None else None
+
+    def op_volume(self, label: str, size: int, qos: dict | None = None) -> None:
         volume = self._new_volume(label, size)
+        volume.volume_type = self._spec(qos)
         volume.driver_data = self.driver.create_volume(volume)
+
+    def op_change_qos(self, label: str, qos: dict) -> None:
+        volume = self.volumes[label]
+        volume.volume_type = self._spec(qos)
+        volume.driver_data = self.driver.change_qos(volume)
 
     def op_snapshot(self, label: str, volume_label: str) -> None:
         volume = self.volumes[volume_label]
@@ -61,9 +72,10 @@ class Runner:
         volume = self._new_volume(label, size or snap.volume_size, source_snapshot_id=snap.id)
         volume.driver_data = self.driver.create_volume_from_snapshot(volume, snap)
 
-    def op_clone(self, label: str, source_label: str, size: int | None = None) -> None:
+    def op_clone(self, label: str, source_label: str, size: int | None = None, qos: dict | None = None) -> None:
         source = self.volumes[source_label]
         volume = self._new_volume(label, size or source.size, source_volume_id=source.id)
+        volume.volume_type = self._spec(qos)
         volume.driver_data = self.driver.create_cloned_volume(volume, source)[0]
 
     def op_cinder_clone(self, label: str, source_label: str) -> None:

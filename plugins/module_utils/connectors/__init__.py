@@ -48,10 +48,18 @@ def kernel_has(protocol: str) -> bool:
     return path is not None and os.path.exists(path)
 
 
-def choose(protocol: str, image_format: str, method: str, kernel: bool) -> str:
-    """How to attach: loop, userspace or kernel. Pure, so it is unit-tested alone."""
+def choose(protocol: str, image_format: str, method: str, kernel: bool, qos: bool = False) -> str:
+    """How to attach: loop, userspace or kernel. Pure, so it is unit-tested alone.
+
+    A connection with QoS limits (`qos`) goes the userspace path, the only one that enforces them."""
     if method not in METHODS:
         raise InvalidParameter(f"method: {method!r} is not one of {', '.join(METHODS)}", "method")
+    if qos:
+        if method == KERNEL or protocol not in USERSPACE_PROTOCOLS:
+            raise Conflict(f"method: the volume has QoS limits (storage_volume qos), which only the userspace "
+                           f"path (qemu-storage-daemon) enforces; a kernel attach of this {protocol} connection "
+                           "would ignore them. Use method auto or userspace", "method")
+        return USERSPACE
     if protocol == "local":
         if image_format == "raw":
             return USERSPACE if method == USERSPACE else LOOP
@@ -123,8 +131,8 @@ def attach(connection_info: dict, volume_id: str, read_only: bool, method: str) 
     On failure nothing is left behind (loop device, daemon, directory).
     """
     protocol = connection_info.get("driver_volume_type")
-    image_format = (connection_info.get("data") or {}).get("format", "raw")
-    how = choose(protocol, image_format, method, kernel_has(protocol))
+    data = connection_info.get("data") or {}
+    how = choose(protocol, data.get("format", "raw"), method, kernel_has(protocol), bool(data.get("qos_specs")))
     return CONNECTORS[how]().connect_volume(connection_info, os.path.join(run_dir(), volume_id), read_only)
 
 

@@ -23,6 +23,12 @@ from ..commands import run
 from ..errors import DriverError, MissingDependency
 
 NODE = "disk"
+# With QoS limits the export reads and writes through a throttle filter node over NODE, in this group.
+THROTTLED_NODE = "throttled"
+THROTTLE_GROUP = "qos0"
+# Cinder's front-end QoS keys (volume_types.QOS_KEYS) -> QEMU's throttle limits.
+THROTTLE_LIMITS = {"total_iops_sec": "iops-total", "read_iops_sec": "iops-read", "write_iops_sec": "iops-write",
+                   "total_bytes_sec": "bps-total", "read_bytes_sec": "bps-read", "write_bytes_sec": "bps-write"}
 SECRET_ID = "sec0"
 STOP_TIMEOUT = 10.0
 QMP_TIMEOUT = 30.0
@@ -43,11 +49,28 @@ def paths(directory: str) -> dict:
             "pidfile": os.path.join(directory, "pid"), "key": os.path.join(directory, "key")}
 
 
+def throttle_args(qos_specs: dict | None) -> tuple[list[str], str]:
+    """The daemon's arguments that limit its export to `qos_specs` (a throttle group and a throttle filter
+    node over NODE), and the node to export; none without limits."""
+    limits = {THROTTLE_LIMITS[k]: int(v) for k, v in (qos_specs or {}).items() if k in THROTTLE_LIMITS and v}
+    unknown = sorted(set(qos_specs or {}) - set(THROTTLE_LIMITS))
+    if unknown:
+        raise DriverError(f"attach: qemu-storage-daemon cannot enforce the QoS key(s) {', '.join(unknown)} of this "
+                          f"connection; it enforces {', '.join(THROTTLE_LIMITS)}")
+    if not limits:
+        return [], NODE
+    group = {"qom-type": "throttle-group", "id": THROTTLE_GROUP, "limits": limits}
+    node = {"driver": "throttle", "throttle-group": THROTTLE_GROUP, "file": NODE, "node-name": THROTTLED_NODE}
+    return ["--object", json.dumps(group, separators=(",", ":")),
+            "--blockdev", json.dumps(node, separators=(",", ":"))], THROTTLED_NODE
+
+
 def start(directory: str, blockdev: dict, writable: bool, secret: str | None = None,
-          secret_format: str = "raw") -> dict:
+          secret_format: str = "raw", qos_specs: dict | None = None) -> dict:
     """Start a daemon exporting `blockdev` at `<directory>/export`; returns its facts.
 
     `secret_format` base64: the secret is a base64 text that qemu must decode (a Ceph key).
+    `qos_specs` (Cinder's front-end keys): the export is throttled to them.
     """
     where = paths(directory)
     if len(where["qmp"]) > MAX_SOCKET_PATH:
@@ -63,9 +86,11 @@ def start(directory: str, blockdev: dict, writable: bool, secret: str | None = N
         with os.fdopen(fd, "w") as handle:
             handle.write(secret)
         command += ["--object", f"secret,id={SECRET_ID},file={where['key']},format={secret_format}"]
+    throttle, exported = throttle_args(qos_specs)
     command += [
         "--blockdev", json.dumps(dict(blockdev, **{"node-name": NODE}), separators=(",", ":")),
-        "--export", f"type=fuse,id=export0,node-name={NODE},mountpoint={where['export']},"
+        *throttle,
+        "--export", f"type=fuse,id=export0,node-name={exported},mountpoint={where['export']},"
                     f"writable={'on' if writable else 'off'}",
         "--chardev", f"socket,id=qmp0,path={where['qmp']},server=on,wait=off",
         "--monitor", "chardev=qmp0",
@@ -83,7 +108,8 @@ def start(directory: str, blockdev: dict, writable: bool, secret: str | None = N
         stop(where)
         reason = (proc.stderr or proc.stdout).strip().replace(secret or "\0", "********")
         raise DriverError(f"attach: qemu-storage-daemon could not open the volume: {reason}")
-    return {"pid": pid, "dir": directory, "qmp": where["qmp"], "export": where["export"], "node": NODE}
+    # `node` is the exported one: a resize goes through the throttle filter to the image.
+    return {"pid": pid, "dir": directory, "qmp": where["qmp"], "export": where["export"], "node": exported}
 
 
 def _read_pid(pidfile: str) -> int | None:
@@ -184,6 +210,17 @@ def qmp(socket_path: str, command: str, timeout: float = QMP_TIMEOUT, **argument
         raise DriverError(f"attach: cannot talk to qemu-storage-daemon at {socket_path}: {exc}") from None
     finally:
         conn.close()
+
+
+def throttle_limits(daemon: dict) -> dict:
+    """The limits the daemon enforces now ({} without a throttle group), as its monitor reports them."""
+    try:
+        limits = qmp(daemon["qmp"], "qom-get", path=f"/objects/{THROTTLE_GROUP}", property="limits")
+    except DriverError as exc:
+        if "not found" in str(exc).lower():
+            return {}
+        raise
+    return {k: v for k, v in (limits or {}).items() if k in THROTTLE_LIMITS.values() and v}
 
 
 def resize(daemon: dict, size_bytes: int) -> None:

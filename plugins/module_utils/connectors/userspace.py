@@ -92,8 +92,9 @@ class UserspaceConnector(Connector):
         protocol = connection_info.get("driver_volume_type")
         data = dict(connection_info.get("data") or {})
         blockdev, secret = _blockdev(protocol, data, data.get("format", "raw"), read_only)
+        # Front-end QoS specs, where Cinder puts them in the connection info (and the file driver too).
         daemon = qsd.start(directory, blockdev, writable=not read_only, secret=secret,
-                           secret_format="base64" if protocol == "rbd" else "raw")
+                           secret_format="base64" if protocol == "rbd" else "raw", qos_specs=data.get("qos_specs"))
         try:
             device = loop.attach(daemon["export"], read_only)
         except Exception:

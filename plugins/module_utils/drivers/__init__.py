@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..errors import InvalidParameter
 from ..objects import has_control_characters
+from ..volume_types import TYPES_KEY, check_types
 from .base import Driver
 
 
@@ -78,6 +79,8 @@ def build_driver(backend: object) -> Driver:
     if host is not None and (not isinstance(host, str) or not host.strip() or has_control_characters(host)):
         raise InvalidParameter(f"backend.{HOST_KEY}: must be the name of an inventory host (where the backend-side "
                                f"work runs), got {host!r}", f"backend.{HOST_KEY}")
+    types = check_types(options.pop(TYPES_KEY, None))
     built = driver_class(driver).from_options(name, options)
     built.backend_host = host
+    built.volume_types = types
     return built

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Callable, ClassVar, Sequence
 
 from ..config import Opt, secret_names, validate_options
-from ..errors import Conflict, DriverError
+from ..errors import Conflict, DriverError, InvalidParameter
 from ..objects import Connection, Snapshot, Volume
+from ..volume_types import extra_specs_of, qos_of
 
 
 class Driver:
@@ -41,6 +42,8 @@ class Driver:
         # The inventory host where this backend's backend-side work runs (the backend's `host` key):
         # read by the action plugin only; None runs it where the task runs (build_driver sets it).
         self.backend_host: str | None = None
+        # The backend's named volume types (volume_types.check_types), set by build_driver.
+        self.volume_types: dict[str, dict] = {}
 
     @classmethod
     def from_options(cls, backend_name: str, given: dict, where: str = "backend") -> Driver:
@@ -120,6 +123,32 @@ class Driver:
         """Whether a snapshot or clone of `volume` freezes its current image file (then a local
         daemon holding that file open would lose its later writes, so the core refuses)."""
         return False
+
+    # volume types, extra specs, QoS, pool (volume_types.py) --------------
+    # How this driver changes the QoS of an existing volume: "backend" (change_qos runs a step on the
+    # backend), "attach" (the record changes; it applies at the next attach), None (refused).
+    qos_change: ClassVar[str | None] = None
+
+    def check_spec(self, spec: dict | None, pool: str | None) -> None:
+        """Refuse, before anything changes, what this driver cannot honour of a volume's spec
+        (volume_types.requested_spec) and pool, naming the option and the driver: never ignored.
+        Default: none of it."""
+        if extra_specs_of(spec):
+            raise InvalidParameter(f"extra_specs: driver {self.name!r} honours no extra specs (given "
+                                   f"{', '.join(sorted(extra_specs_of(spec)))})", "extra_specs")
+        if qos_of(spec):
+            raise InvalidParameter(f"qos: driver {self.name!r} cannot limit a volume's rate", "qos")
+        if pool is not None:
+            raise InvalidParameter(f"pool: driver {self.name!r} has no pools to choose from", "pool")
+
+    def default_pool(self) -> str | None:
+        """The pool a volume goes to when the task names none (kept in its record); None: no pools."""
+        return None
+
+    def change_qos(self, volume: Volume) -> dict:
+        """With qos_change "backend": apply `volume.volume_type`'s qos_specs to the existing volume
+        (none: remove its limits). Returns the volume's driver_data."""
+        raise DriverError(f"qos: driver {self.name!r} cannot change the QoS of an existing volume", "qos")
 
     # adopting (storage_volume source.existing) ----------------------------
     def find_existing(self, name: str) -> dict | None:

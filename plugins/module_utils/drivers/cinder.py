@@ -58,6 +58,7 @@ from typing import Any, Callable
 from ..config import Opt, validate_options
 from ..errors import BlockstoreError, DriverError, InvalidParameter, MissingDependency
 from ..objects import Connection, Snapshot, Volume
+from ..volume_types import qos_of
 from .base import Driver
 from .cinder_objects import (
     SNAPSHOT_FIELDS,
@@ -67,6 +68,7 @@ from .cinder_objects import (
     is_plain,
     model_fields,
     unsealed,
+    volume_type_object,
 )
 
 REQUIREMENTS_FILE = "requirements-cinder.txt"
@@ -225,6 +227,9 @@ class CinderDriver(Driver):
             volume_metadata=[], multiattach=volume.multiattach, snapshot_id=volume.source_snapshot_id,
             source_volid=volume.source_volume_id, created_at=volume.created_at, obj_context=self._context)
         fields.update(unsealed(model if model is not None else volume.driver_data.get("model", {})))
+        light_type = volume_type_object(volume.volume_type, self.backend_name, volume.id)
+        if light_type is not None:
+            fields.update(volume_type=light_type, volume_type_id=light_type.id)
         return CinderObject(**fields)
 
     def _snapshot(self, snapshot: Snapshot, volume: Volume | None = None) -> CinderObject:
@@ -336,6 +341,12 @@ class CinderDriver(Driver):
         raise DriverError("cinder driver: Cinder drivers cannot tell whether one snapshot exists; the records "
                           "are the source of truth")
 
+    # volume types -------------------------------------------------------
+    def check_spec(self, spec: dict | None, pool: str | None) -> None:
+        # The type (extra specs, QoS specs) goes to the Cinder driver as Cinder hands it over; pools are
+        # the Cinder driver's own choice (its options), so a pool is refused.
+        super().check_spec(None, pool)
+
     # connections --------------------------------------------------------
     def initialize_connection(self, volume: Volume, connection: Connection) -> dict:
         impl = self._load()
@@ -353,6 +364,9 @@ class CinderDriver(Driver):
                               f"info (got {type(info).__name__})")
         info = copy.deepcopy(info)
         info.setdefault("data", {}).setdefault("access_mode", connection.mode)
+        if qos_of(volume.volume_type):
+            # As Cinder's volume manager does with front-end QoS specs: the consumer enforces them.
+            info["data"]["qos_specs"] = qos_of(volume.volume_type)
         # The export's model update is needed again to remove it: kept with the connection.
         info["cinder_export"] = model_fields(export)
         return info

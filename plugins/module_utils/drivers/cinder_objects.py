@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from typing import Any
 
 from ..errors import InvalidParameter
@@ -178,3 +179,19 @@ class Configuration:
         if name.startswith("__"):
             raise AttributeError(name)
         return getattr(self._conf[self.config_group], name)  # NoSuchOptError is an AttributeError
+
+
+def volume_type_object(spec: dict | None, backend: str, volume_id: str) -> CinderObject | None:
+    """The volume type a Cinder driver sees on `volume.volume_type`, as Cinder hands it over: extra specs,
+    and the QoS specs (consumer front-end) as an object. qos_specs_id stays None: a driver would look it
+    up in Cinder's database, and front-end specs are not the driver's to apply (Cinder's manager puts them
+    in the connection info, as CinderDriver.initialize_connection does)."""
+    if not spec:
+        return None
+    # A stable id per named type (per volume for an unnamed one), as a Cinder database would keep it.
+    type_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"blockstore:{backend}:type:{spec.get('name') or volume_id}"))
+    qos = CinderObject(id=None, name=None, consumer="front-end", specs={k: str(v) for k, v in
+                                                                        (spec.get("qos_specs") or {}).items()})
+    return CinderObject(id=type_id, name=spec.get("name") or f"blockstore-{volume_id}", description=None,
+                        is_public=True, projects=[], extra_specs=dict(spec.get("extra_specs") or {}),
+                        qos_specs_id=None, qos_specs=qos if spec.get("qos_specs") else None, deleted=False)

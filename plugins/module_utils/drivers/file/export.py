@@ -14,6 +14,9 @@ connections keep working on it (the initiators of other hosts keep their session
 unexporting one removes it from that target, the last one the target; exporting one
 again (connect after an error) moves it to a target of its own. New connections always
 get their own, also beside such a target.
+
+A volume's QoS limits travel in the connection info as Cinder's front-end QoS specs (`qos_specs`),
+which the host's userspace connector enforces (connectors/qsd.py) and every other attach path refuses.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import uuid
 
 from ...errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ...objects import Connection, Volume
+from ...volume_types import qos_of
 
 # What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -35,6 +39,19 @@ _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 class IscsiExport:
     """The connection half of FileDriver (a mixin: it uses the driver's conf, volume_path and format_of)."""
+
+    # QoS is enforced where the volume is attached, so a change applies at its next attach.
+    qos_change = "attach"
+
+    def check_spec(self, spec: dict | None, pool: str | None) -> None:
+        # The file driver honours QoS (at attach); extra specs and pools it refuses as every driver does.
+        super().check_spec({k: v for k, v in (spec or {}).items() if k != "qos_specs"}, pool)
+
+    @staticmethod
+    def _with_qos(info: dict, volume: Volume) -> dict:
+        if qos_of(volume.volume_type):
+            info["data"]["qos_specs"] = qos_of(volume.volume_type)
+        return info
 
     def _tgt(self):
         from ..tgt import Tgt
@@ -94,9 +111,9 @@ class IscsiExport:
             raise DriverError(f"file driver: volume image {path} is missing")
         fmt = self.format_of(volume)
         if self.conf["target"] == "local":
-            return {"driver_volume_type": "local",
-                    "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
-                             "access_mode": connection.mode}}
+            return self._with_qos({"driver_volume_type": "local",
+                                   "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
+                                            "access_mode": connection.mode}}, volume)
         if "iscsi" not in fmt.targets:
             raise Conflict(f"backend.target: volume {volume.name!r} is {fmt.name}; the iscsi target exports raw "
                            "volumes only", "backend.target")
@@ -125,12 +142,12 @@ class IscsiExport:
             with contextlib.suppress(DriverError):
                 tgt.remove(iqn, user)  # no target left that nobody can log in to, no account without one
             raise
-        return {"driver_volume_type": "iscsi",
-                "data": {"target_discovered": False,
-                         "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
-                         "target_iqn": iqn, "target_lun": 1, "volume_id": volume.id,
-                         "auth_method": "CHAP", "auth_username": user, "auth_password": password,
-                         "access_mode": connection.mode, "encrypted": False, "discard": False}}
+        data = {"target_discovered": False,
+                "target_portal": f"{self.conf['iscsi_ip_address']}:{self.conf['iscsi_port']}",
+                "target_iqn": iqn, "target_lun": 1, "volume_id": volume.id,
+                "auth_method": "CHAP", "auth_username": user, "auth_password": password,
+                "access_mode": connection.mode, "encrypted": False, "discard": False}
+        return self._with_qos({"driver_volume_type": "iscsi", "data": data}, volume)
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         info = connection.connection_info or {}

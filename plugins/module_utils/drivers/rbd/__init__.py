@@ -36,6 +36,7 @@ from ...config import Opt
 from ...errors import DriverError, InvalidParameter
 from ...objects import RESUMED_DELETE, Connection, Snapshot, Volume, is_uuid
 from ...units import GiB
+from ...volume_types import qos_of
 from ..base import Driver
 from .cluster import LIBRADOS_MOUNT_TIMEOUT, ClusterConnection
 from .images import CLONE_BASE_PREFIX, HIDDEN_SUFFIX, USER_SNAP_PREFIX, ImageChains
@@ -87,6 +88,13 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
         "multiattach": False,
     }
 
+    # librbd's image-level QoS settings (image metadata `conf_<setting>`), by Cinder's front-end key: every
+    # librbd client (qemu, rbd-nbd, qemu-storage-daemon) opening the image obeys them.
+    QOS_METADATA = {"total_iops_sec": "conf_rbd_qos_iops_limit", "read_iops_sec": "conf_rbd_qos_read_iops_limit",
+                    "write_iops_sec": "conf_rbd_qos_write_iops_limit", "total_bytes_sec": "conf_rbd_qos_bps_limit",
+                    "read_bytes_sec": "conf_rbd_qos_read_bps_limit", "write_bytes_sec": "conf_rbd_qos_write_bps_limit"}
+    qos_change = "backend"
+
     def __init__(self, backend_name: str, conf: dict) -> None:
         super().__init__(backend_name, conf)
         for option in ("rbd_ceph_conf", "rbd_keyring_conf"):
@@ -117,6 +125,32 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             raise DriverError(f"backend.rbd_pool: cannot list images in pool {self.pool!r}: {exc}",
                               "backend.rbd_pool") from None
 
+    # volume types, QoS, pool ------------------------------------------
+    def check_spec(self, spec: dict | None, pool: str | None) -> None:
+        if pool is not None and pool != self.pool:
+            raise InvalidParameter(f"pool: driver 'rbd' places volumes in its backend's rbd_pool {self.pool!r} only; "
+                                   f"{pool!r} is refused (define another backend for that pool)", "pool")
+        # QoS is honoured (image metadata); extra specs are refused as every driver does.
+        super().check_spec({k: v for k, v in (spec or {}).items() if k != "qos_specs"}, None)
+
+    def default_pool(self) -> str | None:
+        return self.pool
+
+    def change_qos(self, volume: Volume) -> dict:
+        self._apply_qos(self.volume_image(volume.id), volume)
+        return volume.driver_data
+
+    def _apply_qos(self, name: str, volume: Volume) -> None:
+        """Exactly the volume's limits on its image: the others removed (a clone inherits its parent's)."""
+        wanted = {self.QOS_METADATA[k]: str(v) for k, v in qos_of(volume.volume_type).items()}
+        with self._failing(f"setting the QoS metadata of image {name}"), self._image(name) as image:
+            present = dict(image.metadata_list())
+            for key in self.QOS_METADATA.values():
+                if key in wanted and present.get(key) != wanted[key]:
+                    image.metadata_set(key, wanted[key])
+                elif key not in wanted and key in present:
+                    image.metadata_remove(key)
+
     # volumes --------------------------------------------------------
     def create_volume(self, volume: Volume) -> dict:
         name = self.volume_image(volume.id)
@@ -124,6 +158,7 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             self._remove_leftover(name)
             ioctx = self._connect()[1]
             self._rbd.RBD().create(ioctx, name, volume.size * GiB, old_format=False)
+        self._apply_qos(name, volume)
         return self._driver_data(name)
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> dict:
@@ -137,6 +172,7 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             else:
                 self._clone(source, snap, name, self.conf["rbd_flatten_volume_from_snapshot"])
             self._resize_to(name, volume.size)
+        self._apply_qos(name, volume)
         return self._driver_data(name)
 
     def create_cloned_volume(self, volume: Volume, source: Volume) -> tuple[dict, dict]:
@@ -154,6 +190,7 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             else:
                 self._clone(source_name, base, name, flatten=False)
             self._resize_to(name, volume.size)
+        self._apply_qos(name, volume)
         return self._driver_data(name), source.driver_data
 
     def extend_volume(self, volume: Volume, new_size: int) -> dict:

@@ -223,3 +223,31 @@ def test_rbd_clone_chains_deleted_in_any_order_leave_the_pool_empty(tmp_path):
         {"a": ["b.clone_snap"], "b.deleted": ["c.clone_snap"], "c": []},
         {"a.deleted": ["b.clone_snap"], "b.deleted": ["c.clone_snap"], "c": []},
         {}]
+
+
+def test_a_volume_type_reaches_cinders_rbd_driver_as_cinder_hands_it_over(tmp_path):
+    """RBDDriver acts on the type's extra spec multiattach='<is> True' (it turns off exclusive-lock and the
+    features built on it, and says so in its model update); the type's QoS specs are front-end ones, which
+    Cinder puts in the connection info for the consumer. A volume without a type is the control."""
+    python = _cinder_python()
+    conf = os.environ.get("BLOCKSTORE_TEST_CEPH_CONF")
+    if python is None or not conf:
+        pytest.skip("needs cinder in the rbd interpreter (scripts/setup-cinder.sh) and the test Ceph "
+                    "(scripts/test.sh starts it)")
+    given = backend(rbd_pool=os.environ.get("BLOCKSTORE_TEST_CEPH_POOL", "rbd"), rbd_ceph_conf=conf,
+                    rbd_user=os.environ.get("BLOCKSTORE_TEST_CEPH_USER", "cinder"),
+                    rbd_keyring_conf=os.environ["BLOCKSTORE_TEST_CEPH_KEYRING"])
+    spec = {"name": "shared", "extra_specs": {"multiattach": "<is> True"}, "qos_specs": {"total_iops_sec": 50}}
+    root = tmp_path / "collections"
+    (root / "ansible_collections" / "blockstore").mkdir(parents=True)
+    (root / "ansible_collections" / "blockstore" / "storage").symlink_to(REPO)
+    done = subprocess.run([python, os.path.join(REPO, "tests", "utils", "cinder_volume_type.py"), json.dumps(given),
+                           json.dumps(spec)], check=False, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(root), PYTHONWARNINGS="ignore"), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert "exclusive-lock" in report["plain"]["features"] and report["plain"]["qos_specs"] is None
+    assert "saved_features" not in json.dumps(report["plain"]["model"])
+    assert report["typed"]["features"] == ["layering"]
+    assert "saved_features" in report["typed"]["model"]["provider_location"]
+    assert report["typed"]["qos_specs"] == {"total_iops_sec": 50}

@@ -108,6 +108,25 @@ def test_volume_data_extend_snapshot_and_revert():
     assert leftovers(ids) == []
 
 
+def image_meta(ids: dict, label: str) -> dict:
+    """The image's metadata as `rbd image-meta list` shows it (librbd's QoS settings are conf_rbd_qos_*)."""
+    return json.loads(rbd_cli("image-meta", "list", "--format", "json", f"{POOL}/volume-{ids[label]}") or "{}")
+
+
+def test_qos_is_set_as_librbd_image_settings_and_changes_in_place():
+    ids = ok([["volume", "a", 1, {"total_iops_sec": 100, "write_bytes_sec": 1048576}], ["clone", "b", "a"],
+              ["volume", "c", 1]])[0]
+    assert image_meta(ids, "a") == {"conf_rbd_qos_iops_limit": "100", "conf_rbd_qos_write_bps_limit": "1048576"}
+    # A clone without qos does not keep what it would inherit from its parent; a plain volume has none.
+    assert image_meta(ids, "b") == {} and image_meta(ids, "c") == {}
+    ids = ok([["volume", "d", 1, {"total_iops_sec": 100}], ["change_qos", "d", {"read_iops_sec": 5}],
+              ["clone", "e", "d", None, {"total_bytes_sec": 4096}]])[0]
+    assert image_meta(ids, "d") == {"conf_rbd_qos_read_iops_limit": "5"}
+    assert image_meta(ids, "e") == {"conf_rbd_qos_bps_limit": "4096"}
+    ok([["volume", "f", 1, {"total_iops_sec": 100}], ["change_qos", "f", {}]])
+    assert image_meta(*ok([["volume", "g", 1, {"read_bytes_sec": 7}], ["change_qos", "g", {}]])[:1], "g") == {}
+
+
 def test_volume_from_snapshot_is_a_clone_and_the_snapshot_is_protected():
     ids, results = ok([["volume", "a", 1], ["write", "a", 0, 0x11], ["snapshot", "s", "a"], ["write", "a", 0, 0x22],
                        ["from_snapshot", "b", "s", 2], ["read", "b", 0, 65536], ["depth", "b"]])

@@ -9,7 +9,8 @@ had a device, its connection record stays in status `stale` (objects.STALE), nam
 device, qemu-storage-daemon). storage_volume_info lists it with `stale: true`. When NAME is back, its next
 storage_attachment task on the volume removes the dead device (the daemon first, whose export can answer
 nothing any more) and the record. A stale record is no connection: it does not keep the volume in-use,
-nor count against multiattach.
+nor count against multiattach, nor hold a revert back. Refused where the export is not what gives the host
+its access (driver.export_expected false: an rbd map, a local image path), since it frees the volume.
 
 `ForcedDetach` is a part of attachments.AttachmentResource, whose ACTIONS table runs these steps.
 """
@@ -104,6 +105,7 @@ class ForcedDetach(Resource):
             hosts = sorted({c.host for c in connections if c.host})
             listed = f"its connections: {', '.join(hosts)}" if hosts else "it has none"
             raise NotFound(f"host: volume {volume.name!r} has no connection to {gone!r} ({listed})", "host")
+        self._refuse_unfenceable(volume, gone, mine)
         steps, after = [], None
         for conn in mine:
             if conn.device:
@@ -118,6 +120,19 @@ class ForcedDetach(Resource):
         if not [c for c in live if c.host != gone] and volume.status == IN_USE:
             steps.append(self._status_step(volume, AVAILABLE))
         return steps, view(mine[0], volume), view(after, volume) or None
+
+    def _refuse_unfenceable(self, volume: Volume, gone: str, connections: list[Connection]) -> None:
+        """A forced detach frees the volume for other hosts: only where removing the export really ends the gone
+        host's access (an rbd map or a local image path has no export the backend can take back)."""
+        if self.driver is None:
+            return  # planned again where the driver is (the backend's side), which refuses there
+        for conn in connections:
+            info = conn.connection_info or {}
+            if info and not self.driver.export_expected(conn):
+                raise Conflict(f"force: the {info.get('driver_volume_type')} connection of volume {volume.name!r} "
+                               f"to {gone} has no export the backend can remove, so a forced detach cannot cut "
+                               f"{gone} off (it could go on writing); run storage_attachment state: detached on "
+                               f"{gone} when it is back", "force")
 
     def _stale_steps(self, volume: Volume) -> list[Step]:
         """This host's stale devices of the volume, removed by its next task on it (whatever its state)."""

@@ -23,6 +23,7 @@ from .objects import (
     IN_USE,
     REVERTING,
     SNAPSHOT,
+    STALE,
     VOLUME,
     Snapshot,
     Volume,
@@ -58,7 +59,7 @@ class Reverting(Resource):
         if snapshot.status != AVAILABLE:
             raise Conflict(f"revert_to: snapshot {snapshot.name!r} is {snapshot.status}; it must be available to "
                            "revert to", "revert_to")
-        connections = [c for c in self.records.find(CONNECTION, volume_id=existing.id) if not is_interrupted(c)]
+        connections = self._live_connections(existing)
         writers = sorted({c.host for c in connections if c.mode != "ro"})
         if existing.status != REVERTING and existing.reverted_to == snapshot.id and not writers:
             return None  # reverted to it, and nothing could have written to it since
@@ -77,15 +78,22 @@ class Reverting(Resource):
                                    "its daemon holds open (force cannot help)", "revert_to")
         return snapshot
 
+    def _live_connections(self, existing: Volume) -> list:
+        """The connections that can read or write the volume: not a killed task's, not a stale device's (its export
+        was removed by a forced detach)."""
+        return [c for c in self.records.find(CONNECTION, volume_id=existing.id)
+                if not is_interrupted(c) and c.status != STALE]
+
     def _revert_step(self, existing: Volume, target: Volume, snapshot: Snapshot, size: int | None) -> Step:
         """The one step of a revert; it also finishes an interrupted extend or makes a larger size."""
         if size is not None and size < existing.size:
             raise Conflict(f"size: volume {existing.name!r} is {existing.size} GiB; volumes only grow, "
                            f"so {size} GiB is refused (shrinking would lose data)", "size")
         target.size = max(existing.size, size or 0)
-        target.status = IN_USE if self.records.find(CONNECTION, volume_id=existing.id) else AVAILABLE
+        live = [c for c in self.records.find(CONNECTION, volume_id=existing.id) if c.status != STALE]
+        target.status = IN_USE if live else AVAILABLE
         # Under a read-write connection, writes can follow at once: the next run reverts again.
-        writable = any(c.mode != "ro" for c in self.records.find(CONNECTION, volume_id=existing.id))
+        writable = any(c.mode != "ro" for c in live)
         target.reverted_to = None if writable else snapshot.id
         grown = f" and grow it to {target.size} GiB" if target.size > existing.size else ""
         again = " again (the last revert did not finish)" if existing.status == REVERTING else ""

@@ -32,6 +32,7 @@ from .objects import (
     IN_USE,
     REVERTING,
     SNAPSHOT,
+    STALE,
     VOLUME,
     Connection,
     Snapshot,
@@ -302,7 +303,8 @@ class VolumeResource(Adoption, Reverting, Retyping):
         changes = checked + self._plan_updates(existing, target, name) + self._plan_spec(existing, target, steps)
         multiattach = self.params.get("multiattach")
         if multiattach is not None and bool(multiattach) != existing.multiattach:
-            hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id) if c.host})
+            hosts = sorted({c.host for c in self.records.find(CONNECTION, volume_id=existing.id)
+                            if c.host and c.status != STALE})  # a stale device's export is gone already
             if not multiattach and len(hosts) > 1:
                 raise Conflict(f"multiattach: volume {existing.name!r} is connected to {', '.join(hosts)}; "
                                "disconnect all but one host first", "multiattach")
@@ -340,6 +342,12 @@ class VolumeResource(Adoption, Reverting, Retyping):
         connections = [c for c in connections if not is_interrupted(c)]
         described = ", ".join(sorted(f"{c.host} (attached as {c.device.get('path')})" if c.device else c.host
                                      for c in connections))
+        if connections and not force and all(c.status == STALE for c in connections):
+            hosts = ", ".join(sorted({c.host for c in connections}))
+            raise Conflict(f"volume {volume.name!r} has a stale device on {hosts} "
+                           "(its export was removed by a forced detach): run storage_attachment state: detached "
+                           "there when that host is back, or set force: true to delete the volume and forget that "
+                           "device (it stays on that host until removed by hand)", "force")
         if connections and not force:
             raise Conflict(f"volume {volume.name!r} is connected to {described}; detach it first (storage_attachment "
                            "state: detached) or set force: true to detach and delete it", "force")

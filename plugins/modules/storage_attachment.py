@@ -83,6 +83,8 @@ options:
         M(blockstore.storage.storage_volume_info) with C(stale=true)); when the host is back, its next task on the
         volume (O(state=detached), or any other) removes that dead device and the qemu-storage-daemon behind it.
         A volume left with no other connection becomes C(available).
+      - Only where removing the export cuts that host off (the file driver's iSCSI exports); an rbd connection, a
+        C(target=local) image path or a cinder adapter connection is refused, changing nothing.
       - Running it again changes nothing while the record is stale.
     type: bool
     default: false

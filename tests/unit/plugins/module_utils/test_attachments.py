@@ -53,6 +53,9 @@ class FakeDriver(Driver):
     def terminate_connection(self, volume, connection):
         self.exports.pop(connection.id, None)
 
+    def export_expected(self, connection):
+        return connection.connection_info.get("driver_volume_type") == "iscsi"
+
 
 class Host(LocalHost):
     """The host as a stand-in: devices that exist until detached or made to vanish, and loop
@@ -682,6 +685,45 @@ def test_a_forced_detach_of_a_host_without_a_device_removes_its_connection(lab):
     result = lab.run(volume="shared", state="detached", force=True, host="peer")
     assert result["changed"] and result["attachment"]["status"] == "detached"
     assert lab.connections() == [] and lab.driver.exports == {} and lab.volume("shared")["status"] == "available"
+
+
+def test_a_stale_device_holds_no_writer_and_its_volume_is_deleted_only_with_force(lab):
+    """After a forced detach of peer (shared is multiattach): multiattach can be turned off, and state absent says
+    what the stale device needs instead of sending the user to a detach on a host that is gone."""
+    attach_on(lab, "peer", "shared")
+    lab.run(volume="shared", state="connected", connector={**PEER, "host": "third", "initiator": "iqn.test:third"})
+
+    def plan(**params):
+        resource = VolumeResource(RecordSet("lab", lab.store.all_records()), {"name": "shared", **params},
+                                  host=lab.host)
+        resource.prepare()
+        return resource.plan()
+    with pytest.raises(Conflict, match="connected to peer, third; disconnect all but one host first"):
+        plan(multiattach=False)  # positive control: two live hosts
+    with pytest.raises(Conflict, match=r"is connected to peer \(attached as /dev/loop0\), third; detach it first"):
+        plan(state="absent")  # positive control: the usual refusal while peer is live
+    lab.run(volume="shared", state="detached", force=True, host="peer")
+    assert plan(multiattach=False).steps or plan(multiattach=False).changes  # third alone: allowed now
+    lab.run(volume="shared", state="detached", connector={**PEER, "host": "third", "initiator": "iqn.test:third"})
+    with pytest.raises(Conflict, match=r"has a stale device on peer .* or set force: true to delete the volume and "
+                                       r"forget that device") as caught:
+        plan(state="absent")
+    assert caught.value.option == "force"
+    assert [s.message for s in plan(state="absent", force=True).steps][-1].startswith("delete")
+
+
+def test_a_forced_detach_is_refused_where_no_export_can_be_taken_back(lab, monkeypatch):
+    """An rbd map or a local image path: nothing on the backend ends the gone host's access."""
+    attach_on(lab, "peer", "v1")
+    before = lab.store.all_records()
+    monkeypatch.setattr(lab.driver, "export_expected", lambda connection: False)
+    with pytest.raises(Conflict, match="has no export the backend can remove, so a forced detach cannot cut peer "
+                                       "off") as caught:
+        lab.run(volume="v1", state="detached", force=True, host="peer")
+    assert caught.value.option == "force"
+    assert lab.store.all_records() == before and len(lab.driver.exports) == 1  # nothing changed
+    monkeypatch.undo()  # positive control: where the export can go, the same task runs
+    assert lab.run(volume="v1", state="detached", force=True, host="peer")["changed"]
 
 
 @pytest.mark.parametrize(("params", "option", "message"), [

@@ -100,6 +100,19 @@ def test_a_new_read_write_connection_makes_the_revert_needed_again(lab):
     assert not lab.volume(name="db", revert_to="before")["changed"]
 
 
+def test_a_stale_device_is_no_writer(lab):
+    """A connection left stale by a forced detach (its export removed: that host can no longer write) does not
+    hold a revert back, nor keep the reverted volume in use."""
+    lab.volume(name="db", revert_to="before")
+    lab.run(AttachmentResource, volume="db", state="connected", connector={"host": "h1"})
+    with pytest.raises(Conflict, match="connected read-write to h1"):  # positive control: a live writer
+        lab.volume(name="db", revert_to="before")
+    conn = lab.store.find("lab", "connection")[0]
+    lab.store.apply(upserts=[dict(conn, status="stale", device={"path": "/dev/loop9", "type": "block"})])
+    done = lab.volume(name="db", revert_to="before")
+    assert done["changed"] and done["volume"]["status"] == "available" and done["volume"]["reverted_to"]
+
+
 @pytest.mark.parametrize("params, error, option, text", [
     ({"revert_to": "nope"}, NotFound, "revert_to", "no snapshot 'nope'"),
     ({"revert_to": "other-snap"}, Conflict, "revert_to", "belongs to volume 'other', not 'db'"),

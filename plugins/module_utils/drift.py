@@ -239,7 +239,8 @@ def _backend_problems(report: dict) -> list[str]:
     for item in report["missing_exports"]:
         lines.append(f"the export of connection {item['id']} (volume {item['volume_name'] or item['volume_id']!r} on "
                      f"{item['name']}) is gone from the backend; run storage_attachment for that volume on "
-                     f"{item['name']} again (state attached or connected exports it again, state detached forgets it)")
+                     f"{item['name']} again: state detached there, then attached (a connection still recorded is "
+                     "not exported again by itself)")
     for item in report["transient_records"]:
         lines.append(f"{item['kind']} {item['name']!r} ({item['id']}) was left {item['status']} by an interrupted "
                      f"task; run that task again (or {_removal(item['kind'])}) to finish it")

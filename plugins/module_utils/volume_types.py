@@ -113,6 +113,14 @@ def qos_of(spec: dict | None) -> dict[str, int]:
     return dict((spec or {}).get("qos_specs") or {})
 
 
+def with_front_end_qos(info: dict, spec: dict | None) -> dict:
+    """A connection info carrying the volume's QoS as Cinder's front-end specs (`data.qos_specs`), as Cinder's
+    volume manager hands them to the consumer: the attach path enforces them or refuses (connectors.choose)."""
+    if qos_of(spec):
+        info.setdefault("data", {})["qos_specs"] = qos_of(spec)
+    return info
+
+
 def extra_specs_of(spec: dict | None) -> dict[str, str]:
     return dict((spec or {}).get("extra_specs") or {})
 

@@ -58,7 +58,7 @@ from typing import Any, Callable
 from ..config import Opt, validate_options
 from ..errors import BlockstoreError, DriverError, InvalidParameter, MissingDependency
 from ..objects import Connection, Snapshot, Volume
-from ..volume_types import qos_of
+from ..volume_types import with_front_end_qos
 from .base import Driver
 from .cinder_objects import (
     SNAPSHOT_FIELDS,
@@ -364,9 +364,7 @@ class CinderDriver(Driver):
                               f"info (got {type(info).__name__})")
         info = copy.deepcopy(info)
         info.setdefault("data", {}).setdefault("access_mode", connection.mode)
-        if qos_of(volume.volume_type):
-            # As Cinder's volume manager does with front-end QoS specs: the consumer enforces them.
-            info["data"]["qos_specs"] = qos_of(volume.volume_type)
+        info = with_front_end_qos(info, volume.volume_type)
         # The export's model update is needed again to remove it: kept with the connection.
         info["cinder_export"] = model_fields(export)
         return info

@@ -31,7 +31,7 @@ import uuid
 
 from ...errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ...objects import Connection, Volume
-from ...volume_types import qos_of
+from ...volume_types import with_front_end_qos
 
 # What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -46,12 +46,6 @@ class IscsiExport:
     def check_spec(self, spec: dict | None, pool: str | None) -> None:
         # The file driver honours QoS (at attach); extra specs and pools it refuses as every driver does.
         super().check_spec({k: v for k, v in (spec or {}).items() if k != "qos_specs"}, pool)
-
-    @staticmethod
-    def _with_qos(info: dict, volume: Volume) -> dict:
-        if qos_of(volume.volume_type):
-            info["data"]["qos_specs"] = qos_of(volume.volume_type)
-        return info
 
     def _tgt(self):
         from ..tgt import Tgt
@@ -111,9 +105,9 @@ class IscsiExport:
             raise DriverError(f"file driver: volume image {path} is missing")
         fmt = self.format_of(volume)
         if self.conf["target"] == "local":
-            return self._with_qos({"driver_volume_type": "local",
-                                   "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
-                                            "access_mode": connection.mode}}, volume)
+            return with_front_end_qos({"driver_volume_type": "local",
+                                       "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
+                                                "access_mode": connection.mode}}, volume.volume_type)
         if "iscsi" not in fmt.targets:
             raise Conflict(f"backend.target: volume {volume.name!r} is {fmt.name}; the iscsi target exports raw "
                            "volumes only", "backend.target")
@@ -147,7 +141,7 @@ class IscsiExport:
                 "target_iqn": iqn, "target_lun": 1, "volume_id": volume.id,
                 "auth_method": "CHAP", "auth_username": user, "auth_password": password,
                 "access_mode": connection.mode, "encrypted": False, "discard": False}
-        return self._with_qos({"driver_volume_type": "iscsi", "data": data}, volume)
+        return with_front_end_qos({"driver_volume_type": "iscsi", "data": data}, volume.volume_type)
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         info = connection.connection_info or {}

@@ -36,7 +36,7 @@ from ...config import Opt
 from ...errors import DriverError, InvalidParameter
 from ...objects import RESUMED_DELETE, Connection, Snapshot, Volume, is_uuid
 from ...units import GiB
-from ...volume_types import qos_of
+from ...volume_types import qos_of, with_front_end_qos
 from ..base import Driver
 from .cluster import LIBRADOS_MOUNT_TIMEOUT, ClusterConnection
 from .images import CLONE_BASE_PREFIX, HIDDEN_SUFFIX, USER_SNAP_PREFIX, ImageChains
@@ -321,7 +321,9 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             hosts, ports = self._monitors()
             auth_enabled = self._auth_enabled()
         user = self.conf["rbd_user"] or "admin"
-        return {"driver_volume_type": "rbd", "data": {
+        # The QoS in the image's metadata binds librbd clients only (krbd ignores it): in the connection info too,
+        # the kernel path is refused and qemu-storage-daemon enforces it.
+        return with_front_end_qos({"driver_volume_type": "rbd", "data": {
             "name": f"{self.pool}/{name}",
             "hosts": hosts,
             "ports": ports,
@@ -337,7 +339,7 @@ class RbdDriver(ImageChains, ClusterConnection, Driver):
             # paths only, never the key itself.
             "ceph_conf": self.conf["rbd_ceph_conf"],
             "keyring_path": self.conf["rbd_keyring_conf"],
-        }}
+        }}, volume.volume_type)
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         """Nothing to undo: an rbd export is only information about the image."""

@@ -114,9 +114,12 @@ def image_meta(ids: dict, label: str) -> dict:
 
 
 def test_qos_is_set_as_librbd_image_settings_and_changes_in_place():
-    ids = ok([["volume", "a", 1, {"total_iops_sec": 100, "write_bytes_sec": 1048576}], ["clone", "b", "a"],
-              ["volume", "c", 1]])[0]
+    ids, results = ok([["volume", "a", 1, {"total_iops_sec": 100, "write_bytes_sec": 1048576}], ["clone", "b", "a"],
+                       ["volume", "c", 1], ["connect", "a"], ["connect", "c"]])
     assert image_meta(ids, "a") == {"conf_rbd_qos_iops_limit": "100", "conf_rbd_qos_write_bps_limit": "1048576"}
+    # krbd ignores the image's metadata: the limits travel in the connection info, so a kernel attach is refused.
+    assert results[3]["data"]["qos_specs"] == {"total_iops_sec": 100, "write_bytes_sec": 1048576}
+    assert "qos_specs" not in results[4]["data"]  # positive control: a volume without qos
     # A clone without qos does not keep what it would inherit from its parent; a plain volume has none.
     assert image_meta(ids, "b") == {} and image_meta(ids, "c") == {}
     ids = ok([["volume", "d", 1, {"total_iops_sec": 100}], ["change_qos", "d", {"read_iops_sec": 5}],

@@ -55,7 +55,11 @@ def choose(protocol: str, image_format: str, method: str, kernel: bool, qos: boo
     if method not in METHODS:
         raise InvalidParameter(f"method: {method!r} is not one of {', '.join(METHODS)}", "method")
     if qos:
-        if method == KERNEL or protocol not in USERSPACE_PROTOCOLS:
+        if protocol not in USERSPACE_PROTOCOLS:
+            raise Conflict(f"method: the volume has QoS limits (storage_volume qos), which only the userspace path "
+                           f"(qemu-storage-daemon) enforces, and {protocol} connections have no userspace path; "
+                           "remove the volume's qos (storage_volume qos: {}) to attach it", "method")
+        if method == KERNEL:
             raise Conflict(f"method: the volume has QoS limits (storage_volume qos), which only the userspace "
                            f"path (qemu-storage-daemon) enforces; a kernel attach of this {protocol} connection "
                            "would ignore them. Use method auto or userspace", "method")

@@ -136,8 +136,9 @@ def test_the_file_drivers_connection_info_carries_the_qos_and_only_userspace_tak
     with pytest.raises(Conflict, match="method: the volume has QoS limits") as err:
         connectors.choose("local", fmt, "kernel", False, qos=True)
     assert err.value.option == "method"
-    with pytest.raises(Conflict, match="a kernel attach of this fc connection would ignore them"):
-        connectors.choose("fc", "raw", "auto", True, qos=True)
+    with pytest.raises(Conflict, match="fc connections have no userspace path; remove the volume's qos"):
+        connectors.choose("fc", "raw", "auto", True, qos=True)  # not "use method auto": auto is what failed
+    assert connectors.choose("rbd", "raw", "auto", True, qos=True) == "userspace"  # rbd: krbd would ignore it
 
 
 def test_rbd_and_cinder_accept_what_they_honour():

@@ -46,6 +46,11 @@ LOCK_DIR = "/run/blockstore"
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 
 
+
+class TgtdUnreachable(DriverError):
+    """No tgtd answers on the control port here: on this host, no target exists."""
+
+
 class Tgt:
     def __init__(self, control_port: int) -> None:
         self.control_port = control_port
@@ -66,9 +71,10 @@ class Tgt:
             time.sleep(0.2 * (attempt + 1))
         if check and proc.returncode:
             reason = (proc.stderr or proc.stdout).strip()
-            if "tgt daemon" in reason or "not connected" in reason:
-                reason += self._unreachable_hint()
             shown = [a for a in args if a != "--password"]
+            if "tgt daemon" in reason or "not connected" in reason:
+                raise TgtdUnreachable(f"file driver: tgtadm {' '.join(shown[:4])} failed: {reason}"
+                                      f"{self._unreachable_hint()}")
             raise DriverError(f"file driver: tgtadm {' '.join(shown[:4])} failed: {reason}")
         return proc
 

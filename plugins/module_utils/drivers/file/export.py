@@ -84,10 +84,11 @@ class IscsiExport:
         target's backing file, whatever the target is called); a target with no account is listed alone."""
         if self.conf["target"] != "iscsi":
             return None
+        from ..tgt import TgtdUnreachable
         try:
             targets = self._tgt().targets()
-        except (DriverError, MissingDependency):
-            return []  # no tgt daemon (or no tgt) on this host: no target exists
+        except (TgtdUnreachable, MissingDependency):
+            return []  # no tgt daemon (or no tgt) on this host: no target exists; any other failure is told
         prefix = self.file("volume-")
         found = []
         for iqn, target in sorted(targets.items()):

@@ -474,6 +474,24 @@ def test_exports_on_a_real_tgtd_are_compared_with_the_connection_records(tmp_pat
     assert "run storage_attachment for that volume on app1 again" in report["problems"][0]
 
 
+def test_exports_of_a_host_without_tgtd_are_none_and_another_tgtadm_failure_is_told(tmp_path, monkeypatch):
+    """Only a tgtd that is not there means no target: a tgtadm that fails otherwise (permissions, a broken
+    daemon) must not make every iSCSI connection look unexported."""
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import tgt as tgt_module
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path), "target": "iscsi",
+                           "tgt_control_port": 1})
+
+    def failing(error):
+        def targets(self):
+            raise error
+        monkeypatch.setattr(tgt_module.Tgt, "targets", targets)
+    failing(tgt_module.TgtdUnreachable("file driver: tgtadm failed: can't send the request to the tgt daemon"))
+    assert driver.list_exports() == []
+    failing(DriverError("file driver: tgtadm --mode target --op show failed: Permission denied"))
+    with pytest.raises(DriverError, match="Permission denied"):
+        driver.list_exports()
+
+
 def test_a_loop_device_is_this_hosts_only_when_its_file_is_here(tmp_path):
     """On a real loop device: /sys shows other hosts' devices too (hosts sharing a kernel)."""
     if os.geteuid() != 0 or not shutil.which("losetup"):

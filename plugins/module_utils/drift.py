@@ -164,8 +164,8 @@ def _exports(exports: list[dict], connections: list, volumes: dict, driver: Driv
     missing = [dict(_brief(c), volume_id=c.volume_id,
                     volume_name=volumes[c.volume_id].name if c.volume_id in volumes else None)
                for c in sorted(connections, key=lambda c: (c.host, c.id))
-               if c.status in (CONNECTED, ATTACHED) and driver.export_expected(c)
-               and (c.volume_id, c.id) not in exported]
+               if c.status in (CONNECTED, ATTACHED) and driver.export_expected(c) and
+               (c.volume_id, c.id) not in exported]
     return unrecorded, missing
 
 

@@ -155,8 +155,8 @@ def serving(host: LocalHost, driver: Driver, volume_ids: list[str], connections:
             served[os.path.normpath(local)] = volume_id
     loops = [{"device": device, "backing_file": backing, "volume_id": served[_backing(backing)]}
              for device, backing in sorted(host.bound_loops().items())
-             if _backing(backing) in served and device not in recorded_paths
-             and (backing.endswith(" (deleted)") or host.bound_here(device, _backing(backing)))]
+             if _backing(backing) in served and device not in recorded_paths and
+             (backing.endswith(" (deleted)") or host.bound_here(device, _backing(backing)))]
     daemons = [{"dir": os.path.join(host.run_dir(), volume_id), "volume_id": volume_id}
                for volume_id in sorted(volume_ids)
                if os.path.join(host.run_dir(), volume_id) not in recorded_dirs]

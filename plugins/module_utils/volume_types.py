@@ -35,8 +35,8 @@ def check_qos(qos: Any, option: str) -> dict[str, int]:
     for key, value in qos.items():
         if value is None:  # a suboption the task left out
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
-                or int(value) <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or \
+                int(value) <= 0:
             raise InvalidParameter(f"{option}.{key}: {value!r} must be a positive integer", f"{option}.{key}")
         checked[key] = int(value)
     for unit in ("iops", "bytes"):

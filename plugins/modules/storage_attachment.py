@@ -147,15 +147,6 @@ EXAMPLES = r'''
     backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Host app2 is gone; remove its export of shared1 without reaching it (its device there is recorded stale)
-  blockstore.storage.storage_attachment:
-    volume: shared1
-    state: detached
-    force: true
-    host: app2
-    backend: {name: san, driver: file, path: /srv/volumes, target: iscsi, iscsi_ip_address: 203.0.113.10}
-    persistence: {storage: file, path: /var/lib/blockstore/state.json}
-
 - name: Detach and disconnect a volume (nothing to do when it is not attached)
   blockstore.storage.storage_attachment:
     volume: data2

@@ -265,26 +265,18 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: A volume of a type defined on the backend, with its own write limit (rbd, librbd QoS metadata)
+- name: A volume of a type defined on the backend, with its own limits (file, enforced by qemu-storage-daemon once attached)
   blockstore.storage.storage_volume:
     name: db1
     size: 10
     volume_type: gold
     qos: {write_iops_sec: 200, read_iops_sec: 1000}
     backend:
-      name: ceph
-      driver: rbd
-      rbd_pool: volumes
+      name: lab-gold
+      driver: file
+      path: /var/lib/blockstore/lab-gold
       volume_types:
         gold: {qos: {total_iops_sec: 500}}
-    persistence: {storage: file, path: /var/lib/blockstore/state.json}
-
-- name: A volume of a Cinder driver with extra specs in its volume type (cinder adapter)
-  blockstore.storage.storage_volume:
-    name: shared1
-    size: 1
-    extra_specs: {multiattach: "<is> True"}
-    backend: {name: cinder-ceph, driver: cinder, volume_driver: cinder.volume.drivers.rbd.RBDDriver, rbd_pool: volumes}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
 - name: A file volume limited to 50 MB/s of reads and writes, enforced when attached through qemu-storage-daemon

@@ -265,7 +265,7 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: A volume of a type defined on the backend, with its own limits (file: qemu-storage-daemon enforces them)
+- name: A volume of a type defined on the backend, with its own limits (on file, qemu-storage-daemon enforces them)
   blockstore.storage.storage_volume:
     name: db1
     size: 10

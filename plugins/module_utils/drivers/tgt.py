@@ -46,7 +46,6 @@ LOCK_DIR = "/run/blockstore"
 _TARGET = re.compile(r"^Target (\d+): (\S+)$")
 
 
-
 class TgtdUnreachable(DriverError):
     """No tgtd answers on the control port here: on this host, no target exists."""
 

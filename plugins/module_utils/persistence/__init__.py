@@ -56,8 +56,8 @@ def refuse_ignored(options: dict) -> None:
     # SQLite in memory (no database path, ':memory:', mode=memory) forgets everything at the end of the task:
     # every run would create its volumes again.
     if isinstance(url, str) and url.startswith("sqlite") and (
-            re.match(r"sqlite(\+\w+)?://(/(:memory:|file::memory:.*)?)?(\?.*)?\Z", url)
-            or re.search(r"[?&]mode=memory(&|\Z)", url)):
+            re.match(r"sqlite(\+\w+)?://(/(:memory:|file::memory:.*)?)?(\?.*)?\Z", url) or
+            re.search(r"[?&]mode=memory(&|\Z)", url)):
         raise InvalidParameter("persistence.connection: an in-memory SQLite database keeps nothing after the task; "
                                "give a file (sqlite:///path/to/state.db)", "persistence.connection")
 

@@ -161,11 +161,13 @@ def _exports(exports: list[dict], connections: list, volumes: dict, driver: Driv
     unrecorded = [dict(e, volume_name=volumes[e["volume_id"]].name if e["volume_id"] in volumes else None)
                   for e in exports if e["connection_id"] not in recorded]
     exported = {(e["volume_id"], e["connection_id"]) for e in exports}
+
+    def unexported(c) -> bool:
+        established = c.status in (CONNECTED, ATTACHED) and driver.export_expected(c)
+        return established and (c.volume_id, c.id) not in exported
     missing = [dict(_brief(c), volume_id=c.volume_id,
                     volume_name=volumes[c.volume_id].name if c.volume_id in volumes else None)
-               for c in sorted(connections, key=lambda c: (c.host, c.id))
-               if c.status in (CONNECTED, ATTACHED) and driver.export_expected(c) and
-               (c.volume_id, c.id) not in exported]
+               for c in sorted(connections, key=lambda c: (c.host, c.id)) if unexported(c)]
     return unrecorded, missing
 
 

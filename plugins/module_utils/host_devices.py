@@ -153,10 +153,13 @@ def serving(host: LocalHost, driver: Driver, volume_ids: list[str], connections:
         local = driver.local_path(volume_id)
         if local is not None:
             served[os.path.normpath(local)] = volume_id
+
+    def unrecorded_here(device: str, backing: str) -> bool:
+        if _backing(backing) not in served or device in recorded_paths:
+            return False
+        return backing.endswith(" (deleted)") or host.bound_here(device, _backing(backing))
     loops = [{"device": device, "backing_file": backing, "volume_id": served[_backing(backing)]}
-             for device, backing in sorted(host.bound_loops().items())
-             if _backing(backing) in served and device not in recorded_paths and
-             (backing.endswith(" (deleted)") or host.bound_here(device, _backing(backing)))]
+             for device, backing in sorted(host.bound_loops().items()) if unrecorded_here(device, backing)]
     daemons = [{"dir": os.path.join(host.run_dir(), volume_id), "volume_id": volume_id}
                for volume_id in sorted(volume_ids)
                if os.path.join(host.run_dir(), volume_id) not in recorded_dirs]

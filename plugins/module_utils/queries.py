@@ -151,8 +151,8 @@ class BackendInfo(Query):
             return []
         if drift.BACKEND_VIEW not in views and params.get(DRIFT_HOST_PARAM):
             # The host view alone, for a known host: the volumes, and that host's connections only.
-            return (store.find(backend, VOLUME) +
-                    store.find(backend, CONNECTION, host=params[DRIFT_HOST_PARAM]))
+            connections = store.find(backend, CONNECTION, host=params[DRIFT_HOST_PARAM])
+            return store.find(backend, VOLUME) + connections
         # The backend view compares every record of the backend with what is on it.
         return store.find(backend)
 

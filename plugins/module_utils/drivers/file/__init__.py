@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import os
+import time
 from typing import Iterator
 
 from ...config import Opt
@@ -56,7 +57,7 @@ from .export import IscsiExport
 from .image import ImageFormat
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header, qcow2_virtual_size
-from .raw import RawFormat, reflink_supported
+from .raw import PROBE_LIFETIME, REFLINK_PROBE, RawFormat, reflink_supported
 from .space import undone_on_failure
 
 # format name -> its class; a volume's record says which one made it.
@@ -366,9 +367,14 @@ class FileDriver(IscsiExport, Driver):
                       if n.startswith("snapshot-") and not n.endswith((".tmp", HIDDEN_MARK))
                       if n + HIDDEN_MARK not in names)
 
+    def _stale_probe(self, name: str) -> bool:  # a killed task's reflink probe, not another task's live one
+        with contextlib.suppress(FileNotFoundError):
+            return name.startswith(REFLINK_PROBE) and time.time() - os.lstat(self.file(name)).st_mtime > PROBE_LIFETIME
+        return False
+
     def list_leftovers(self) -> list[str]:
         names = set(self._names())
-        found = [n for n in names if n.endswith(".tmp") or n.startswith(".reflink-probe")]
+        found = [n for n in names if n.endswith(".tmp") or self._stale_probe(n)]
         found += [n for n in names if n.endswith(HIDDEN_MARK) and n[:-len(HIDDEN_MARK)] not in names]
         if any(n.startswith("clone-base-") or n.endswith(HIDDEN_MARK) for n in names):
             found += Qcow2Format(self).garbage()

@@ -30,9 +30,13 @@ def reflink(src: str, dst: str) -> bool:
             raise
 
 
+REFLINK_PROBE = ".reflink-probe"
+PROBE_LIFETIME = 60  # seconds: a probe older than that was left by a killed task (a live one lasts milliseconds)
+
+
 def reflink_supported(directory: str) -> bool:
     """Whether files in `directory` can be copied by reflink (a probe file cloned, then both removed)."""
-    probe = os.path.join(directory, ".reflink-probe")
+    probe = os.path.join(directory, f"{REFLINK_PROBE}-{os.getpid()}")  # concurrent tasks probe apart
     try:
         with open(probe, "wb") as handle:
             handle.write(b"x")

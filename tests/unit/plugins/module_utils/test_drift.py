@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import drift
@@ -508,3 +509,13 @@ def test_a_loop_device_is_this_hosts_only_when_its_file_is_here(tmp_path):
     finally:
         subprocess.run(["losetup", "-d", device], check=True)
     assert loop.bound_here("/dev/not-a-loop", str(image))  # cannot tell: counted as this host's, as before
+
+
+def test_a_reflink_probe_is_a_leftover_only_once_no_live_task_can_own_it(tmp_path):
+    """Two tasks on one backend at once: one's stats probe is not the other's drift finding."""
+    driver = build_driver({"name": "lab", "driver": "file", "path": str(tmp_path)})
+    probe = tmp_path / ".reflink-probe-4242"
+    probe.write_bytes(b"x")
+    assert driver.list_leftovers() == []  # a live probe (milliseconds old)
+    os.utime(probe, (time.time() - 3600, time.time() - 3600))
+    assert driver.list_leftovers() == [".reflink-probe-4242"]  # positive control: one a killed task left

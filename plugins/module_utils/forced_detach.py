@@ -22,7 +22,7 @@ from typing import Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
-from .objects import AVAILABLE, IN_USE, STALE, Connection, Volume, is_interrupted, own_connections
+from .objects import AVAILABLE, IN_USE, STALE, Connection, Volume, is_interrupted, is_live, own_connections
 from .plan import Action, Resource, Step
 
 FORCE_DISCONNECT, DROP_STALE = "force_disconnect", "drop_stale_device"
@@ -65,7 +65,7 @@ class ForcedDetach(Resource):
         """The live connections of `connections`; the records of killed tasks and the stale ones are kept aside."""
         self.interrupted = [c for c in connections if is_interrupted(c)]
         self.stale = [c for c in connections if c.status == STALE and not is_interrupted(c)]
-        return [c for c in connections if not is_interrupted(c) and c.status != STALE]
+        return [c for c in connections if is_live(c)]
 
     def _validate_force(self, state: str, connector: dict | None) -> str | None:
         """The host a forced detach is for (None: no force), or a clear refusal of the options."""

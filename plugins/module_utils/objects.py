@@ -174,6 +174,12 @@ def is_interrupted(conn: Connection) -> bool:
     return not conn.host or conn.status in (CONNECTING, ATTACHING, DETACHING)
 
 
+def is_live(conn: Connection) -> bool:
+    """A connection that gives its host access: not a killed task's record, not a stale device's (its export
+    was removed by a forced detach)."""
+    return not is_interrupted(conn) and conn.status != STALE
+
+
 # What a host is told of another host's connection (`others_view`): enough for its plan (whether the volume
 # is shared, with whom, an initiator name used twice, a killed task's record), never credentials or devices.
 OTHERS_FIELDS = ("kind", "id", "backend", "volume_id", "host", "mode", "status", "created_at", "updated_at")

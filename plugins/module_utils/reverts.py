@@ -27,7 +27,7 @@ from .objects import (
     VOLUME,
     Snapshot,
     Volume,
-    is_interrupted,
+    is_live,
 )
 from .plan import Resource, Step
 
@@ -81,8 +81,7 @@ class Reverting(Resource):
     def _live_connections(self, existing: Volume) -> list:
         """The connections that can read or write the volume: not a killed task's, not a stale device's (its export
         was removed by a forced detach)."""
-        return [c for c in self.records.find(CONNECTION, volume_id=existing.id)
-                if not is_interrupted(c) and c.status != STALE]
+        return [c for c in self.records.find(CONNECTION, volume_id=existing.id) if is_live(c)]
 
     def _revert_step(self, existing: Volume, target: Volume, snapshot: Snapshot, size: int | None) -> Step:
         """The one step of a revert; it also finishes an interrupted extend or makes a larger size."""

@@ -129,9 +129,12 @@ class Snapshot:
     updated_at: str = dataclasses.field(default_factory=now)
     driver_data: dict = dataclasses.field(default_factory=dict)
     kind: str = SNAPSHOT
+    # The name of the group snapshot it is a member of ("" for none): one field, so records written
+    # before groups existed load unchanged.
+    group: str = ""
 
     PUBLIC = ("id", "name", "backend", "volume_id", "volume_size", "status", "description",
-              "metadata", "created_at", "updated_at")
+              "metadata", "created_at", "updated_at", "group")
 
 
 @dataclasses.dataclass

@@ -121,7 +121,8 @@ class SnapshotInfo(Query):
         if params.get("volume") is not None and not volumes:
             return []
         snapshots = store.find(backend, SNAPSHOT, name=_filter(params, "name"), id=_filter(params, "id"),
-                               volume_id=volumes[0]["id"] if len(volumes) == 1 else None)
+                               volume_id=volumes[0]["id"] if len(volumes) == 1 else None,
+                               group=_filter(params, "group"))
         return volumes + snapshots
 
     @classmethod
@@ -131,7 +132,7 @@ class SnapshotInfo(Query):
             volume = records.lookup(VOLUME, params["volume"], "volume", required=False)
             volume_ids = {volume.id} if volume else set()
         snapshot_id = _filter(params, "id")
-        snapshots = [s for s in records.find(SNAPSHOT, name=params.get("name"))
+        snapshots = [s for s in records.find(SNAPSHOT, name=params.get("name"), group=_filter(params, "group"))
                      if (volume_ids is None or s.volume_id in volume_ids) and snapshot_id in (None, s.id)]
         return [public_view(s) for s in sorted(snapshots, key=lambda s: (s.name, s.id))]
 

@@ -36,7 +36,7 @@ SHAPES = {
              "source_volume_id": _OPT_TEXT, "source_snapshot_id": _OPT_TEXT, "reverted_to": _OPT_TEXT},
     SNAPSHOT: {"name": _NAME, "volume_id": _TEXT, "volume_size": _SIZE,
                "status": ("one of " + ", ".join(SNAPSHOT_STATUSES), lambda v: v in SNAPSHOT_STATUSES),
-               "description": _TEXT, "metadata": _DICT, "driver_data": _DICT},
+               "description": _TEXT, "metadata": _DICT, "driver_data": _DICT, "group": _TEXT},
     CONNECTION: {"volume_id": _TEXT, "host": _TEXT, "status": _TEXT, "connector": _DICT,
                  "connection_info": _DICT, "driver_data": _DICT},
     BACKEND: {"name": _NAME, "driver": _NAME, "fingerprint": _NAME, "locator": _DICT},

@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Snapshots (storage_snapshot): create one of a volume, update, delete, and prune by retention.
+"""Snapshots (storage_snapshot): create one of a volume, update, delete, prune by retention, and group snapshots.
 
 The plan is made by plan.Resource's engine; this file says which steps a snapshot task
 has (`SnapshotResource.ACTIONS`) and how each runs on the driver. Retention (`retention`)
-decides in `sort_out`, a pure function of the snapshots, the rules and the time.
+decides in `sort_out`, a pure function of the snapshots, the rules and the time. Group
+snapshots (`group` + `volumes`) are planned in group_snapshots.py.
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 from .drivers.base import Driver
 from .errors import Conflict, InvalidParameter, NotFound
+from .group_snapshots import GroupSnapshots
 from .host_devices import refuse_held_open
-from .objects import AVAILABLE, CONNECTION, CREATING, DELETING, ERROR, IN_USE, SNAPSHOT, VOLUME, Snapshot
+from .objects import (
+    AVAILABLE,
+    CONNECTION,
+    CREATING,
+    DELETING,
+    ERROR,
+    IN_USE,
+    SNAPSHOT,
+    VOLUME,
+    Snapshot,
+    is_uuid,
+)
 from .plan import Action, Plan, Resource, Step, by_ref, half_made, is_missing, made_from_source, store_target
 from .sealing import mask
 from .units import parse_age
@@ -146,7 +159,7 @@ def _listed(pairs: list[tuple[Snapshot, str]], key: str) -> list[dict]:
     return [{"id": s.id, "name": s.name, "created_at": s.created_at, key: why} for s, why in pairs]
 
 
-class SnapshotResource(Resource):
+class SnapshotResource(GroupSnapshots):
     kind = SNAPSHOT
     result_key = "snapshot"
     noop_on_controller = True
@@ -160,7 +173,15 @@ class SnapshotResource(Resource):
 
     @classmethod
     def referenced_names(cls, params: dict) -> dict[str, list[str]]:
-        return {VOLUME: [params.get("volume")], SNAPSHOT: [params.get("name")]}
+        names = {VOLUME: [params.get("volume")], SNAPSHOT: [params.get("name")]}
+        group, volumes = params.get("group"), params.get("volumes")
+        if isinstance(group, str) and group:
+            # Two tasks on one group serialize on its name, whatever volumes they list.
+            names[SNAPSHOT].append(f"{group}/")
+            if isinstance(volumes, list):
+                names[VOLUME] += [v for v in volumes if isinstance(v, str)]
+                names[SNAPSHOT] += [f"{group}/{v}" for v in volumes if isinstance(v, str) and not is_uuid(v.lower())]
+        return names
 
     @classmethod
     def select(cls, store: Store, backend: str, params: dict) -> list[dict]:
@@ -168,6 +189,15 @@ class SnapshotResource(Resource):
             store, backend, SNAPSHOT, params.get("name"))
         found += [v for s in found for v in store.find(backend, VOLUME, id=s["volume_id"])]
         volumes = by_ref(store, backend, VOLUME, params.get("volume"))
+        group = params.get("group")
+        if isinstance(group, str) and group:
+            members = store.find(backend, SNAPSHOT, group=group)
+            found += members
+            found += [v for s in members for v in store.find(backend, VOLUME, id=s["volume_id"])]
+            refs = params.get("volumes") if isinstance(params.get("volumes"), list) else []
+            listed = [v for ref in refs for v in by_ref(store, backend, VOLUME, ref)]
+            # A snapshot that already has a member's name (made by hand) is refused by the plan.
+            found += listed + [s for v in listed for s in store.find(backend, SNAPSHOT, name=f"{group}/{v['name']}")]
         found += volumes
         if params.get("retention") is not None:
             # Retention looks at every snapshot of the volume, and at the volumes made from each.
@@ -191,6 +221,12 @@ class SnapshotResource(Resource):
         self.retention = check_retention(self.params.get("retention"))
         self.pruned: list[dict] = []
         self.kept: list[dict] = []
+        self.group = None
+        if self.params.get("group") is not None:
+            return self._plan_group()
+        if self.params.get("volumes") is not None:
+            raise InvalidParameter("volumes: only with group (a group snapshot of these volumes); for one "
+                                   "volume use volume", "volumes")
         if self.retention is None:
             return self._plan_one()
         return self._plan_retention(self.retention)
@@ -235,6 +271,8 @@ class SnapshotResource(Resource):
         return plan
 
     def result(self, plan: Plan) -> dict:
+        if self.group is not None:
+            return self.group_result(plan)
         result = super().result(plan)
         if self.retention is not None:
             result["pruned"], result["kept"] = self.pruned, self.kept
@@ -269,10 +307,7 @@ class SnapshotResource(Resource):
         if volume.status not in (AVAILABLE, IN_USE):
             raise Conflict(f"volume: {volume.name!r} is {volume.status}; it must be available or in-use "
                            "to take a snapshot", "volume")
-        snapshot = Snapshot(
-            id=snapshot_id or self._next_id(), name=name, backend=self.records.backend, volume_id=volume.id,
-            volume_size=volume.size, status=AVAILABLE, description=self.params.get("description") or "",
-            metadata=copy.deepcopy(self.params.get("metadata") or {}))
+        snapshot = self._new_snapshot(name, volume, snapshot_id)
         step = Step("create_snapshot", snapshot, volume,
                     message=f"create snapshot {name!r} of volume {volume.name!r}")
         return Plan([step], None, self.view(snapshot))

@@ -76,6 +76,26 @@ options:
             or C(w) (seconds, minutes, hours, days, weeks), or several such parts, for example C(7d), C(36h),
             C(1w3d).
         type: str
+  group:
+    description:
+      - Take (or with O(state=absent) delete) a group snapshot of O(volumes) named this, one snapshot per volume
+        named C(<group>/<volume name>), each carrying the group's name (C(group) in
+        M(blockstore.storage.storage_snapshot_info)). Volumes can be made from each member as from any snapshot.
+      - The members are taken one after the other, so the group is consistent (all at one point in time) only
+        while nothing writes to the volumes. A volume attached read-write is refused, and so is a V(qcow2) image a
+        local daemon holds open; detach it, or attach it read-only, first. A point-in-time snapshot of volumes in
+        use (an rbd group snapshot, a QMP transaction across qemu-storage-daemons) is not implemented yet.
+      - A group snapshot keeps the volumes it was taken of; listing other volumes is refused. If a task taking it
+        failed half way, the next run finishes members left C(creating); one whose create failed and was undone
+        makes the next run refuse, until the group is deleted and taken again.
+      - "With O(state=absent): deletes every member (O(volumes) is not needed). Not with O(name), O(id), O(volume)
+        or O(retention)."
+    type: str
+  volumes:
+    description: Names or ids of the volumes of the group snapshot O(group), all of this backend. Required with
+      O(group) and O(state=present).
+    type: list
+    elements: str
 seealso:
   - module: blockstore.storage.storage_volume
   - module: blockstore.storage.storage_snapshot_info
@@ -112,6 +132,27 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
+- name: Second volume, for a group snapshot
+  blockstore.storage.storage_volume:
+    name: logs1
+    size: 1
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Snapshot data1 and logs1 together (neither attached read-write) as before-upgrade/data1, /logs1
+  blockstore.storage.storage_snapshot:
+    group: before-upgrade
+    volumes: [data1, logs1]
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
+- name: Delete last month's group snapshot, every member (nothing to do once it is gone)
+  blockstore.storage.storage_snapshot:
+    group: before-last-upgrade
+    state: absent
+    backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
+    persistence: {storage: file, path: /var/lib/blockstore/state.json}
+
 - name: Delete the snapshot of the last upgrade (nothing to do once it is gone)
   blockstore.storage.storage_snapshot:
     name: before-last-upgrade
@@ -137,6 +178,17 @@ snapshot:
     metadata: {description: Key/value pairs., type: dict, returned: always}
     created_at: {description: ISO 8601 time of creation., type: str, returned: always}
     updated_at: {description: ISO 8601 time of the last change., type: str, returned: always}
+    group: {description: "Name of the group snapshot it is a member of, C('') for none.", type: str,
+            returned: always}
+group_snapshot:
+  description: With O(group), the group snapshot after the task; after a delete, as it was, with status C(deleted).
+  returned: when O(group) is given, except when deleting a group snapshot that did not exist
+  type: dict
+  contains:
+    name: {description: The group snapshot's name., type: str, returned: always}
+    volumes: {description: Names of its volumes., type: list, elements: str, returned: always}
+    snapshots: {description: Its member snapshots, each as RV(snapshot)., type: list, elements: dict,
+                returned: always}
 pruned:
   description: The snapshots retention deleted, or in check mode would delete, with the reason.
   returned: when O(retention) is given
@@ -177,6 +229,8 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": list(STATES), "default": "present"},
     "description": {"type": "str"},
     "metadata": {"type": "dict"},
+    "group": {"type": "str"},
+    "volumes": {"type": "list", "elements": "str"},
     "retention": {"type": "dict", "options": {
         "prefix": {"type": "str", "required": True},
         "keep": {"type": "int"},

@@ -26,6 +26,11 @@ options:
   id:
     description: Only the snapshot with this id.
     type: str
+  group:
+    description:
+      - Only the members of the group snapshot with this name (see
+        O(blockstore.storage.storage_snapshot#module:group)).
+    type: str
 seealso:
   - module: blockstore.storage.storage_snapshot
 '''
@@ -74,6 +79,7 @@ ARGUMENT_SPEC = {
     "volume": {"type": "str"},
     "name": {"type": "str"},
     "id": {"type": "str"},
+    "group": {"type": "str"},
 }
 HANDLER = SnapshotInfo
 

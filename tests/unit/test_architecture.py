@@ -39,7 +39,7 @@ LAYERS = [
     ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity"),
     ("handler",),
     ("plan", "transfer", "drift"),
-    ("adoption", "reverts", "forced_detach", "retypes"),
+    ("adoption", "reverts", "forced_detach", "retypes", "group_snapshots"),
     ("volumes", "snapshots", "attachments"),
     ("queries",),
     ("runner",),

@@ -6,6 +6,7 @@ volume's data as of the group, check mode, diff, re-runs, delete of every member
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -224,3 +225,26 @@ def test_a_killed_group_is_finished_by_the_next_run(lab, monkeypatch, killed_at)
     assert holds(lab, "db-then", 0x11) and holds(lab, "logs-then", 0x22)
     assert holds(lab, "db", 0x11) and holds(lab, "logs", 0x22)
     assert not group_run(lab, volumes=["db", "logs"])["changed"]
+
+
+def test_a_store_written_before_groups_loads_and_its_snapshots_are_in_no_group(tmp_path):
+    if not shutil.which("qemu-io"):
+        pytest.skip("qemu-io is not installed (Debian package qemu-utils)")
+    from ansible_collections.blockstore.storage.plugins.module_utils.persistence.jsonfile import JsonFileStore
+    path = str(tmp_path / "state.json")
+    lab = Lab(str(tmp_path / "lab"), "raw", JsonFileStore(path))
+    lab.volume(name="db", size=1)
+    lab.snapshot(volume="db", name="old")
+    # as an older version wrote it: no group field
+    with open(path, encoding="utf-8") as state:
+        document = json.load(state)
+    snapshot = next(r for r in document["records"].values() if r["kind"] == "snapshot")
+    assert snapshot.pop("group") == ""
+    with open(path, "w", encoding="utf-8") as state:
+        json.dump(document, state)
+    reopened = Lab(lab.path, "raw", JsonFileStore(path))
+    assert "group" not in reopened.record("snapshot", "old")
+    assert reopened.snapshot(volume="db", name="old")["snapshot"]["group"] == ""
+    assert not reopened.snapshot(volume="db", name="old")["changed"]
+    assert group_run(reopened, volumes=["db"])["changed"]
+    assert [r["name"] for r in reopened.store.find("lab", "snapshot", group="nightly")] == ["nightly/db"]

@@ -187,7 +187,7 @@ group_snapshot:
   contains:
     name: {description: The group snapshot's name., type: str, returned: always}
     volumes: {description: Names of its volumes., type: list, elements: str, returned: always}
-    snapshots: {description: Its member snapshots, each as RV(snapshot)., type: list, elements: dict,
+    snapshots: {description: "Its member snapshots, each as RV(snapshot).", type: list, elements: dict,
                 returned: always}
 pruned:
   description: The snapshots retention deleted, or in check mode would delete, with the reason.

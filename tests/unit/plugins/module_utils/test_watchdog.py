@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.connectors import qsd, watchdog
 
 
@@ -89,7 +90,9 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def test_the_watchdog_process_exits_when_its_daemon_does(tmp_path):
+@pytest.fixture
+def watched(tmp_path):
+    """A daemon directory, a stand-in daemon in it and a real watchdog of it (on a device of this machine)."""
     directory = str(tmp_path / "vol")
     os.makedirs(directory)
     daemon = _fake_daemon(directory)
@@ -97,29 +100,27 @@ def test_the_watchdog_process_exits_when_its_daemon_does(tmp_path):
         device = next(d for d in sorted(os.listdir("/sys/block")) if d.startswith(("loop", "sd", "vd", "nvme")))
         pid = watchdog.spawn(daemon.pid, directory, f"/dev/{device}", 0, dead_after=3600)
         assert watchdog.pid(directory) == pid
-        time.sleep(1.5)
-        assert watchdog.pid(directory) == pid  # positive control: it watches while the daemon runs
+        yield directory, daemon, pid
     finally:
         daemon.kill()
         daemon.wait()
+
+
+def test_the_watchdog_process_exits_when_its_daemon_does(watched):
+    directory, daemon, pid = watched
+    time.sleep(1.5)
+    assert watchdog.pid(directory) == pid  # positive control: it watches while the daemon runs
+    daemon.kill()
+    daemon.wait()
     assert _gone(pid, 5), "the watchdog outlived its daemon"
     assert watchdog.pid(directory) is None
 
 
-def test_stopping_a_daemon_stops_its_watchdog(tmp_path):
-    directory = str(tmp_path / "vol")
-    os.makedirs(directory)
-    daemon = _fake_daemon(directory)
-    try:
-        device = next(d for d in sorted(os.listdir("/sys/block")) if d.startswith(("loop", "sd", "vd", "nvme")))
-        pid = watchdog.spawn(daemon.pid, directory, f"/dev/{device}", 0, dead_after=3600)
-        assert watchdog.pid(directory) == pid
-        qsd.stop({"dir": directory, "pid": None})  # the teardown of every path: detach, sweep, stale clean-up
-        assert _gone(pid, 5)
-        assert not os.path.exists(directory)
-    finally:
-        daemon.kill()
-        daemon.wait()
+def test_stopping_a_daemon_stops_its_watchdog(watched):
+    directory, _daemon, pid = watched
+    qsd.stop({"dir": directory, "pid": None})  # the teardown of every path: detach, sweep, stale clean-up
+    assert _gone(pid, 5)
+    assert not os.path.exists(directory)
 
 
 def test_the_watchdog_source_runs_on_its_own():

@@ -90,14 +90,19 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
+def _a_block_device() -> str:
+    # Any block device of this machine: the watchdog only reads its counters.
+    return next(d for d in sorted(os.listdir("/sys/block")) if d.startswith(("loop", "sd", "vd", "nvme")))
+
+
 @pytest.fixture
 def watched(tmp_path):
     """A daemon directory, a stand-in daemon in it and a real watchdog of it (on a device of this machine)."""
     directory = str(tmp_path / "vol")
     os.makedirs(directory)
+    device = _a_block_device()
     daemon = _fake_daemon(directory)
     try:
-        device = next(d for d in sorted(os.listdir("/sys/block")) if d.startswith(("loop", "sd", "vd", "nvme")))
         pid = watchdog.spawn(daemon.pid, directory, f"/dev/{device}", 0, dead_after=3600)
         assert watchdog.pid(directory) == pid
         yield directory, daemon, pid

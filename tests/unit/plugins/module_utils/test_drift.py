@@ -414,19 +414,19 @@ def test_a_device_is_judged_by_the_view_of_the_host_it_is_on(tmp_path):
 def test_a_daemon_no_connection_records_is_reported_with_its_watchdog(tmp_path, watchdog, named):
     lab = Lab(str(tmp_path / "stor1"), "raw")
     volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
-    directory = str(tmp_path / "run" / volume["id"])
+    left = str(tmp_path / "run" / volume["id"])
 
     class Left(Consumer):
         """A daemon (and maybe its watchdog) left in v1's directory by a killed attach."""
 
-        def daemon_pid(self, path: str) -> int | None:
-            return 4242 if path == directory else None
+        def daemon_pid(self, directory: str) -> int | None:
+            return 4242 if directory == left else None
 
-        def watchdog_pid(self, path: str) -> int | None:
-            return watchdog if path == directory else None
+        def watchdog_pid(self, directory: str) -> int | None:
+            return watchdog if directory == left else None
 
     report = drift.host_view(RecordSet("lab", lab.store.find("lab")), lab.driver, Left("app1", str(tmp_path / "run")))
-    assert [(d["device"], d["backing_file"]) for d in report["unknown_devices"]] == [(named, directory)]
+    assert [(d["device"], d["backing_file"]) for d in report["unknown_devices"]] == [(named, left)]
     assert report["problems"][0].startswith(f"{named} on app1 serves volume 'v1'")
 
 

@@ -148,7 +148,8 @@ def _source() -> str:
     with contextlib.suppress(Exception):
         text = loader.get_source(__name__) if loader is not None else None
         if text:
-            return text
+            # Ansible's collection loader gives bytes, zipimport (AnsiballZ) text.
+            return text.decode("utf-8") if isinstance(text, bytes) else text
     with open(__file__, encoding="utf-8") as handle:
         return handle.read()
 

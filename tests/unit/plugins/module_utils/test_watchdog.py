@@ -135,3 +135,17 @@ def test_the_watchdog_source_runs_on_its_own():
                            "0", "30"], input=source, text=True, capture_output=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "ansible_collections" not in source
+
+
+def test_the_source_is_text_whichever_loader_imported_it(monkeypatch):
+    # Ansible's collection loader (ansible-test, the controller) gives bytes; zipimport (AnsiballZ) gives text.
+    class Loader:
+        def __init__(self, source):
+            self.source = source
+
+        def get_source(self, name):
+            return self.source
+
+    for given in (b"# the watchdog\n", "# the watchdog\n"):
+        monkeypatch.setattr(watchdog, "__loader__", Loader(given))
+        assert watchdog._source() == "# the watchdog\n"

@@ -23,8 +23,8 @@ every record of the backend with what its driver finds on the backend:
 The host view runs on the task's host and compares the connections recorded for this host
 with its devices; it never judges the backend, which it may not see:
 
-  unknown_devices    loop devices and qemu-storage-daemon processes on this host
-                     serving a volume of the backend that no connection of this host records
+  unknown_devices    loop devices and qemu-storage-daemon processes (with their watchdogs) on
+                     this host serving a volume of the backend that no connection of this host records
   lost_devices       connections of this host whose recorded device is gone
 
 A backend view that cannot see the backend (the file driver's directory is not on this host)
@@ -185,7 +185,10 @@ def host_view(records: RecordSet, driver: Driver, host: LocalHost, extra_volume_
     for item in found.daemons:
         pid = host.daemon_pid(item["dir"])
         if pid is not None:
-            report["unknown_devices"].append({"device": f"qemu-storage-daemon pid {pid}", "backing_file": item["dir"],
+            # Its dead-export watchdog belongs to it: the clean-up that stops the daemon stops the watchdog.
+            watcher = host.watchdog_pid(item["dir"])
+            name = f"qemu-storage-daemon pid {pid}" + (f" (watchdog pid {watcher})" if watcher is not None else "")
+            report["unknown_devices"].append({"device": name, "backing_file": item["dir"],
                                               "volume_id": item["volume_id"]})
     report["lost_devices"] = lost(host, connections)
     names = {v.id: v.name for v in records.all(VOLUME)}

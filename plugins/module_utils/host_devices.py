@@ -119,7 +119,12 @@ class LocalHost:
     def daemon_pid(self, directory: str) -> int | None:
         return _qsd().daemon_pid(directory)
 
+    def watchdog_pid(self, directory: str) -> int | None:
+        from .connectors import watchdog
+        return watchdog.pid(directory)
+
     def stop_daemon(self, directory: str) -> None:
+        # Its watchdog too (qsd.stop stops that first).
         _qsd().stop({"dir": directory})
 
 

@@ -185,7 +185,8 @@ drift:
     unknown_devices:
       description: >-
         Loop devices and qemu-storage-daemon processes on this host that serve a volume of the backend but that
-        no connection of this host records (C(device), C(backing_file), C(volume_id), C(volume_name)). Host view.
+        no connection of this host records (C(device), C(backing_file), C(volume_id), C(volume_name)); a daemon's
+        C(device) names its pid and its dead-export watchdog's, which the clean-up stops with it. Host view.
       type: list
       elements: dict
       returned: always

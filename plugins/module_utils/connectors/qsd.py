@@ -6,7 +6,8 @@
 One daemon per attachment, in its own directory (`<run dir>/<volume id>/`):
 `export` is the FUSE mount point (a file showing the image's raw bytes), `qmp`
 the monitor socket, `pid` the pid file, `key` a 0600 secret file that exists
-only while the daemon starts (secrets never go on a command line).
+only while the daemon starts (secrets never go on a command line), `watchdog`
+the pid file of its dead-export watchdog (watchdog.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 
 from ..commands import run
 from ..errors import DriverError, MissingDependency
+from . import watchdog
 
 NODE = "disk"
 # With QoS limits the export reads and writes through a throttle filter node over NODE, in this group.
@@ -153,6 +155,7 @@ def stop(daemon: dict) -> None:
     if not directory:
         return
     where = paths(directory)
+    watchdog.stop(directory)  # first: it must not abort the export while the daemon is being stopped
     facts = dict(daemon)
     if "pid" not in facts:
         facts["pid"] = _read_pid(where["pidfile"])

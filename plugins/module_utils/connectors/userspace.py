@@ -14,7 +14,7 @@ import os
 import time
 
 from ..errors import Conflict
-from . import loop, qsd
+from . import loop, qsd, watchdog
 from .base import Connector
 
 
@@ -98,6 +98,14 @@ class UserspaceConnector(Connector):
         try:
             device = loop.attach(daemon["export"], read_only)
         except Exception:
+            qsd.stop(daemon)
+            raise
+        try:
+            # I/O on an export that stops answering (its target or cluster gone) fails after a while instead
+            # of blocking for ever.
+            watchdog.start(daemon, device)
+        except Exception:
+            loop.detach(device, daemon["export"])
             qsd.stop(daemon)
             raise
         return {"path": device, "type": "block", "method": self.method, "protocol": protocol,

@@ -315,23 +315,24 @@ json.dump(found, open(sys.argv[1], "w"))
 PY
 play force-serve serve
 play force-attach guide-attached
-stale_device() {  # the device app2's connection of app2-data records, and that volume's id
-  "$python" - "$work/force/state.json" <<'PY'
+device_of() {  # device_of VOLUME: the device of that volume's connection, its method and the volume's id
+  "$python" - "$work/force/state.json" "$1" <<'PY'
 import json, sys
 records = json.load(open(sys.argv[1]))["records"]
 records = records.values() if isinstance(records, dict) else records
-volume = next(r for r in records if r["kind"] == "volume" and r["name"] == "app2-data")
+volume = next(r for r in records if r["kind"] == "volume" and r["name"] == sys.argv[2])
 conn = next(r for r in records if r["kind"] == "connection" and r["volume_id"] == volume["id"])
-print(conn["device"]["path"], volume["id"])
+print(conn["device"]["path"], conn["device"]["method"], volume["id"])
 PY
 }
-read -r device volume_id < <(stale_device)
+read -r device method volume_id < <(device_of app2-data)
+read -r app1_device app1_method _app1_id < <(device_of app1-data)
+[ "$method/$app1_method" = userspace/userspace ] || { echo "force: app1 and app2 attach by $app1_method/$method, not userspace"; exit 1; }
 ip link set "bslab-app2" down  # app2 is gone: Ansible cannot reach it, its initiator loses stor1's portal
-MH_PLAYBOOK=force.yml play force-detach force-detach
-MH_PLAYBOOK=force.yml play force-again force-again
-# I/O on app2's stale device, timed (from here: loop devices are the kernel's, shared by the lab's hosts).
+# I/O on app2's device from then on, timed (from here: loop devices are the kernel's, shared by the lab's hosts):
+# its watchdog fails it once nothing has completed for 30 s; the wrapper's limit is never reached.
 dd_started=$SECONDS
-timeout -s KILL 300 dd if="$device" of=/dev/null bs=4k count=1 skip=4096 iflag=direct 2>"$work/force/dd.txt" &
+timeout -s KILL 120 dd if="$device" of=/dev/null bs=4k count=1 skip=4096 iflag=direct 2>"$work/force/dd.txt" &
 dd_pid=$!
 force_unblock() {  # should a phase fail: the read blocked on the stale device ends once its daemon is gone (the
   # lab's take-down lists loop devices, which waits on that blocked read, for ever); the daemon is this test's own
@@ -339,20 +340,31 @@ force_unblock() {  # should a phase fail: the read blocked on the stale device e
   wait "$dd_pid" 2>/dev/null || true
 }
 trap 'force_unblock; cleanup' EXIT
-sleep 5
-if kill -0 "$dd_pid" 2>/dev/null; then echo "force: a read of the stale $device is blocked after 5 s (known limit)"; fi
+MH_PLAYBOOK=force.yml play force-detach force-detach
+MH_PLAYBOOK=force.yml play force-again force-again
+while kill -0 "$dd_pid" 2>/dev/null && ((SECONDS - dd_started < 60)); do sleep 0.5; done
+if kill -0 "$dd_pid" 2>/dev/null; then echo "force: the read of the stale $device still blocks after 60 s"; exit 1; fi
+wait "$dd_pid" && { echo "force: the read of the stale $device succeeded"; exit 1; }
+dd_took=$((SECONDS - dd_started))
+# Not before the bound either: the watchdog, not something else, ended it.
+((dd_took >= 28)) || { echo "force: the read of $device failed after $dd_took s, before the 30 s bound"; exit 1; }
+echo "force: the read of the stale $device failed after $dd_took s (app2 cut off): $(tail -n 1 "$work/force/dd.txt")"
+# New I/O on it fails at once; app1's live userspace device, after the same wait, still reads.
+again_started=$SECONDS
+if timeout -s KILL 20 dd if="$device" of=/dev/null bs=4k count=1 skip=8192 iflag=direct 2>/dev/null; then
+  echo "force: a new read of the stale $device succeeded"; exit 1
+fi
+((SECONDS - again_started <= 3)) || { echo "force: a new read of the stale $device took $((SECONDS - again_started)) s"; exit 1; }
+timeout -s KILL 20 dd if="$app1_device" of=/dev/null bs=4k count=1 skip=4096 iflag=direct 2>"$work/force/dd1.txt" ||
+  { echo "force: app1's live $app1_device no longer reads: $(tail -n 1 "$work/force/dd1.txt")"; exit 1; }
 ip link set "bslab-app2" up
 MH_PLAYBOOK=force.yml play force-return force-return -e force_first=true
 MH_PLAYBOOK=force.yml play force-return-again force-return
 unchanged force-return-again
-# The clean-up ends the blocked read: within 30 s of it, never later.
-for _ in $(seq 300); do kill -0 "$dd_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$dd_pid" 2>/dev/null; then echo "force: the read of $device still blocks after app2's clean-up"; exit 1; fi
-wait "$dd_pid" && { echo "force: the read of the stale $device succeeded"; exit 1; }
-echo "force: the read of the stale $device ended after $((SECONDS - dd_started)) s: $(tail -n 1 "$work/force/dd.txt")"
 trap cleanup EXIT
 if losetup -l -n -O NAME,BACK-FILE | grep -F "$volume_id"; then echo "force: a loop device of app2-data is left"; exit 1; fi
 if pgrep -af "qemu-storage-daemon.*$volume_id"; then echo "force: a daemon of app2-data is left"; exit 1; fi
+if pgrep -af "blockstore-watchdog.*$volume_id"; then echo "force: a watchdog of app2-data is left"; exit 1; fi
 play force-detach-app1 guide-detached
 play force-remove remove
 echo "force: passed in $((SECONDS - force_started)) s"

@@ -409,6 +409,27 @@ def test_a_device_is_judged_by_the_view_of_the_host_it_is_on(tmp_path):
     assert drift.host_view(records, consumer_driver, app2)["in_sync"]
 
 
+@pytest.mark.parametrize(("watchdog", "named"), [(4343, "qemu-storage-daemon pid 4242 (watchdog pid 4343)"),
+                                                 (None, "qemu-storage-daemon pid 4242")])
+def test_a_daemon_no_connection_records_is_reported_with_its_watchdog(tmp_path, watchdog, named):
+    lab = Lab(str(tmp_path / "stor1"), "raw")
+    volume = lab.run(VolumeResource, name="v1", size=1)["volume"]
+    left = str(tmp_path / "run" / volume["id"])
+
+    class Left(Consumer):
+        """A daemon (and maybe its watchdog) left in v1's directory by a killed attach."""
+
+        def daemon_pid(self, directory: str) -> int | None:
+            return 4242 if directory == left else None
+
+        def watchdog_pid(self, directory: str) -> int | None:
+            return watchdog if directory == left else None
+
+    report = drift.host_view(RecordSet("lab", lab.store.find("lab")), lab.driver, Left("app1", str(tmp_path / "run")))
+    assert [(d["device"], d["backing_file"]) for d in report["unknown_devices"]] == [(named, left)]
+    assert report["problems"][0].startswith(f"{named} on app1 serves volume 'v1'")
+
+
 def test_the_host_view_alone_measures_nothing_and_makes_nothing_on_the_host(tmp_path):
     from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task
     path = tmp_path / "srv" / "volumes"

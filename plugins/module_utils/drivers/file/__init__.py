@@ -187,6 +187,10 @@ class FileDriver(IscsiExport, Driver):
     def snapshot_path(self, snapshot: Snapshot) -> str:
         return self.file(f"snapshot-{snapshot.id}")
 
+    def image_of(self, obj: Volume | Snapshot) -> tuple[str, str]:
+        path = self.snapshot_path(obj) if isinstance(obj, Snapshot) else self.volume_path(obj)
+        return path, self.format_of(obj).name
+
     @staticmethod
     def unlink(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):

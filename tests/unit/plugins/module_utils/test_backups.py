@@ -12,23 +12,21 @@ import shutil
 import subprocess
 
 import pytest
-from ansible_collections.blockstore.storage.plugins.module_utils import backups
-from ansible_collections.blockstore.storage.plugins.module_utils.backups import (
+from ansible_collections.blockstore.storage.plugins.module_utils import backup_chunks
+from ansible_collections.blockstore.storage.plugins.module_utils.backup_chunks import (
     BackupCorrupt,
-    BackupInfo,
-    BackupResource,
     Repository,
     assemble,
     dependents,
     latest,
     store_image,
 )
+from ansible_collections.blockstore.storage.plugins.module_utils.backups import BackupInfo, BackupResource
 from ansible_collections.blockstore.storage.plugins.module_utils.errors import Conflict, InvalidParameter, NotFound
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import AVAILABLE, Backup
 from ansible_collections.blockstore.storage.plugins.module_utils.persistence.memory import MemoryStore
 from ansible_collections.blockstore.storage.plugins.module_utils.serialization import dumps, loads
-from ansible_collections.blockstore.storage.plugins.module_utils.volumes import VolumeResource
 from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.test_resources import Lab as ResourceLab
 
 CHUNK = 64 * 1024  # small chunks keep the pure tests fast
@@ -227,7 +225,7 @@ def test_full_incremental_restore_each_and_delete_the_chain(lab):
         assert not lab.backup(name=name, state="restored", restore_to=f"from-{name}")["changed"]
     assert [b["name"] for b in lab.info(volume="db")] == ["full", "incr"]
 
-    with pytest.raises(Conflict, match="delete_dependents: incremental backup.* 'incr' depend on backup 'full'"):
+    with pytest.raises(Conflict, match=r"delete_dependents: incremental backup.* 'incr' depend on backup 'full'"):
         lab.backup(name="full", state="absent")
     assert len(lab.store.find("lab", "backup")) == 2  # refused, nothing deleted
     gone = lab.backup(name="full", state="absent", delete_dependents=True)
@@ -267,7 +265,7 @@ def test_restore_over_an_existing_volume_needs_force_and_checks_before_writing(l
     before = lab.data("db")
     manifest = Repository(lab.target).read_manifest(lab.record("backup", "full")["id"])
     os.unlink(Repository(lab.target).chunk_path(manifest["chunks"][2]))
-    with pytest.raises(BackupCorrupt, match="backup chunk 2 .* is missing"):
+    with pytest.raises(BackupCorrupt, match=r"backup chunk 2 .* is missing"):
         lab.backup(name="full", state="restored", restore_to="db", force=True)
     assert lab.holds("db", before) and lab.record("volume", "db")["status"] == "available"
 
@@ -291,7 +289,7 @@ def test_bad_input_names_the_option_and_changes_nothing(lab):
         lab.backup(name="b", volume="db", target="rel/dir")
     with pytest.raises(NotFound, match="volume: no volume 'nope'"):
         lab.backup(name="b", volume="nope", target=lab.target)
-    with pytest.raises(NotFound, match="name: no backup 'b' .* to restore"):
+    with pytest.raises(NotFound, match=r"name: no backup 'b' .* to restore"):
         lab.backup(name="b", state="restored", restore_to="x")
     assert lab.snapshot_of_state() == state
     lab.backup(name="b", volume="db", target=lab.target)  # positive control
@@ -308,4 +306,4 @@ def test_a_connected_volume_backup_is_crash_consistent(lab, monkeypatch):
                               "host": "h1", "status": "attached", "connector": {}, "connection_info": {}}])
     done = lab.backup(name="live", volume="db", target=lab.target)
     assert done["backup"]["crash_consistent"] and "crash-consistent" in done["actions"][0]
-    assert backups.CHUNK_SIZE == 4 * 1024 * 1024
+    assert backup_chunks.CHUNK_SIZE == 4 * 1024 * 1024

@@ -120,9 +120,9 @@ EXAMPLES = r'''
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}
     persistence: {storage: file, path: /var/lib/blockstore/state.json}
 
-- name: Delete the full backup and the incrementals built on it
+- name: Delete last month's full backup and the incrementals built on it (nothing to do once they are gone)
   blockstore.storage.storage_backup:
-    name: data1-full
+    name: data1-last-month
     state: absent
     delete_dependents: true
     backend: {name: lab, driver: file, path: /var/lib/blockstore/lab, format: qcow2}

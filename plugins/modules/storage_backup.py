@@ -8,10 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: storage_backup
 short_description: Back up block storage volumes to a directory, restore and delete backups
-version_added: 0.2.0
+version_added: 0.1.0
 description:
-  - Copies a volume's data off its backend into a directory (O(target)): a local path or a mounted share on
-    the host where the backend's work runs. Restores a backup to a new volume or over an existing one.
+  - "Copies a volume's data off its backend into a directory (O(target)): a local path or a mounted share on
+    the host where the backend's work runs. Restores a backup to a new volume or over an existing one."
   - "A backup is read from a temporary snapshot of the volume (taken, read, deleted), so its data is one
     point in time. A backup of a volume connected to a host is crash-consistent (what a power loss would
     have left): RV(backup.crash_consistent) says so; detach the volume, or quiesce its filesystem, for a
@@ -25,8 +25,8 @@ description:
     and the whole image's; a missing or altered chunk stops it with an error naming the chunk, before the
     volume is created or written."
   - Backups are records in the same state store as the volumes. Deleting a volume keeps its backups.
-  - Drivers: the file driver (V(raw) and V(qcow2)); needs C(qemu-img) on the host. Other drivers refuse
-    with an error naming O(backend.driver).
+  - "Drivers: the file driver (V(raw) and V(qcow2)); needs C(qemu-img) on the host. Other drivers refuse
+    with an error naming O(backend.driver)."
 author: blockstore.storage developers (@blockstore)
 extends_documentation_fragment:
   - blockstore.storage.backend

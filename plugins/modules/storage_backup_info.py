@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: storage_backup_info
 short_description: List backups of block storage volumes
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Returns the backups of a backend as kept in the state store, optionally filtered, oldest first.
   - Backups of a deleted volume are listed too; O(volume) finds them by that volume's old name or id.

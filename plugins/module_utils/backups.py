@@ -286,7 +286,7 @@ class BackupResource(Resource):
                            "delete them first, or set delete_dependents: true to delete them with it; nothing "
                            "was deleted", "delete_dependents")
         steps = [Step("delete_backup", b, message=f"delete backup {b.name!r} ({b.id}), which depends on "
-                                                   f"{existing.name!r}") for b in chain]
+                      f"{existing.name!r}") for b in chain]
         steps.append(Step("delete_backup", existing, message=f"delete backup {existing.name!r} ({existing.id})"))
         self.deleted = [self.view(b) for b in chain]
         return Plan(steps, self.view(existing), None)

@@ -26,7 +26,7 @@ description:
     volume is created or written."
   - Backups are records in the same state store as the volumes. Deleting a volume keeps its backups.
   - "Drivers: the file driver (V(raw) and V(qcow2)); needs C(qemu-img) on the host. Other drivers refuse
-    with an error naming O(backend.driver)."
+    with an error naming the driver (C(driver) in O(backend))."
 author: blockstore.storage developers (@blockstore)
 extends_documentation_fragment:
   - blockstore.storage.backend

@@ -25,7 +25,9 @@ SNAPSHOT = "snapshot"
 CONNECTION = "connection"
 # One per backend name: the identity of the data the name stands for (backend_identity.py); not a storage object.
 BACKEND = "backend"
-KINDS = (VOLUME, SNAPSHOT, CONNECTION, BACKEND)
+# A copy of a volume's data off the backend (backups.py): kept when its volume is deleted.
+BACKUP = "backup"
+KINDS = (VOLUME, SNAPSHOT, CONNECTION, BACKEND, BACKUP)
 
 # Cinder's status machine. Transient statuses are written before a long driver
 # call, so a crash leaves a visible record that the next run converges.
@@ -166,8 +168,40 @@ class Connection:
               "created_at", "updated_at")
 
 
-OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot, CONNECTION: Connection}
-StorageObject = Union[Volume, Snapshot, Connection]
+@dataclasses.dataclass
+class Backup:
+    """A backup of a volume in a directory (`location`): a manifest of chunks there (backups.py).
+
+    An incremental one (`parent_id` set) shares the chunks its parent has and stores only the others;
+    `volume_name` and `volume_size` stay readable after the volume is deleted.
+    """
+
+    id: str
+    name: str
+    backend: str
+    volume_id: str
+    volume_size: int
+    location: str
+    volume_name: str = ""
+    parent_id: str | None = None
+    status: str = CREATING
+    # Taken while the volume was connected to a host: its data is what a crash would have left.
+    crash_consistent: bool = False
+    # Bytes of the volume's image, and what this backup added to the location (compressed chunks).
+    size: int = 0
+    stored_bytes: int = 0
+    description: str = ""
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+    driver_data: dict = dataclasses.field(default_factory=dict)
+    kind: str = BACKUP
+
+    PUBLIC = ("id", "name", "backend", "volume_id", "volume_name", "volume_size", "location", "parent_id",
+              "status", "crash_consistent", "size", "stored_bytes", "description", "created_at", "updated_at")
+
+
+OBJECT_CLASSES = {VOLUME: Volume, SNAPSHOT: Snapshot, CONNECTION: Connection, BACKUP: Backup}
+StorageObject = Union[Volume, Snapshot, Connection, Backup]
 
 
 def is_interrupted(conn: Connection) -> bool:

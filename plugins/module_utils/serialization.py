@@ -17,7 +17,7 @@ import re
 from typing import Iterable
 
 from .errors import StateStoreError
-from .objects import BACKEND, CONNECTION, KINDS, SNAPSHOT, SNAPSHOT_STATUSES, VOLUME, VOLUME_STATUSES, is_uuid
+from .objects import BACKEND, BACKUP, CONNECTION, KINDS, SNAPSHOT, SNAPSHOT_STATUSES, VOLUME, VOLUME_STATUSES, is_uuid
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("kind", "id", "backend")
@@ -40,9 +40,14 @@ SHAPES = {
     CONNECTION: {"volume_id": _TEXT, "host": _TEXT, "status": _TEXT, "connector": _DICT,
                  "connection_info": _DICT, "driver_data": _DICT},
     BACKEND: {"name": _NAME, "driver": _NAME, "fingerprint": _NAME, "locator": _DICT},
+    BACKUP: {"name": _NAME, "volume_id": _TEXT, "volume_size": _SIZE, "location": _NAME, "parent_id": _OPT_TEXT,
+             "status": ("one of " + ", ".join(SNAPSHOT_STATUSES), lambda v: v in SNAPSHOT_STATUSES),
+             "crash_consistent": ("true or false", lambda v: isinstance(v, bool)),
+             "description": _TEXT, "driver_data": _DICT},
 }
 REQUIRED = {VOLUME: ("name", "size"), SNAPSHOT: ("name", "volume_id", "volume_size"),
-            CONNECTION: ("volume_id", "host"), BACKEND: ("driver", "fingerprint", "locator")}
+            CONNECTION: ("volume_id", "host"), BACKEND: ("driver", "fingerprint", "locator"),
+            BACKUP: ("name", "volume_id", "volume_size", "location")}
 
 
 def is_safe_id(value: object) -> bool:

@@ -54,7 +54,7 @@ NOOP_ANSWER_VAR = "blockstore_noop_answer"
 NOOP_ANSWERS = ("backend", "store")
 # With a backend `host` (the inventory host where its backend-side work runs, docs/architecture.md): these
 # modules' steps are all backend-side, so they run there whatever host the task is for...
-BACKEND_SIDE_MODULES = ("storage_volume", "storage_snapshot")
+BACKEND_SIDE_MODULES = ("storage_volume", "storage_snapshot", "storage_backup")
 # ...and this one's task is split: the export on the backend's host, the device on the task's host.
 SPLIT_MODULE = "storage_attachment"
 # ...and this one's stats and drift backend view run there, its drift host view on the task's host.

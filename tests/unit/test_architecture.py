@@ -36,11 +36,11 @@ LAYERS = [
     ("units", "objects", "sealing", "config", "volume_types"),
     ("serialization",),
     ("persistence", "drivers", "connectors"),
-    ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity"),
+    ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity", "backup_chunks"),
     ("handler",),
     ("plan", "transfer", "drift"),
     ("adoption", "reverts", "forced_detach", "retypes", "group_snapshots"),
-    ("volumes", "snapshots", "attachments"),
+    ("volumes", "snapshots", "attachments", "backups"),
     ("queries",),
     ("runner",),
 ]

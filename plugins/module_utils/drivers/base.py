@@ -102,6 +102,12 @@ class Driver:
         raise DriverError(f"driver {self.name!r} cannot revert a volume to a snapshot; "
                           "create a new volume from the snapshot instead", "revert_to")
 
+    def image_of(self, obj: Volume | Snapshot) -> tuple[str, str]:
+        """Optional: (path, qemu-img format) of a volume's or snapshot's image on this host, for backups
+        (backups.py reads a snapshot's and writes a volume's through qemu-img)."""
+        raise DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file driver can)",
+                          "backend.driver")
+
     def allocated_bytes(self, volume: Volume) -> int | None:
         """Optional: the bytes the volume itself takes on the backend (without what it shares with
         its snapshots or clones); None when the driver cannot tell or the object is gone."""

@@ -54,7 +54,7 @@ from ...units import GiB
 from ..base import Driver
 from .adopt import adopt_volume, find_existing
 from .export import IscsiExport
-from .image import ImageFormat
+from .image import ImageFormat, file_image_of
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header, qcow2_virtual_size
 from .raw import PROBE_LIFETIME, REFLINK_PROBE, RawFormat, reflink_supported
@@ -66,6 +66,7 @@ FORMATS: dict[str, type[ImageFormat]] = {f.name: f for f in (RawFormat, Qcow2For
 
 class FileDriver(IscsiExport, Driver):
     name = "file"
+    image_of = file_image_of
     options = (
         Opt("path", "path", required=True,
             help="Directory holding the volume files, on the host the module runs on. Created if missing."),

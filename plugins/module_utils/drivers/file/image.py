@@ -61,3 +61,9 @@ class ImageFormat:
     def revert(self, volume: Volume, snapshot: Snapshot, path: str) -> None:
         """Make the image at `path` hold the snapshot's data, at the volume's size; the snapshot is only read."""
         raise NotImplementedError
+
+
+def file_image_of(driver: Driver, obj: Volume | Snapshot) -> tuple[str, str]:
+    """The file driver's Driver.image_of: the image file of a volume or snapshot, and its qemu-img format."""
+    path = driver.snapshot_path(obj) if isinstance(obj, Snapshot) else driver.volume_path(obj)
+    return path, driver.format_of(obj).name

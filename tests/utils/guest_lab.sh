@@ -223,6 +223,8 @@ up() {
   command -v qemu-system-x86_64 >/dev/null || die "no qemu-system-x86_64: run scripts/setup.sh (scripts/setup-guest.sh)"
   if [ ${#CONSUMERS[@]} -lt 1 ] || [ ${#CONSUMERS[@]} -gt 15 ]; then die "BLOCKSTORE_GUEST_CONSUMERS must name 1 to 15 guests"; fi
   check_range
+  # QEMU's unix sockets (monitor, links) live below it: a socket path holds at most 107 bytes.
+  [ ${#LAB} -le 80 ] || die "the lab's directory $LAB is too long for its sockets (at most 80 characters)"
   IMAGE=$(bash "$HERE/guest_image.sh" path) || exit 1
   rm -rf "$LAB"
   mkdir -p "$LAB/cp"

@@ -47,11 +47,29 @@ PY
 mkdir -p ~/.ansible/test/cache
 cp tests/utils/get_pip_offline.py ~/.ansible/test/cache/"get_pip_${pip_pin//./_}.py"
 
+# The guest image build (setup-guest.sh, minutes of debootstrap on a fresh machine) runs beside the other set-ups,
+# which mostly wait on PyPI and apt (apt_ensure waits for apt's lock); its output is shown when it ends.
+guest_setup_pid=""
+guest_setup_log=$(mktemp "${TMPDIR:-/tmp}/blockstore-setup-guest.XXXXXX")
 for extra in scripts/setup-*.sh; do
   [ -e "$extra" ] || continue
+  if [ "$extra" = scripts/setup-guest.sh ]; then
+    log "feature set-up $extra (in the background, output below when it ends)"
+    BLOCKSTORE_VENV="$VENV" bash "$extra" >"$guest_setup_log" 2>&1 &
+    guest_setup_pid=$!
+    continue
+  fi
   log "feature set-up $extra"
   BLOCKSTORE_VENV="$VENV" bash "$extra"
 done
+if [ -n "$guest_setup_pid" ]; then
+  guest_setup_rc=0
+  wait "$guest_setup_pid" || guest_setup_rc=$?
+  log "feature set-up scripts/setup-guest.sh (ran in the background)"
+  cat "$guest_setup_log"
+  rm -f "$guest_setup_log"
+  [ "$guest_setup_rc" -eq 0 ] || { echo "setup: scripts/setup-guest.sh failed (exit $guest_setup_rc)" >&2; exit 1; }
+fi
 
 log "build and install the collection into ~/.ansible/collections"
 build_dir=$(mktemp -d)

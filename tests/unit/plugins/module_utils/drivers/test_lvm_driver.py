@@ -54,13 +54,13 @@ class FakeLvm:
         self.commands.append(argv)
         out = ""
         if argv[0] == "vgs":
-            row = {"vg_name": "vg0", "vg_size": str(self.extents * EXTENT), "vg_free": str((self.extents - self.used()) * EXTENT),
-                   "vg_extent_size": str(EXTENT), "vg_extent_count": str(self.extents),
-                   "vg_free_count": str(self.extents - self.used())}
+            free = self.extents - self.used()
+            row = {"vg_name": "vg0", "vg_size": str(self.extents * EXTENT), "vg_free": str(free * EXTENT),
+                   "vg_extent_size": str(EXTENT), "vg_extent_count": str(self.extents), "vg_free_count": str(free)}
             out = json.dumps({"report": [{"vg": [row, dict(row, vg_name="other")]}]})
         elif argv[0] == "lvs":
-            out = json.dumps({"report": [{"lv": list(self.lvs.values())
-                                          + [self._row("[vg0-pool_tdata]", EXTENT, "Twi-ao----", "linear")]}]})
+            hidden = self._row("[vg0-pool_tdata]", EXTENT, "Twi-ao----", "linear")
+            out = json.dumps({"report": [{"lv": [*self.lvs.values(), hidden]}]})
         elif argv[0] == "lvcreate":
             name = argv[argv.index("-n") + 1]
             target = argv[-1].split("/")[-1]

@@ -57,7 +57,7 @@ from ...errors import DriverError, InvalidParameter
 from ...objects import Connection, Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
-from ..file.export import IscsiExport
+from ..file.export import ISCSI_OPTIONS, IscsiExport
 from .lvm import Lvm, data_percent, extents_for, is_thin, virtual_size
 from .revert import REVERT_SUFFIXES, revert
 
@@ -90,12 +90,7 @@ class LvmDriver(IscsiExport, Driver):
         Opt("target", default="local", choices=("local", "iscsi"),
             help="How volumes are exported. local: the LV's device path, attached on this host; iscsi: the userspace "
                  "target tgt on this host, a target per connection with that host's initiator and CHAP account only."),
-        Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
-        Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
-        Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
-            help="Prefix of target names; a connection's target is <prefix>volume-<volume id>:<connection id>."),
-        Opt("tgt_control_port", "int", default=0, min=0,
-            help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
+        *ISCSI_OPTIONS,
     )
     locating_options = ("volume_group",)
     capabilities = {

@@ -97,6 +97,15 @@ def fixture_fake(monkeypatch):
     return fake
 
 
+@pytest.fixture(name="thin_fake")
+def fixture_thin_fake(monkeypatch):
+    """A group with its thin pool vg0-pool, and a thin volume VOL in it."""
+    fake = FakeLvm(pool=True)
+    monkeypatch.setattr(lvm_module, "run", fake)
+    lvm_driver(lvm_type="thin").create_volume(VOL)
+    return fake
+
+
 def lvm_driver(**options):
     return build_driver({"name": "lv", "driver": "lvm", "volume_group": "vg0", **options})
 
@@ -199,11 +208,9 @@ def test_thick_clone_copies_from_a_temporary_snapshot_that_goes(fake):
     assert driver.list_leftovers() == []
 
 
-def test_thin_copies_are_thin_snapshots_without_data_copy(monkeypatch):
-    fake = FakeLvm(pool=True)
-    monkeypatch.setattr(lvm_module, "run", fake)
+def test_thin_copies_are_thin_snapshots_without_data_copy(thin_fake):
+    fake = thin_fake
     driver = lvm_driver(lvm_type="thin")
-    driver.create_volume(VOL)
     driver.create_snapshot(SNAP, VOL)
     driver.create_volume_from_snapshot(NEW, SNAP)
     assert ["lvcreate", "--yes", "-s", "-n", f"_snapshot-{SNAP.id}", "-kn", f"vg0/volume-{VOL.id}"] in fake.commands
@@ -214,11 +221,9 @@ def test_thin_copies_are_thin_snapshots_without_data_copy(monkeypatch):
     assert stats["provisioned_capacity_gb"] == 3.0
 
 
-def test_thin_revert_swaps_and_a_killed_revert_is_finished(monkeypatch):
-    fake = FakeLvm(pool=True)
-    monkeypatch.setattr(lvm_module, "run", fake)
+def test_thin_revert_swaps_and_a_killed_revert_is_finished(thin_fake):
+    fake = thin_fake
     driver = lvm_driver(lvm_type="thin")
-    driver.create_volume(VOL)
     driver.create_snapshot(SNAP, VOL)
     driver.revert_to_snapshot(VOL, SNAP)
     assert fake.lvs[f"volume-{VOL.id}"]["origin"] == f"_snapshot-{SNAP.id}"
@@ -246,11 +251,9 @@ def test_thick_revert_merges_then_makes_the_snapshot_again_and_refuses_an_open_v
     assert f"_snapshot-{SNAP.id}" in fake.lvs
 
 
-def test_allocated_bytes_of_a_thin_volume_is_its_data_percent(monkeypatch):
-    fake = FakeLvm(pool=True)
-    monkeypatch.setattr(lvm_module, "run", fake)
+def test_allocated_bytes_of_a_thin_volume_is_its_data_percent(thin_fake):
+    fake = thin_fake
     driver = lvm_driver(lvm_type="thin")
-    driver.create_volume(VOL)
     fake.lvs[f"volume-{VOL.id}"]["data_percent"] = "25.00"
     assert driver.allocated_bytes(VOL) == GiB // 4
     assert driver.allocated_bytes(NEW) is None

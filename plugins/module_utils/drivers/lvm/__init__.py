@@ -25,8 +25,9 @@ What each operation does:
                thin: a thin snapshot of the source, extended when larger (constant time);
                thick: a new LV and a full copy with dd (a clone copies from a temporary COW
                snapshot, so a volume in use is copied at one instant); time grows with the size.
-  extend       lvextend (thick: checked against the free extents first); an iSCSI export
-               re-reads the size.
+  extend       lvextend (thick: checked against the free extents first; a thick volume with
+               snapshots is deactivated around it, as LVM requires, so it must not be open);
+               an iSCSI export re-reads the size.
   revert       thin: a thin snapshot of the snapshot takes the volume's name and the old LV is
                removed (constant time); thick: lvconvert --merge, which needs the volume not open
                (not attached, mounted or exported: refused otherwise), then the snapshot is made
@@ -53,12 +54,12 @@ import os
 import re
 
 from ...config import Opt
-from ...errors import DriverError, InvalidParameter
+from ...errors import Conflict, DriverError, InvalidParameter
 from ...objects import Connection, Snapshot, Volume
 from ...units import GiB
 from ..base import Driver
 from ..file.export import ISCSI_OPTIONS, IscsiExport
-from .lvm import Lvm, data_percent, extents_for, is_thin, virtual_size
+from .lvm import Lvm, data_percent, extents_for, is_active, is_open, is_thin, virtual_size
 from .revert import REVERT_SUFFIXES, revert
 
 _MiB = 1024 ** 2
@@ -249,10 +250,22 @@ class LvmDriver(IscsiExport, Driver):
         lv = self.volume_lv(volume.id)
         row = self._row(lv, f"volume {volume.name!r}'s")
         size = self._size(new_size)
-        if size > row["lv_size"]:
-            if not is_thin(row):
-                self._need_extents(size - row["lv_size"], f"extending volume {volume.name!r}")
+        if not is_active(row):
+            self.lvm.activate(lv, True)  # a killed extend left it inactive (below)
+        if size > row["lv_size"] and is_thin(row):
             self.lvm.extend(lv, size)
+        elif size > row["lv_size"]:
+            self._need_extents(size - row["lv_size"], f"extending volume {volume.name!r}")
+            if not any(r.get("origin") == lv for r in self.lvm.lvs().values()):
+                self.lvm.extend(lv, size)
+            elif is_open(row):
+                raise Conflict(f"size: volume {volume.name!r} has snapshots, and LVM extends a thick LV with "
+                               "snapshots only while it is inactive; it is open (attached, mounted or exported): "
+                               "detach it first, nothing was changed", "size")
+            else:
+                self.lvm.activate(lv, False)  # its snapshots go inactive with it, and come back with it
+                self.lvm.extend(lv, size)
+                self.lvm.activate(lv, True)
         if self.conf["target"] == "iscsi":
             self._tgt().refresh(self.volume_path(volume))
         return volume.driver_data or self._data(lv, is_thin(row))

@@ -58,6 +58,12 @@ def virtual_size(row: dict) -> int:
     return row["lv_size"]
 
 
+def is_active(row: dict) -> bool:
+    """The LV has a device (lv_attr's 5th character)."""
+    attr = row.get("lv_attr", "")
+    return len(attr) > 4 and attr[4] == "a"
+
+
 def is_open(row: dict) -> bool:
     """The LV's device is held open (mounted, attached, exported): lv_attr's 6th character."""
     attr = row.get("lv_attr", "")
@@ -129,6 +135,10 @@ class Lvm:
 
     def extend(self, name: str, size_bytes: int) -> None:
         self._run(["lvextend", "-L", f"{size_bytes}b", f"{self.vg}/{name}"], f"extending LV {name}")
+
+    def activate(self, name: str, active: bool) -> None:
+        self._run(["lvchange", "-ay" if active else "-an", f"{self.vg}/{name}"],
+                  f"{'activating' if active else 'deactivating'} LV {name}")
 
     def rename(self, old: str, new: str) -> None:
         self._run(["lvrename", self.vg, old, new], f"renaming LV {old} to {new}")

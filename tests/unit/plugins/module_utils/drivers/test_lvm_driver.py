@@ -82,6 +82,10 @@ class FakeLvm:
             del self.lvs[argv[-1].split("/")[1]]
         elif argv[0] == "lvrename":
             self.lvs[argv[3]] = dict(self.lvs.pop(argv[2]), lv_name=argv[3])
+        elif argv[0] == "lvchange":
+            row = self.lvs[argv[-1].split("/")[1]]
+            assert argv[1] == "-ay" or "o" not in row["lv_attr"][5:6], "an open LV deactivated"
+            row["lv_attr"] = row["lv_attr"][:4] + ("a" if argv[1] == "-ay" else "-") + row["lv_attr"][5:]
         elif argv[0] == "lvconvert":
             del self.lvs[argv[-1].split("/")[1]]
         return subprocess.CompletedProcess(argv, 0, out, "")
@@ -249,6 +253,25 @@ def test_thick_revert_merges_then_makes_the_snapshot_again_and_refuses_an_open_v
     driver.revert_to_snapshot(VOL, SNAP)
     assert [c[0] for c in fake.changes()][2:] == ["lvconvert", "lvcreate"]
     assert f"_snapshot-{SNAP.id}" in fake.lvs
+
+
+def test_a_thick_volume_with_snapshots_is_extended_inactive_and_refused_open(fake):
+    driver = lvm_driver()
+    driver.create_volume(VOL)
+    driver.create_snapshot(SNAP, VOL)
+    fake.lvs[f"volume-{VOL.id}"]["lv_attr"] = "owi-aos---"
+    with pytest.raises(Conflict) as caught:
+        driver.extend_volume(VOL, 2)
+    assert caught.value.option == "size" and "has snapshots" in str(caught.value)
+    assert [c[0] for c in fake.changes()] == ["lvcreate", "lvcreate"]
+    fake.lvs[f"volume-{VOL.id}"]["lv_attr"] = "owi-a-s---"
+    driver.extend_volume(VOL, 2)
+    assert fake.changes()[2:] == [["lvchange", "-an", f"vg0/volume-{VOL.id}"],
+                                  ["lvextend", "-L", f"{2 * GiB}b", f"vg0/volume-{VOL.id}"],
+                                  ["lvchange", "-ay", f"vg0/volume-{VOL.id}"]]
+    assert fake.lvs[f"volume-{VOL.id}"]["lv_attr"][4] == "a"
+    driver.extend_volume(VOL, 2)  # again: nothing to do
+    assert len(fake.changes()) == 5
 
 
 def test_allocated_bytes_of_a_thin_volume_is_its_data_percent(thin_fake):

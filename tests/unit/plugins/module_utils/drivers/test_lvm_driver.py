@@ -187,7 +187,7 @@ def test_not_enough_free_extents_is_refused_before_any_change(monkeypatch):
 def test_thick_lifecycle_commands(fake):
     driver = lvm_driver(volume_clear_size=10)
     driver.create_volume(VOL)
-    snap_data, _ = driver.create_snapshot(SNAP, VOL)
+    snap_data, _volume_data = driver.create_snapshot(SNAP, VOL)
     assert snap_data == {"volume_group": "vg0", "lv": f"_snapshot-{SNAP.id}", "lvm_type": "thick"}
     made = driver.create_volume_from_snapshot(NEW, SNAP)
     assert made["copied_from"] == f"_snapshot-{SNAP.id}"
@@ -204,7 +204,7 @@ def test_thick_lifecycle_commands(fake):
 def test_thick_clone_copies_from_a_temporary_snapshot_that_goes(fake):
     driver = lvm_driver(volume_clear="none")
     driver.create_volume(VOL)
-    made, _ = driver.create_cloned_volume(NEW, VOL)
+    made, _source_data = driver.create_cloned_volume(NEW, VOL)
     assert made["copied_from"] == f"volume-{VOL.id}"
     assert [c[0] for c in fake.changes()] == ["lvcreate", "lvcreate", "lvcreate", "dd", "lvremove"]
     assert fake.changes()[1][-1] == f"vg0/volume-{VOL.id}" and f"clone-base-{NEW.id}" in fake.changes()[1]

@@ -46,6 +46,12 @@ options:
         C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
         V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0)); C(image_group) (a
         string, default V())."
+      - "Driver C(lvm) (each option explained in docs/drivers/lvm.md of the collection): C(volume_group) (a string,
+        default V(cinder-volumes)); C(lvm_type) (one of default, thin, auto, default V(default)); C(volume_clear)
+        (one of zero, none, default V(zero)); C(volume_clear_size) (an integer >= 0, default V(0)); C(target) (one
+        of local, iscsi, default V(local)); C(iscsi_ip_address) (a string, default V(127.0.0.1)); C(iscsi_port)
+        (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
+        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0))."
       - "Driver C(rbd) (each option explained in docs/drivers/rbd.md of the collection): C(rbd_pool) (a string,
         default V(rbd)); C(rbd_ceph_conf) (an absolute path); C(rbd_user) (a string); C(rbd_keyring_conf) (an
         absolute path); C(rbd_cluster_name) (a string, default V(ceph)); C(rbd_secret_uuid) (a string);

@@ -53,6 +53,7 @@ def test_ansible_doc_shows_one_short_paragraph_per_driver_with_only_its_options(
         paragraph = paragraphs[0]
         assert f"docs/drivers/{cls.name}.md" in paragraph
         assert len(paragraph) < 700, (cls.name, len(paragraph))
+        own = {opt.name for opt in cls.options}  # drivers may share options (file's and lvm's iSCSI export)
         for other in classes:
             for opt in other.options:
-                assert (f"C({opt.name})" in paragraph) == (other is cls), (cls.name, opt.name)
+                assert (f"C({opt.name})" in paragraph) == (opt.name in own), (cls.name, opt.name)

@@ -26,6 +26,11 @@ def _rbd() -> type[Driver]:
     return RbdDriver
 
 
+def _lvm() -> type[Driver]:
+    from .lvm import LvmDriver
+    return LvmDriver
+
+
 def _cinder() -> type[Driver]:
     from .cinder import CinderDriver
     return CinderDriver
@@ -35,6 +40,7 @@ def _cinder() -> type[Driver]:
 DRIVERS: dict[str, Callable[[], type[Driver]]] = {
     "file": _file,
     "rbd": _rbd,
+    "lvm": _lvm,
     "cinder": _cinder,
 }
 

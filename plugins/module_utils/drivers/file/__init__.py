@@ -53,7 +53,7 @@ from ...probe import probe_file
 from ...units import GiB
 from ..base import Driver
 from .adopt import adopt_volume, find_existing
-from .export import IscsiExport
+from .export import ISCSI_OPTIONS, IscsiExport
 from .image import ImageFormat, file_image_of
 from .owner import claim, read_marker, release
 from .qcow2 import HIDDEN_MARK, Qcow2Format, qcow2_header, qcow2_virtual_size
@@ -78,12 +78,7 @@ class FileDriver(IscsiExport, Driver):
             help="How volumes are exported. local: the file path, attached on this host; iscsi: the userspace "
                  "target tgt on this host, a target per connection with that host's initiator and CHAP account "
                  "only (raw volumes only)."),
-        Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
-        Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
-        Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
-            help="Prefix of target names; a connection's target is <prefix>volume-<volume id>:<connection id>."),
-        Opt("tgt_control_port", "int", default=0, min=0,
-            help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
+        *ISCSI_OPTIONS,
         Opt("image_group", default="",
             help="A group of the host given read-write access to the images (0660) and to a directory this "
                  "driver creates (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."),

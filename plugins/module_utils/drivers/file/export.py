@@ -29,12 +29,23 @@ import secrets
 import string
 import uuid
 
+from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ...objects import Connection, Volume
 from ...volume_types import with_front_end_qos
 
 # What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
 _IQN_SAFE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+# The options of `target: iscsi`, the same for every driver that exports through IscsiExport.
+ISCSI_OPTIONS = (
+    Opt("iscsi_ip_address", default="127.0.0.1", help="Address of the tgt portal (target iscsi)."),
+    Opt("iscsi_port", "int", default=3260, min=1, help="Port of the tgt portal (target iscsi)."),
+    Opt("iscsi_target_prefix", default="iqn.2010-10.org.blockstore:",
+        help="Prefix of target names; a connection's target is <prefix>volume-<volume id>:<connection id>."),
+    Opt("tgt_control_port", "int", default=0, min=0,
+        help="tgtd's control port (tgtd -C N; tgtadm talks to /var/run/tgtd/socket.N)."),
+)
 
 
 class IscsiExport:

@@ -62,6 +62,9 @@ phase smoke-link1-down smoke.yml -e smoke_link_down=1
 bash "$lab_sh" link gapp 1 up
 phase smoke-link1-up smoke.yml -e smoke_paths_only=true
 
+# --- lvm (issue 14 item 2): the lvm driver thick and thin on gstor's data disk, checked by the data (lvm.yml).
+phase lvm lvm.yml -e lvm_state_path="$work/lvm-state.json"
+
 bash "$lab_sh" down
 left=$(bash "$lab_sh" holdings)
 if [ -n "$left" ]; then echo "guest: the lab left behind:"; echo "$left"; exit 1; fi

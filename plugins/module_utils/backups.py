@@ -230,6 +230,8 @@ class BackupResource(Resource):
             raise InvalidParameter(f"volume: required to create backup {name!r}", "volume")
         location = check_target(self.params.get("target"))
         volume = self.records.lookup(VOLUME, volume_ref, "volume")
+        if self.driver is not None:
+            self.driver.refuse_without_backups()
         refuse_held_open(self.driver, self.records, volume, "backup", "volume")
         if volume.status not in (AVAILABLE, IN_USE):
             raise Conflict(f"volume: {volume.name!r} is {volume.status}; it must be available or in-use to back "
@@ -297,6 +299,8 @@ class BackupResource(Resource):
         if backup.status != AVAILABLE:
             raise Conflict(f"name: backup {backup.name!r} is {backup.status}, not available; it cannot be restored",
                            "name")
+        if self.driver is not None:
+            self.driver.refuse_without_backups()
         ref = self.params.get("restore_to")
         if not isinstance(ref, str) or not ref:
             raise InvalidParameter("restore_to: required with state: restored, the name of a new volume or of an "

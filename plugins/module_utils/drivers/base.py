@@ -105,8 +105,17 @@ class Driver:
     def image_of(self, obj: Volume | Snapshot) -> tuple[str, str]:
         """Optional: (path, qemu-img format) of a volume's or snapshot's image on this host, for backups
         (backups.py reads a snapshot's and writes a volume's through qemu-img)."""
-        raise DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file driver can)",
-                          "backend.driver")
+        raise self._no_backups()
+
+    def refuse_without_backups(self) -> None:
+        """Raise image_of's refusal when the driver has none: a backup task is refused in its plan, before
+        it makes a temporary snapshot (on lvm thick, as large as the volume) or the target directory."""
+        if type(self).image_of is Driver.image_of:
+            raise self._no_backups()
+
+    def _no_backups(self) -> DriverError:
+        return DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file driver can)",
+                           "backend.driver")
 
     def allocated_bytes(self, volume: Volume) -> int | None:
         """Optional: the bytes the volume itself takes on the backend (without what it shares with

@@ -307,3 +307,36 @@ def test_a_connected_volume_backup_is_crash_consistent(lab, monkeypatch):
     done = lab.backup(name="live", volume="db", target=lab.target)
     assert done["backup"]["crash_consistent"] and "crash-consistent" in done["actions"][0]
     assert backup_chunks.CHUNK_SIZE == 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_driver_without_backups_is_refused_before_anything_is_made(tmp_path, monkeypatch, check_mode):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers.lvm import lvm as lvm_module
+    from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError
+    from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.drivers.test_lvm_driver import (
+        FakeLvm,
+    )
+    fake = FakeLvm()
+    monkeypatch.setattr(lvm_module, "run", fake)
+    lab = Lab(str(tmp_path / "backend"), "raw", str(tmp_path / "backups"))
+    lab.driver = build_driver({"name": "lab", "driver": "lvm", "volume_group": "vg0"})
+    lab.volume(name="db", size=1)
+    made = fake.changes()
+    with pytest.raises(DriverError, match="driver 'lvm' cannot back up or restore volumes") as caught:
+        lab.backup(name="b", volume="db", target=lab.target, check_mode=check_mode)
+    assert caught.value.option == "backend.driver"
+    # no temporary snapshot (a thick one is as large as the volume), no directory, no record
+    assert fake.changes() == made and not os.path.exists(lab.target) and lab.store.find("lab", "backup") == []
+    # a restore (of a backup record from elsewhere) is refused before it makes its volume
+    lab.store.apply(upserts=[{"kind": "backup", "id": "0e6c7a63-8d4e-4b6e-9d55-0c0a56a1a001", "backend": "lab",
+                              "name": "old", "volume_id": "v", "volume_size": 1, "location": lab.target,
+                              "status": "available"}])
+    with pytest.raises(DriverError, match="driver 'lvm' cannot back up or restore volumes"):
+        lab.backup(name="old", state="restored", restore_to="db2", check_mode=check_mode)
+    assert fake.changes() == made and not os.path.exists(lab.target)
+    # positive control: the same task on a file backend backs up into the same target
+    lab.driver = build_driver({"name": "lab", "driver": "file", "path": lab.path, "format": "raw"})
+    lab.store = MemoryStore()
+    lab.volume(name="db", size=1)
+    assert lab.backup(name="b", volume="db", target=lab.target, check_mode=check_mode)["changed"]

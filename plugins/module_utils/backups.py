@@ -60,15 +60,28 @@ RESTORED_FROM = "restored_from_backup"
 
 
 # steps (the table is BackupResource.ACTIONS) -----------------------------------
+def _temporary_snapshot(driver: Driver, backup: Backup, volume: Volume | None) -> Snapshot:
+    """The snapshot a backup is read from: named by the backup's id, never recorded (it lives for one task)."""
+    snapshot = Snapshot(id=backup.id, name=f"backup-{backup.id}", backend=backup.backend,
+                        volume_id=backup.volume_id, volume_size=backup.volume_size, status=CREATING)
+    if volume is not None:  # its format is its volume's
+        snapshot.driver_data = driver.half_made_data(snapshot, volume)
+    return snapshot
+
+
+def _drop_temporary_snapshot(resource: Resource, backup: Backup, driver: Driver) -> None:
+    """What a create killed while reading left on the backend (its clean-up never ran): the snapshot."""
+    snapshot = _temporary_snapshot(driver, backup, resource.records.get(VOLUME, backup.volume_id))
+    if type(driver).image_of is not Driver.image_of and driver.snapshot_exists(snapshot):  # only those take one
+        driver.delete_snapshot(snapshot)
+
+
 def _create_backup(resource: Resource, step: Step, driver: Driver) -> None:
     backup, volume = step.target, step.source
     repo = Repository(backup.location)
     repo.prepare()
     parent = repo.read_manifest(backup.parent_id) if backup.parent_id else None
-    # A temporary snapshot, named by the backup's id, gives a consistent image to read.
-    snapshot = Snapshot(id=backup.id, name=f"backup-{backup.id}", backend=backup.backend, volume_id=volume.id,
-                        volume_size=volume.size, status=CREATING)
-    snapshot.driver_data = driver.half_made_data(snapshot, volume)
+    snapshot = _temporary_snapshot(driver, backup, volume)
     snap_data, volume_data = driver.create_snapshot(snapshot, volume)
     snapshot.driver_data = snap_data
     if volume_data != volume.driver_data:
@@ -93,12 +106,12 @@ def _create_backup(resource: Resource, step: Step, driver: Driver) -> None:
 
 
 def _undo_backup(driver: Driver, backup: Backup) -> None:
-    repo = Repository(backup.location)
     if os.path.isdir(backup.location):
-        repo.delete([backup.id])
+        Repository(backup.location).delete([backup.id])
 
 
 def _delete_backup(resource: Resource, step: Step, driver: Driver) -> None:
+    _drop_temporary_snapshot(resource, step.target, driver)
     if os.path.isdir(step.target.location):
         Repository(step.target.location).delete([step.target.id])
 
@@ -185,7 +198,9 @@ class BackupResource(Resource):
         found = store.find(backend, BACKUP)
         for ref in (params.get("volume"), params.get("restore_to")):
             found += by_ref(store, backend, VOLUME, ref)
-        found += [v for b in found if b["kind"] == BACKUP and b["name"] == params.get("name")
+        # The backup's volume, named by the backup's name or id: a delete may clean up on it.
+        backup_id = params["id"].lower() if isinstance(params.get("id"), str) else None
+        found += [v for b in found if b["kind"] == BACKUP and (b["name"] == params.get("name") or b["id"] == backup_id)
                   for v in store.find(backend, VOLUME, id=b["volume_id"])]
         found += [c for v in found if v["kind"] == VOLUME for c in store.find(backend, CONNECTION, volume_id=v["id"])]
         return list({r["id"]: r for r in found}.values())
@@ -212,6 +227,8 @@ class BackupResource(Resource):
         if description is not None and not isinstance(description, str):
             raise InvalidParameter("description: must be a string", "description")
         existing = self._existing(name, backup_id)
+        if state != "absent" and self.driver is not None:  # before a snapshot or the target directory is made
+            self.driver.refuse_without_backups()
         self.restored: Volume | None = None
         if state == "absent":
             return self._plan_delete(existing)
@@ -230,8 +247,6 @@ class BackupResource(Resource):
             raise InvalidParameter(f"volume: required to create backup {name!r}", "volume")
         location = check_target(self.params.get("target"))
         volume = self.records.lookup(VOLUME, volume_ref, "volume")
-        if self.driver is not None:
-            self.driver.refuse_without_backups()
         refuse_held_open(self.driver, self.records, volume, "backup", "volume")
         if volume.status not in (AVAILABLE, IN_USE):
             raise Conflict(f"volume: {volume.name!r} is {volume.status}; it must be available or in-use to back "
@@ -299,8 +314,6 @@ class BackupResource(Resource):
         if backup.status != AVAILABLE:
             raise Conflict(f"name: backup {backup.name!r} is {backup.status}, not available; it cannot be restored",
                            "name")
-        if self.driver is not None:
-            self.driver.refuse_without_backups()
         ref = self.params.get("restore_to")
         if not isinstance(ref, str) or not ref:
             raise InvalidParameter("restore_to: required with state: restored, the name of a new volume or of an "

@@ -340,3 +340,36 @@ def test_a_driver_without_backups_is_refused_before_anything_is_made(tmp_path, m
     lab.store = MemoryStore()
     lab.volume(name="db", size=1)
     assert lab.backup(name="b", volume="db", target=lab.target, check_mode=check_mode)["changed"]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing in the collection catches it."""
+
+
+def test_a_killed_backup_leaves_nothing_once_deleted_and_the_volume_deletes_clean(lab, monkeypatch):
+    at_start = lab.data("db")
+
+    def dies(*_args):
+        raise Killed()
+
+    # Killed while reading the temporary snapshot: the task's clean-up (its `finally`) never runs either.
+    monkeypatch.setattr("ansible_collections.blockstore.storage.plugins.module_utils.backups.qemu_img", dies)
+    monkeypatch.setattr(lab.driver, "delete_snapshot", dies)
+    with pytest.raises(Killed):
+        lab.backup(name="b", volume="db", target=lab.target)
+    monkeypatch.undo()
+    assert lab.record("backup", "b")["status"] == "creating"
+    with pytest.raises(Conflict, match="left in status creating"):
+        lab.backup(name="b", volume="db", target=lab.target)
+    done = lab.backup(name="b", state="absent")
+    assert done["changed"] and lab.record("backup", "b") is None
+    # the temporary snapshot the killed task took is gone with it, the volume's data is whole
+    assert [f for f in lab.files() if not f.startswith("volume-")] == []
+    assert lab.holds("db", at_start)
+    # positive control: a backup runs again and restores the same data; the volume then deletes to nothing
+    lab.backup(name="b", volume="db", target=lab.target)
+    lab.backup(name="b", state="restored", restore_to="db2")
+    assert lab.holds("db2", at_start)
+    lab.volume(name="db", state="absent")
+    lab.volume(name="db2", state="absent")
+    assert lab.files() == []

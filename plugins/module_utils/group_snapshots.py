@@ -111,6 +111,9 @@ class GroupSnapshots(Resource):
             if holder is not None:
                 raise Conflict(f"group: snapshot {holder.name!r} ({holder.id}) exists and is not a member of group "
                                f"snapshot {group!r}; choose another group name", "group")
+        if self.on_host and self.driver is not None:  # before the first member, in check mode too
+            self.driver.refuse_snapshots_without_room(volumes, f"group snapshot {group!r} of "
+                                                               f"{', '.join(repr(v.name) for v in volumes)}")
         steps = []
         for volume in volumes:
             snapshot = self._new_snapshot(member_name(group, volume.name), volume, None, group)

@@ -117,6 +117,10 @@ class Driver:
         return DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file driver can)",
                            "backend.driver")
 
+    def refuse_snapshots_without_room(self, volumes: list[Volume], what: str) -> None:
+        """Optional: refuse, before any is taken, snapshots of all `volumes` the backend has no room for
+        (a group snapshot takes its members one after the other); `what` names them in the message."""
+
     def allocated_bytes(self, volume: Volume) -> int | None:
         """Optional: the bytes the volume itself takes on the backend (without what it shares with
         its snapshots or clones); None when the driver cannot tell or the object is gone."""

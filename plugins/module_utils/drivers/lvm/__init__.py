@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The `lvm` driver: volumes as logical volumes of one LVM volume group, thick or thin.
 
-Options carry the names Cinder's LVM driver gives them (volume_group, lvm_type,
-volume_clear, volume_clear_size), so a cinder.conf backend section carries over.
-LVs are named by id, never by a user's name, as Cinder names them:
+Options carry the names Cinder's LVM driver gives them (volume_group, lvm_type, volume_clear, volume_clear_size), so
+a cinder.conf backend section carries over. LVs are named by id, never by a user's name, as Cinder names them:
 
   volume-<id>            a volume
   _snapshot-<id>         a snapshot (LVM refuses LV names that begin with "snapshot")
@@ -15,37 +14,34 @@ LVs are named by id, never by a user's name, as Cinder names them:
 
 What each operation does:
 
-  create       thick: an LV of the size rounded up to whole extents, after checking the volume
-               group's free extents; thin: a thin LV in <volume_group>-pool (lvm_type auto: thin
-               when that pool exists, else thick). Later operations follow the volume's own kind.
-  snapshot     thin: a thin snapshot (constant time, shares all blocks); thick: a copy-on-write
-               snapshot whose COW area is as large as the volume, as Cinder sizes it, so it can
-               never fill up and be invalidated however much the volume is rewritten.
+  create       thick: an LV of the size rounded up to whole extents, after checking the volume group's free extents;
+               thin: a thin LV in <volume_group>-pool (lvm_type auto: thin when that pool exists, else thick). Later
+               operations follow the volume's own kind.
+  snapshot     thin: a thin snapshot (constant time, shares all blocks); thick: a copy-on-write snapshot whose COW
+               area is as large as the volume, as Cinder sizes it, so it can never fill up and be invalidated
+               however much the volume is rewritten; a group snapshot's thick members must fit all together.
   clone, volume from snapshot
-               thin: a thin snapshot of the source, extended when larger (constant time);
-               thick: a new LV and a full copy with dd (a clone copies from a temporary COW
-               snapshot, so a volume in use is copied at one instant); time grows with the size.
-  extend       lvextend (thick: checked against the free extents first; a thick volume with
-               snapshots is deactivated around it, as LVM requires, so it must not be open);
-               an iSCSI export re-reads the size.
-  revert       thin: a thin snapshot of the snapshot takes the volume's name and the old LV is
-               removed (constant time); thick: lvconvert --merge, which needs the volume not open
-               (not attached, mounted or exported: refused otherwise), then the snapshot is made
-               again, holding the same data. Both refuse a volume whose LV is open.
-  delete       lvremove; a thick volume is first overwritten with zeros (volume_clear zero, the
-               first volume_clear_size MiB, 0: all of it), as Cinder does, since a new LV could
-               otherwise read its data. Thin LVs are not cleared: the pool zeroes new blocks.
-               Snapshots do not depend on volumes made from them (thick: copies; thin: LVM's
-               thin snapshots are independent), so they are deleted in any order.
+               thin: a thin snapshot of the source, extended when larger (constant time); thick: a new LV and a full
+               copy with dd (a clone copies from a temporary COW snapshot, so a volume in use is copied at one
+               instant); time grows with the size.
+  extend       lvextend (thick: checked against the free extents first; a thick volume with snapshots is deactivated
+               around it, as LVM requires, so it must not be open); an iSCSI export re-reads the size.
+  revert       thin: a thin snapshot of the snapshot takes the volume's name and the old LV is removed (constant
+               time); thick: lvconvert --merge, which needs the volume not open (not attached, mounted or exported:
+               refused otherwise), then the snapshot is made again, holding the same data. Both refuse a volume
+               whose LV is open.
+  delete       lvremove; a thick volume is first overwritten with zeros (volume_clear zero, the first
+               volume_clear_size MiB, 0: all of it), as Cinder does, since a new LV could otherwise read its data.
+               Thin LVs are not cleared: the pool zeroes new blocks. Snapshots do not depend on volumes made from
+               them (thick: copies; thin: LVM's thin snapshots are independent), so they are deleted in any order.
 
-Exports: `target: local` gives the LV's device path (attached on the storage host itself);
-`target: iscsi` serves it through tgt exactly as the file driver serves a raw file (a target
-per connection, that host's initiator and CHAP account only).
+Exports: `target: local` gives the LV's device path (attached on the storage host itself); `target: iscsi` serves it
+through tgt as the file driver serves a raw file (a target per connection, its host's initiator and CHAP account only).
 
-Stats come from the volume group (vgs) and, for thin, the pool's size and data percent; the
-allocated bytes of a thin volume are its size times its data percent. The drift check lists
-the volume-* and _snapshot-* LVs; source.existing takes over another LV of the group (renamed
-to volume-<id>) unless it is a snapshot, has snapshots, or is a thin pool.
+Stats come from the volume group (vgs) and, for thin, the pool's size and data percent; the allocated bytes of a
+thin volume are its size times its data percent. The drift check lists the volume-* and _snapshot-* LVs;
+source.existing takes over another LV of the group (renamed to volume-<id>) unless it is a snapshot, has snapshots,
+or is a thin pool.
 """
 
 from __future__ import annotations
@@ -328,6 +324,12 @@ class LvmDriver(IscsiExport, Driver):
         return self._data(lv, is_thin(self._row(lv, f"volume {volume.name!r}'s")))
 
     # snapshots ----------------------------------------------------------
+    def refuse_snapshots_without_room(self, volumes: list[Volume], what: str) -> None:
+        """A group's thick snapshots (each as large as its volume) are refused before any unless all fit."""
+        rows = [self._row(self.volume_lv(v.id), f"volume {v.name!r}'s") for v in volumes]
+        if any(not is_thin(r) for r in rows):
+            self._need_extents(sum(r["lv_size"] for r in rows if not is_thin(r)), what)
+
     def create_snapshot(self, snapshot: Snapshot, volume: Volume) -> tuple[dict, dict]:
         lv, snap = self.volume_lv(volume.id), self.snapshot_lv(snapshot)
         row = self._row(lv, f"volume {volume.name!r}'s")

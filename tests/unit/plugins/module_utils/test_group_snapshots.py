@@ -248,3 +248,29 @@ def test_a_store_written_before_groups_loads_and_its_snapshots_are_in_no_group(t
     assert not reopened.snapshot(volume="db", name="old")["changed"]
     assert group_run(reopened, volumes=["db"])["changed"]
     assert [r["name"] for r in reopened.store.find("lab", "snapshot", group="nightly")] == ["nightly/db"]
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_thick_lvm_group_without_room_for_every_member_is_refused_before_any(tmp_path, monkeypatch, check_mode):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import build_driver
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers.lvm import lvm as lvm_module
+    from ansible_collections.blockstore.storage.plugins.module_utils.errors import DriverError
+    from ansible_collections.blockstore.storage.tests.unit.plugins.module_utils.drivers.test_lvm_driver import (
+        FakeLvm,
+    )
+    # Two 1 GiB thick volumes (256 extents each) and room for one snapshot as large as one of them.
+    fake = FakeLvm(extents=2 * 256 + 300)
+    monkeypatch.setattr(lvm_module, "run", fake)
+    lab = Lab(str(tmp_path / "lab"), "raw", MemoryStore())
+    lab.driver = build_driver({"name": "lab", "driver": "lvm", "volume_group": "vg0"})
+    lab.volume(name="db", size=1)
+    lab.volume(name="logs", size=1)
+    made = fake.changes()
+    with pytest.raises(DriverError, match=r"backend.volume_group: group snapshot 'nightly' .* needs 512 extents "
+                                          r".* has 300 free .* nothing was changed") as caught:
+        group_run(lab, check_mode=check_mode, volumes=["db", "logs"])
+    assert caught.value.option == "backend.volume_group"
+    assert fake.changes() == made and lab.store.find("lab", "snapshot") == []
+    # positive control: a group of one of them fits
+    done = group_run(lab, check_mode=check_mode, volumes=["db"])
+    assert done["changed"] and [s["name"] for s in done["group_snapshot"]["snapshots"]] == ["nightly/db"]

@@ -15,7 +15,7 @@ import tempfile
 
 from .errors import InvalidParameter
 from .handler import CONTROLLER, Handler, Task
-from .objects import CONNECTION, SNAPSHOT, VOLUME
+from .objects import BACKUP, CONNECTION, SNAPSHOT, VOLUME
 from .persistence.base import Store, refuse_id_clash
 from .sealing import mask
 from .serialization import dumps as dump_state
@@ -26,7 +26,10 @@ STATES = ("imported", "exported")
 # The fields that decide whether an imported record differs from the stored one.
 COMPARED = ("kind", "id", "backend", "name", "size", "status", "description", "metadata", "source_volume_id",
             "source_snapshot_id", "multiattach", "volume_id", "volume_size", "host", "connector",
-            "connection_info", "mode", "driver_data")
+            "connection_info", "mode", "driver_data", "group", "volume_name", "location", "parent_id",
+            "crash_consistent", "stored_bytes")
+# The record kinds a backend's state is made of (its identity record describes a store, not a backend's objects).
+MOVED = (VOLUME, SNAPSHOT, CONNECTION, BACKUP)
 
 
 def _comparable(record: dict) -> dict:
@@ -35,7 +38,7 @@ def _comparable(record: dict) -> dict:
 
 def import_records(store: Store, backend: str, incoming: list[dict], check_mode: bool) -> dict:
     sealer = store.sealer
-    existing = {r["id"]: r for kind in (VOLUME, SNAPSHOT, CONNECTION) for r in store.find(backend, kind)}
+    existing = {r["id"]: r for kind in MOVED for r in store.find(backend, kind)}
     added, updated, upserts = [], [], []
     for new in incoming:
         current = existing.get(new["id"])
@@ -59,7 +62,7 @@ def import_records(store: Store, backend: str, incoming: list[dict], check_mode:
 
 def export_records(store: Store, backend: str, dest: str, check_mode: bool) -> tuple[bool, int]:
     records = {}
-    for kind in (VOLUME, SNAPSHOT, CONNECTION):
+    for kind in MOVED:
         for record in store.find(backend, kind):
             records[record["id"]] = record
     text = dump_state(records)
@@ -120,7 +123,9 @@ class StateTransfer(Handler):
         added, updated = outcome["added"], outcome["updated"]
         actions = [f"import {r['kind']} {r.get('name') or r['id']!r} ({r['id']})" for r in added]
         actions += [f"update {r['kind']} {r.get('name') or r['id']!r} ({r['id']})" for r in updated]
-        counts = {kind: sum(1 for r in records if r["kind"] == kind) for kind in (VOLUME, SNAPSHOT, CONNECTION)}
+        counts = {kind: sum(1 for r in records if r["kind"] == kind) for kind in MOVED}
+        if not counts[BACKUP]:  # only a file exported here holds them (cinderlib's state never does)
+            del counts[BACKUP]
         return {
             "changed": bool(added or updated),
             "actions": actions,

@@ -102,7 +102,8 @@ actions:
   type: list
   elements: str
 imported:
-  description: How many volumes, snapshots and connections O(src) holds for the backend.
+  description: How many volumes, snapshots and connections O(src) holds for the backend, and backups when it holds
+    any (a file written by O(state=exported)).
   returned: state is imported
   type: dict
   sample: {volumes: 2, snapshots: 1, connections: 1}

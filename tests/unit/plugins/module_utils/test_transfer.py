@@ -240,3 +240,34 @@ def test_a_changed_record_after_unchanged_ones_is_updated_and_named(tmp_path):
     again = StateTransfer.run_on_store(store, "mine", params, False)
     assert again["actions"] == [f"update volume 'v1' ({ids[1]})"]
     assert store.by_id(ids[1])["description"] == "moved" and store.by_id(ids[0])["description"] == ""
+
+
+def test_backups_and_group_snapshots_move_between_stores(tmp_path):
+    store = open_store({"storage": "file", "path": str(tmp_path / "state.json")})
+    StateTransfer.run_on_store(store, "mine", {"state": "imported", "src": DUMPS, "src_backend": "ceph"}, False)
+    # a group member, and a backup whose volume is gone (backups outlive their volume)
+    store.apply(upserts=[
+        {"kind": "snapshot", "id": "0f5e8d55-9a4a-4f0b-8d1e-6b1f2a3c4d60", "backend": "mine", "name": "g1/vol",
+         "volume_id": VOL1, "volume_size": 1, "status": "available", "group": "g1"},
+        {"kind": "backup", "id": "0f5e8d55-9a4a-4f0b-8d1e-6b1f2a3c4d61", "backend": "mine", "name": "nightly",
+         "volume_id": "0f5e8d55-9a4a-4f0b-8d1e-6b1f2a3c4d62", "volume_name": "gone", "volume_size": 1,
+         "location": "/srv/backups", "status": "available", "crash_consistent": False}])
+    dest = str(tmp_path / "export.json")
+    exported = StateTransfer.run_on_store(store, "mine", {"state": "exported", "dest": dest}, False)
+    assert exported["count"] == 6
+    other = open_store({"storage": "file", "path": str(tmp_path / "other.json")})
+    other.sealer = store.sealer
+    moved = StateTransfer.run_on_store(other, "copy", {"state": "imported", "src": dest}, False)
+    assert moved["changed"] and moved["imported"]["backups"] == 1
+    assert [(b["name"], b["location"]) for b in other.find("copy", "backup")] == [("nightly", "/srv/backups")]
+    assert [s["name"] for s in other.find("copy", "snapshot", group="g1")] == ["g1/vol"]
+    again = StateTransfer.run_on_store(other, "copy", {"state": "imported", "src": dest}, False)
+    assert not again["changed"] and again["actions"] == []
+    # a record that differs only by its group is updated
+    with open(dest, encoding="utf-8") as handle:
+        document = json.load(handle)
+    document["records"]["0f5e8d55-9a4a-4f0b-8d1e-6b1f2a3c4d60"]["group"] = ""
+    with open(dest, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    changed = StateTransfer.run_on_store(other, "copy", {"state": "imported", "src": dest}, False)
+    assert changed["changed"] and other.find("copy", "snapshot", group="g1") == []

@@ -113,8 +113,8 @@ def sort_out(snapshots: list[Snapshot], retention: Retention, at: datetime.datet
     A snapshot is pruned only when no rule keeps it: it is not one of the `keep` newest available ones
     (by creation time, then by name; the task's own counts as the newest) and not younger than `max_age`.
     Never pruned whatever its age: the task's own snapshot (`own_id`), one not available (creating,
-    error...: a task for it is unfinished), one whose creation time cannot be read, one with volumes that
-    share its data (`dependants` names them).
+    error...: a task for it is unfinished), a group snapshot's member, one whose creation time cannot be
+    read, one with volumes that share its data (`dependants` names them).
     """
     matching = [s for s in snapshots if s.name.startswith(retention.prefix)]
     # The task's own snapshot is the newest, even when others share its second.
@@ -126,6 +126,10 @@ def sort_out(snapshots: list[Snapshot], retention: Retention, at: datetime.datet
         created = _created(snap)
         if snap.status != AVAILABLE:
             kept.append((snap, f"status {snap.status}, not available"))
+            continue
+        if snap.group:  # pruned alone, it would leave its group without this volume
+            kept.append((snap, f"a member of group snapshot {snap.group!r} (deleted with its group: group and "
+                               "state: absent)"))
             continue
         if created is None:
             kept.append((snap, f"creation time {snap.created_at!r} cannot be read"))

@@ -59,7 +59,8 @@ options:
       - "Never pruned, whatever the rules, and listed in RV(kept) with the reason: the task's own snapshot; a
         snapshot that is not C(available) (a task on it is unfinished); one that volumes made from it still
         share data with (file driver V(qcow2), C(rbd), C(cinder); with V(raw) volumes are independent copies).
-        Delete or flatten those volumes first, or delete the snapshot with O(state=absent)."
+        Delete or flatten those volumes first, or delete the snapshot with O(state=absent). A member of a group
+        snapshot (see O(group)), which is deleted with its group."
       - Ages are measured from the snapshot's C(created_at) to the time the task runs.
     type: dict
     suboptions:

@@ -274,3 +274,14 @@ def test_a_thick_lvm_group_without_room_for_every_member_is_refused_before_any(t
     # positive control: a group of one of them fits
     done = group_run(lab, check_mode=check_mode, volumes=["db"])
     assert done["changed"] and [s["name"] for s in done["group_snapshot"]["snapshots"]] == ["nightly/db"]
+
+
+def test_retention_of_one_volume_keeps_its_group_member_and_the_group_stays_whole(lab):
+    group_run(lab, group="n-g", volumes=["db", "logs"])
+    lab.snapshot(volume="db", name="n-old")
+    done = lab.snapshot(volume="db", name="n-new", retention={"prefix": "n-", "keep": 1})
+    assert [p["name"] for p in done["pruned"]] == ["n-old"]  # positive control: an ordinary one goes
+    assert {k["name"]: k["reason"] for k in done["kept"]}["n-g/db"].startswith("a member of group snapshot 'n-g'")
+    again = group_run(lab, group="n-g", volumes=["db", "logs"])
+    assert not again["changed"] and [s["name"] for s in again["group_snapshot"]["snapshots"]] == ["n-g/db",
+                                                                                                  "n-g/logs"]

@@ -283,3 +283,17 @@ def test_the_task_snapshot_named_by_id_must_start_with_the_prefix_too(lab):
     assert [p["name"] for p in done["pruned"]] == ["nightly-1"]
     assert [(k["name"], k["reason"]) for k in done["kept"]] == [("nightly-2", "the snapshot this task takes")]
     assert snapshot_names(lab) == ["nightly-2"]
+
+
+def test_a_group_snapshots_member_is_never_pruned_alone():
+    # A group snapshot whose name starts with the prefix: its member of this volume is kept (pruning it alone
+    # would leave a group without it, which the group's next run refuses); the group goes with group + absent.
+    snapshots = [snap("n-0", 0), snap("n-g/db", 3), snap("n-2", 5)]
+    snapshots[1].group = "n-g"
+    prune, kept = sort_out(snapshots, Retention("n-", keep=1), AT, none)
+    assert names(prune) == ["n-2"]
+    assert dict((s.name, why) for s, why in kept)["n-g/db"] == (
+        "a member of group snapshot 'n-g' (deleted with its group: group and state: absent)")
+    # positive control: the same snapshot outside a group is pruned
+    snapshots[1].group = ""
+    assert names(sort_out(snapshots, Retention("n-", keep=1), AT, none)[0]) == ["n-g/db", "n-2"]

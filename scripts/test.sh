@@ -67,8 +67,10 @@ started_pg=""
 started_redis=""
 started_ceph=""
 guest_lab_pid=""
+# shellcheck source=scripts/lanes.sh
+. scripts/lanes.sh  # lane_start, lane_stop: the background lanes below
 cleanup() {
-  [ -n "${guest_lane_pid:-}" ] && { pkill -P "$guest_lane_pid" 2>/dev/null; kill "$guest_lane_pid" 2>/dev/null; }
+  [ -n "${guest_lane_pid:-}" ] && lane_stop "$guest_lane_pid"
   [ -n "$guest_lab_pid" ] && guest_lab_stop
   [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1
   [ -n "$started_redis" ] && bash tests/utils/redis.sh stop >/dev/null 2>&1
@@ -241,14 +243,14 @@ guest_lab_start() {
   export BLOCKSTORE_TEST_GUEST_LAB="$tree/guest-lab"
   rm -f "$BLOCKSTORE_TEST_GUEST_LAB.rc"
   echo "== guest lab: booting in the background for storage_guest ($BLOCKSTORE_TEST_GUEST_LAB.log)"
-  (BLOCKSTORE_GUEST_LAB_DIR=$BLOCKSTORE_TEST_GUEST_LAB bash tests/utils/guest_lab.sh up >"$BLOCKSTORE_TEST_GUEST_LAB.log" 2>&1
-   echo $? >"$BLOCKSTORE_TEST_GUEST_LAB.rc") &
-  guest_lab_pid=$!
+  # shellcheck disable=SC2016  # expanded by the lane's shell
+  lane_start . "$BLOCKSTORE_TEST_GUEST_LAB.log" bash -c 'BLOCKSTORE_GUEST_LAB_DIR=$1 bash tests/utils/guest_lab.sh up
+    echo $? >"$1.rc"' lab "$BLOCKSTORE_TEST_GUEST_LAB"
+  guest_lab_pid=$lane_pid
 }
 guest_lab_stop() {
-  # An interrupted boot first: its subshell, then whatever it started (down stops qemu by its pid files).
-  pkill -P "$guest_lab_pid" 2>/dev/null
-  kill "$guest_lab_pid" 2>/dev/null
+  # An interrupted boot first: its lane, all it started (down stops qemu by its pid files).
+  [ -s "$BLOCKSTORE_TEST_GUEST_LAB.rc" ] || lane_stop "$guest_lab_pid"
   wait "$guest_lab_pid" 2>/dev/null
   BLOCKSTORE_GUEST_LAB_DIR=$BLOCKSTORE_TEST_GUEST_LAB bash tests/utils/guest_lab.sh down >/dev/null 2>&1
   guest_lab_pid=""
@@ -285,8 +287,8 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     cp "$dest/tests/integration/integration_config.yml" "$guest_dest/tests/integration/"
     echo "== integration: storage_guest, in the background beside the other targets (output when they end)"
     guest_lane_started=$SECONDS
-    (cd "$guest_dest" && ansible-test integration --local --python "$PYVER" storage_guest) >"$guest_tree.log" 2>&1 &
-    guest_lane_pid=$!
+    lane_start "$guest_dest" "$guest_tree.log" ansible-test integration --local --python "$PYVER" storage_guest
+    guest_lane_pid=$lane_pid
   fi
   for target in "${targets[@]}"; do
     echo "== integration: $target"
@@ -304,6 +306,7 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     echo "== integration: storage_guest (ran in the background; waiting for it)"
     rc=0
     wait "$guest_lane_pid" || rc=$?
+    guest_lane_pid=""  # ended: nothing to stop (its pid may be another process's by the time cleanup runs)
     cat "$guest_tree.log"
     if [ "$rc" -eq 0 ] && grep -q '^WARNING: All targets skipped' "$guest_tree.log"; then
       record_ansible_test_skips "integration/storage_guest" "$guest_tree.log"

@@ -10,6 +10,7 @@ Layout of a backup location (a directory on the host where the backend's work ru
     manifests/<backup id>.json               per backup: the chunk size, the image size, each chunk's digest
                                              (null: all zeros, not stored) and the checksum of the whole image
     tmp/                                     images being read or assembled (removed when the task ends)
+    .lock                                    flock()ed: shared while a backup is stored, exclusive to delete
 
 An incremental backup names its parent; it stores only the chunks the location does not hold, which for a
 volume whose blocks changed since the parent is the block-level difference. Plain Python and files only:
@@ -18,7 +19,9 @@ the chain rules here are pure functions of the backup records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -61,6 +64,17 @@ class Repository:
 
     def tmp_path(self, name: str) -> str:
         return os.path.join(self.location, "tmp", name)
+
+    @contextlib.contextmanager
+    def locked(self, exclusive: bool) -> Iterator[None]:
+        """Tasks on backups of different volumes share a location: a delete (exclusive) waits for the backups
+        being stored (shared), which may reuse a chunk it would remove before their manifests name it."""
+        fd = os.open(os.path.join(self.location, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
 
     def prepare(self) -> None:
         for sub in ("chunks", "manifests", "tmp"):
@@ -129,17 +143,19 @@ class Repository:
 
     def delete(self, backup_ids: list[str]) -> int:
         """Remove backups' manifests and the chunks no other manifest here uses; returns chunks removed."""
+        with self.locked(exclusive=True):
+            return self._delete(backup_ids)
+
+    def _delete(self, backup_ids: list[str]) -> int:
         keep = self.referenced(without=backup_ids)
-        mine: set[str] = set()
-        for backup_id in backup_ids:
-            if os.path.exists(self.manifest_path(backup_id)):
-                mine.update(d for d in self.read_manifest(backup_id)["chunks"] if d)
         removed = 0
-        # Chunks first, manifests last: a delete interrupted midway is finished by the next one.
-        for digest in sorted(mine - keep):
-            if os.path.exists(self.chunk_path(digest)):
-                os.unlink(self.chunk_path(digest))
-                removed += 1
+        # Chunks first, manifests last: a delete interrupted midway is finished by the next one. Every chunk no
+        # other manifest names goes, also those of a task killed before its manifest (none is being stored now).
+        for top, _dirs, files in os.walk(os.path.join(self.location, "chunks")):
+            for name in sorted(files):
+                if name not in keep:
+                    os.unlink(os.path.join(top, name))
+                    removed += 0 if name.endswith(".tmp") else 1
         for backup_id in backup_ids:
             if os.path.exists(self.manifest_path(backup_id)):
                 os.unlink(self.manifest_path(backup_id))
@@ -208,19 +224,21 @@ def store_image(repo: Repository, image: str, backup_id: str, parent: dict | Non
     digests: list[str | None] = []
     old = (parent or {}).get("chunks", [])
     changed = written = written_bytes = 0
-    for index, data in enumerate(read_chunks(image, chunk_size)):
-        digest = None if data is None else hashlib.sha256(data).hexdigest()
-        digests.append(digest)
-        if digest != (old[index] if index < len(old) else None):
-            changed += 1
-        if data is not None:
-            added = repo.put_chunk(digest, data)
-            written += 1 if added else 0
-            written_bytes += added
-    manifest = {"format": MANIFEST_FORMAT, "backup_id": backup_id, "parent_id": (parent or {}).get("backup_id"),
-                "chunk_size": chunk_size, "size": len(digests) * chunk_size, "image_size": size,
-                "chunks": digests, "sha256": image_digest(digests, chunk_size)}
-    repo.write_manifest(manifest)
+    with repo.locked(exclusive=False):  # until the manifest names the chunks it found here
+        for index, data in enumerate(read_chunks(image, chunk_size)):
+            digest = None if data is None else hashlib.sha256(data).hexdigest()
+            digests.append(digest)
+            if digest != (old[index] if index < len(old) else None):
+                changed += 1
+            if data is not None:
+                added = repo.put_chunk(digest, data)
+                written += 1 if added else 0
+                written_bytes += added
+        manifest = {"format": MANIFEST_FORMAT, "backup_id": backup_id,
+                    "parent_id": (parent or {}).get("backup_id"), "chunk_size": chunk_size,
+                    "size": len(digests) * chunk_size, "image_size": size, "chunks": digests,
+                    "sha256": image_digest(digests, chunk_size)}
+        repo.write_manifest(manifest)
     return Stored(manifest, changed, written, written_bytes)
 
 

@@ -131,6 +131,42 @@ def _backup(name, parent=None, created="2026-01-01T00:00:00+00:00", volume="v1",
                   parent_id=parent, status=AVAILABLE, created_at=created)
 
 
+def test_a_delete_waits_for_a_backup_being_stored_in_the_same_location(tmp_path, monkeypatch):
+    """Two tasks on backups of different volumes in one target: the delete must not remove a chunk that the
+    backup being stored found there and reuses before the new manifest names it."""
+    import threading
+    repo = Repository(str(tmp_path / "repo"))
+    repo.prepare()
+    image = str(tmp_path / "image")
+    _image(image, {0: _block(1), 2: _block(2)}, 4)
+    store_image(repo, image, "old", None, CHUNK)
+    paused, go = threading.Event(), threading.Event()
+    write_manifest = Repository.write_manifest
+
+    def slow_manifest(self, manifest):
+        if manifest["backup_id"] == "new":
+            paused.set()
+            go.wait(10)
+        write_manifest(self, manifest)
+
+    monkeypatch.setattr(Repository, "write_manifest", slow_manifest)
+    storing = threading.Thread(target=store_image, args=(Repository(repo.location), image, "new", None, CHUNK))
+    storing.start()
+    assert paused.wait(10)  # every chunk of "new" is there already: it stored none, its manifest comes next
+    deleting = threading.Thread(target=Repository(repo.location).delete, args=(["old"],))
+    deleting.start()
+    deleting.join(1)
+    go.set()
+    storing.join(10)
+    deleting.join(10)
+    assert not storing.is_alive() and not deleting.is_alive()
+    assert not os.path.exists(repo.manifest_path("old"))  # the delete was done
+    out = str(tmp_path / "out")
+    assemble(repo, repo.read_manifest("new"), out)  # every chunk of "new" is still there
+    with open(image, "rb") as a, open(out, "rb") as b:
+        assert a.read() == b.read()
+
+
 def test_chain_rules():
     chain = [_backup("full"), _backup("i1", "full", "2026-01-02T00:00:00+00:00"),
              _backup("i2", "i1", "2026-01-03T00:00:00+00:00"), _backup("other", created="2026-01-04T00:00:00+00:00",
@@ -346,14 +382,19 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing in the collection catches it."""
 
 
-def test_a_killed_backup_leaves_nothing_once_deleted_and_the_volume_deletes_clean(lab, monkeypatch):
+@pytest.mark.parametrize("killed", ["reading", "storing"])
+def test_a_killed_backup_leaves_nothing_once_deleted_and_the_volume_deletes_clean(lab, monkeypatch, killed):
     at_start = lab.data("db")
 
     def dies(*_args):
         raise Killed()
 
-    # Killed while reading the temporary snapshot: the task's clean-up (its `finally`) never runs either.
-    monkeypatch.setattr("ansible_collections.blockstore.storage.plugins.module_utils.backups.qemu_img", dies)
+    # Killed while reading the temporary snapshot, or once its chunks are stored but not its manifest; the
+    # task's clean-up (its `finally`) never runs either.
+    if killed == "reading":
+        monkeypatch.setattr("ansible_collections.blockstore.storage.plugins.module_utils.backups.qemu_img", dies)
+    else:
+        monkeypatch.setattr(Repository, "write_manifest", dies)
     monkeypatch.setattr(lab.driver, "delete_snapshot", dies)
     with pytest.raises(Killed):
         lab.backup(name="b", volume="db", target=lab.target)
@@ -365,6 +406,7 @@ def test_a_killed_backup_leaves_nothing_once_deleted_and_the_volume_deletes_clea
     assert done["changed"] and lab.record("backup", "b") is None
     # the temporary snapshot the killed task took is gone with it, the volume's data is whole
     assert [f for f in lab.files() if not f.startswith("volume-")] == []
+    assert [f for _r, _d, files in os.walk(os.path.join(lab.target, "chunks")) for f in files] == []
     assert lab.holds("db", at_start)
     # positive control: a backup runs again and restores the same data; the volume then deletes to nothing
     lab.backup(name="b", volume="db", target=lab.target)

@@ -151,10 +151,6 @@ def _restore_new(resource: Resource, step: Step, driver: Driver) -> None:
     volume.status = AVAILABLE
 
 
-def _delete_volume(driver: Driver, volume: Volume) -> None:
-    driver.delete_volume(volume)
-
-
 def _restore_into(resource: Resource, step: Step, driver: Driver) -> None:
     volume, backup = step.target, step.source
     raw = resource.assembled  # verified by the step before: a bad chunk stopped there, the volume untouched
@@ -180,7 +176,8 @@ class BackupResource(Resource):
         "create_backup": Action(_create_backup, pending=CREATING, creates=True, undo=_undo_backup),
         "delete_backup": Action(_delete_backup, pending=DELETING, deletes=True, host_only=True),
         "verify_backup": Action(_verify_backup, host_only=True),
-        "restore_new": Action(_restore_new, pending=CREATING, creates=True, undo=_delete_volume),
+        "restore_new": Action(_restore_new, pending=CREATING, creates=True,
+                              undo=lambda driver, volume: driver.delete_volume(volume)),
         "restore_into": Action(_restore_into, pending=REVERTING, failure_keeps_pending=True),
         "update": Action(lambda resource, step, driver: None, host_only=True),
     }
@@ -333,7 +330,8 @@ class BackupResource(Resource):
                 return Plan([], self.view(volume), self.view(volume))
             raise Conflict(f"force: volume {volume.name!r} exists; set force: true to overwrite its data with "
                            f"backup {backup.name!r}, or restore to a new volume name", "force")
-        if volume.status != AVAILABLE or any(is_live(c) for c in self.records.find(CONNECTION, volume_id=volume.id)):
+        live = any(is_live(c) for c in self.records.find(CONNECTION, volume_id=volume.id))
+        if volume.status not in (AVAILABLE, REVERTING) or live:  # reverting: a restore that failed midway
             raise Conflict(f"restore_to: volume {volume.name!r} is {volume.status} or connected to a host; detach it "
                            "before restoring a backup into it", "restore_to")
         if volume.size < backup.volume_size:

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils import backup_chunks
+from ansible_collections.blockstore.storage.plugins.module_utils import backups as backups_module
 from ansible_collections.blockstore.storage.plugins.module_utils.backup_chunks import (
     BackupCorrupt,
     Repository,
@@ -415,3 +416,24 @@ def test_a_killed_backup_leaves_nothing_once_deleted_and_the_volume_deletes_clea
     lab.volume(name="db", state="absent")
     lab.volume(name="db2", state="absent")
     assert lab.files() == []
+
+
+@pytest.mark.parametrize("how", ["killed", "failed"])
+def test_a_restore_over_a_volume_interrupted_midway_is_finished_by_running_it_again(lab, monkeypatch, how):
+    lab.backup(name="full", volume="db", target=lab.target)
+    at_full = lab.data("db")
+    lab.io("db", "write -P 0x44 0 2M")
+    write_into = backups_module._write_into
+
+    def dies(driver, volume, raw, what, new=False):
+        if how == "killed":
+            raise Killed()
+        write_into(driver, volume, "/nonexistent/image.raw", what, new)  # qemu-img fails midway
+
+    monkeypatch.setattr(backups_module, "_write_into", dies)
+    with pytest.raises(Killed if how == "killed" else Exception):
+        lab.backup(name="full", state="restored", restore_to="db", force=True)
+    monkeypatch.undo()
+    assert lab.record("volume", "db")["status"] == "reverting"
+    done = lab.backup(name="full", state="restored", restore_to="db", force=True)
+    assert done["changed"] and done["volume"]["status"] == "available" and lab.holds("db", at_full)

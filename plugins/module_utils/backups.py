@@ -316,10 +316,12 @@ class BackupResource(Resource):
             raise InvalidParameter("restore_to: required with state: restored, the name of a new volume or of an "
                                    "existing one (with force: true)", "restore_to")
         volume = self.records.lookup(VOLUME, ref, "restore_to", required=False)
-        if volume is None:
-            name = check_name(ref, "restore_to")
-            volume = Volume(id=self._next_id(), name=name, backend=self.records.backend, size=backup.volume_size,
-                            status=AVAILABLE, description=f"restored from backup {backup.name}")
+        # A new volume a killed restore of this backup left creating (its record says which) is made again.
+        if volume is None or (volume.status == CREATING and volume.driver_data.get(RESTORED_FROM) == backup.id):
+            name = volume.name if volume else check_name(ref, "restore_to")
+            volume = Volume(id=volume.id if volume else self._next_id(), name=name, backend=self.records.backend,
+                            size=backup.volume_size, status=AVAILABLE, driver_data={RESTORED_FROM: backup.id},
+                            description=f"restored from backup {backup.name}")
             self.restored = volume
             step = Step("restore_new", volume, backup,
                         message=f"restore backup {backup.name!r} to new volume {name!r} ({backup.volume_size} GiB)")

@@ -437,3 +437,24 @@ def test_a_restore_over_a_volume_interrupted_midway_is_finished_by_running_it_ag
     assert lab.record("volume", "db")["status"] == "reverting"
     done = lab.backup(name="full", state="restored", restore_to="db", force=True)
     assert done["changed"] and done["volume"]["status"] == "available" and lab.holds("db", at_full)
+
+
+def test_a_restore_to_a_new_volume_killed_midway_is_finished_by_running_it_again(lab, monkeypatch):
+    lab.backup(name="full", volume="db", target=lab.target)
+    at_full = lab.data("db")
+
+    def dies(*_args, **_kwargs):
+        raise Killed()
+
+    monkeypatch.setattr(backups_module, "_write_into", dies)
+    with pytest.raises(Killed):
+        lab.backup(name="full", state="restored", restore_to="copy")
+    monkeypatch.undo()
+    assert lab.record("volume", "copy")["status"] == "creating"
+    done = lab.backup(name="full", state="restored", restore_to="copy")
+    assert done["changed"] and done["volume"]["status"] == "available" and lab.holds("copy", at_full)
+    assert not lab.backup(name="full", state="restored", restore_to="copy")["changed"]
+    # a volume of that name made otherwise is still refused without force
+    lab.volume(name="other", size=1)
+    with pytest.raises(Conflict, match="force: volume 'other' exists"):
+        lab.backup(name="full", state="restored", restore_to="other")

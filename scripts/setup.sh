@@ -51,11 +51,22 @@ cp tests/utils/get_pip_offline.py ~/.ansible/test/cache/"get_pip_${pip_pin//./_}
 # which mostly wait on PyPI and apt (apt_ensure waits for apt's lock); its output is shown when it ends.
 guest_setup_pid=""
 guest_setup_log=$(mktemp "${TMPDIR:-/tmp}/blockstore-setup-guest.XXXXXX")
+# Another set-up failing (set -e) ends this script: the image build is stopped, and what it printed is shown.
+guest_setup_abandon() {
+  [ -n "$guest_setup_pid" ] || return 0
+  kill -TERM -- "-$guest_setup_pid" 2>/dev/null  # its process group: the build and all it started
+  wait "$guest_setup_pid" 2>/dev/null || true
+  echo "setup: scripts/setup-guest.sh was stopped; its output so far:" >&2
+  cat "$guest_setup_log" >&2
+  rm -f "$guest_setup_log"
+}
+trap guest_setup_abandon EXIT
 for extra in scripts/setup-*.sh; do
   [ -e "$extra" ] || continue
   if [ "$extra" = scripts/setup-guest.sh ]; then
     log "feature set-up $extra (in the background, output below when it ends)"
-    BLOCKSTORE_VENV="$VENV" bash "$extra" >"$guest_setup_log" 2>&1 &
+    # setsid: a process group of its own, which guest_setup_abandon can stop whole
+    BLOCKSTORE_VENV="$VENV" setsid bash "$extra" >"$guest_setup_log" 2>&1 &
     guest_setup_pid=$!
     continue
   fi
@@ -68,8 +79,10 @@ if [ -n "$guest_setup_pid" ]; then
   log "feature set-up scripts/setup-guest.sh (ran in the background)"
   cat "$guest_setup_log"
   rm -f "$guest_setup_log"
+  guest_setup_pid=""
   [ "$guest_setup_rc" -eq 0 ] || { echo "setup: scripts/setup-guest.sh failed (exit $guest_setup_rc)" >&2; exit 1; }
 fi
+trap - EXIT
 
 log "build and install the collection into ~/.ansible/collections"
 build_dir=$(mktemp -d)

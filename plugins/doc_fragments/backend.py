@@ -42,10 +42,12 @@ options:
       - "Driver C(file) (each option explained in docs/drivers/file.md of the collection): C(path) (an absolute
         path, required): Directory holding the volume files, on the host the module runs on. Created if missing;
         C(format) (one of raw, qcow2, default V(raw)); C(reflink) (one of auto, always, never, default V(auto));
-        C(target) (one of local, iscsi, default V(local)); C(iscsi_ip_address) (a string, default V(127.0.0.1));
-        C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
-        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0)); C(image_group) (a
-        string, default V())."
+        C(target) (one of local, iscsi, lio, nvmet, default V(local)); C(iscsi_ip_address) (a string, default
+        V(127.0.0.1)); C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
+        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0)); C(target_ip_address)
+        (a string, default V(127.0.0.1)); C(target_secondary_ip_addresses) (a string, default V()); C(target_port)
+        (an integer >= 0, default V(0)); C(target_prefix) (a string, default V()); C(image_group) (a string,
+        default V())."
       - "Driver C(rbd) (each option explained in docs/drivers/rbd.md of the collection): C(rbd_pool) (a string,
         default V(rbd)); C(rbd_ceph_conf) (an absolute path); C(rbd_user) (a string); C(rbd_keyring_conf) (an
         absolute path); C(rbd_cluster_name) (a string, default V(ceph)); C(rbd_secret_uuid) (a string);

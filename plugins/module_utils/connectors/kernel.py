@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The kernel connector: os-brick's connector for the protocol (open-iscsi, krbd...)."""
+"""The kernel connector: os-brick's connector for the protocol (open-iscsi, nvme-cli, krbd...).
+
+The device records whether it was made over every portal (`multipath`): its detach and extend build
+os-brick's connector the same way, since a multipath connector removes the dm map and every path, a
+single-path one only its own device.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,18 @@ from .base import Connector
 class KernelConnector(Connector):
     method = "kernel"
 
+    def __init__(self, multipath: bool = False) -> None:
+        self.multipath = multipath
+
     def connect_volume(self, connection_info: dict, directory: str, read_only: bool) -> dict:
         protocol = connection_info.get("driver_volume_type")
-        info = brick.connect(protocol, dict(connection_info.get("data") or {}))
+        info = brick.connect(protocol, dict(connection_info.get("data") or {}), self.multipath)
         return {"path": info.get("path"), "type": info.get("type", "block"), "method": self.method,
-                "protocol": protocol, "device_info": info}
+                "protocol": protocol, "multipath": self.multipath, "device_info": info}
 
     def disconnect_volume(self, device: dict, connection_info: dict) -> None:
         brick.disconnect(device.get("protocol"), dict(connection_info.get("data") or {}),
-                         device.get("device_info") or {})
+                         device.get("device_info") or {}, bool(device.get("multipath")))
 
     def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
-        brick.extend(device.get("protocol"), dict(connection_info.get("data") or {}))
+        brick.extend(device.get("protocol"), dict(connection_info.get("data") or {}), bool(device.get("multipath")))

@@ -11,7 +11,8 @@ host NQN alone (LIO: with that connection's CHAP account), so no host can use an
 connection info is what os-brick's ISCSI and NVMEOF connectors take, with every configured portal.
 
 Options are named as Cinder names them (target_ip_address, target_secondary_ip_addresses, target_port,
-target_prefix), so a cinder.conf section carries over.
+target_prefix), so a cinder.conf section carries over. The exports live in the kernel only (not saved with
+targetcli saveconfig or nvmetcli): a reboot of the backend's host drops them; detach and attach again.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How the file driver exports a volume: its image's own path, or an iSCSI target.
+"""How the file driver exports a volume: its image's own path, an iSCSI target (tgt, LIO) or NVMe-oF/TCP (nvmet).
 
 `target: local` hands the host the image's path; `target: iscsi` makes a tgtd target
 (raw images only) for each connection: `<prefix>volume-<volume id>:<connection id>`,
 LUN 1 on the volume's image, open to that host's initiator name alone, with that
 connection's CHAP account alone. tgt binds accounts to targets, so one target shared by
 several hosts would let each log in with the others' accounts. The ACL is an initiator name, never an
-address (tgt lets in a login that matches the name list or the address list). The targets share the
+address (tgt lets in a login that matches the name list or the address list). A host trying another's
+target is answered "target not found"; another's account on its own target fails CHAP. The targets share the
 file's data: tgt reads and writes the file itself, with no cache of its own. `target: lio` and
 `target: nvmet` are the kernel's targets (targets/: `KernelExport`), made the same way per connection.
 

@@ -76,7 +76,7 @@ options:
     default: auto
   multipath:
     description:
-      - With the kernel method, attach over every portal the connection info lists (os-brick's C(use_multipath)):
+      - With the kernel method, attach over every portal the connection info lists (os-brick's C(use_multipath)).
         iSCSI gives a device-mapper multipath device (needs multipath-tools, C(multipathd) running), NVMe-oF the
         kernel's native NVMe multipath. The device keeps working while one path is down.
       - Without it, the kernel method logs in to the first portal only. Ignored by the loop and userspace methods.

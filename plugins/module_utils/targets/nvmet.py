@@ -18,6 +18,7 @@ import fcntl
 import os
 from typing import Iterator
 
+from ..commands import run
 from ..errors import DriverError, MissingDependency
 
 ROOT = "/sys/kernel/config/nvmet"
@@ -63,6 +64,10 @@ class Nvmet:
         return os.path.join(ROOT, *parts)
 
     def _check(self) -> None:
+        # As rtslib does for LIO: the target's modules are loaded when missing (a port needs nvmet_tcp too).
+        if not os.path.isdir(self._path("ports")) or not os.path.isdir("/sys/module/nvmet_tcp"):
+            with contextlib.suppress(OSError):
+                run(["modprobe", "-a", "nvmet", "nvmet_tcp"], timeout=60)
         if not os.path.isdir(ROOT):
             raise MissingDependency("backend.target: nvmet needs the kernel's NVMe target on the backend host "
                                     "(modprobe nvmet nvmet_tcp; configfs mounted at /sys/kernel/config)", "nvmet")

@@ -166,8 +166,8 @@ def render_driver_page(cls) -> str:
         if base.__module__.startswith("ansible_collections.blockstore.") and base.__module__ not in seen:
             seen.add(base.__module__)
             other = sys.modules[base.__module__]
-            texts.append(f"From `{_source(other)}`:\n\n" + textwrap.indent(inspect.cleandoc(other.__doc__ or ""),
-                                                                            "    "))
+            text = inspect.cleandoc(other.__doc__ or "")
+            texts.append(f"From `{_source(other)}`:\n\n" + textwrap.indent(text, "    "))
     body = "\n\n".join(texts)
     return (f"# Driver `{cls.name}`\n\n<!-- {GENERATED} -->\n\n"
             f"{body}\n\n"

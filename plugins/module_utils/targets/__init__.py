@@ -136,7 +136,7 @@ class KernelExport:
         user = chap_user(connection.id)
         # Same connection, same secret: exported again (the target host rebooted), its host's login still works.
         password = old.get("auth_password") if old.get("auth_username") == user else None
-        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _position in range(16))
         target.export(name, self.export_source(volume), host_id, user, password)
         data = connection_data(kind, name, self.conf, host_id, user, password)
         data.update(volume_id=volume.id, access_mode=connection.mode, encrypted=False, discard=False)

@@ -46,8 +46,8 @@ def test_each_connection_has_its_own_target_name_and_an_unsafe_id_is_named_by_it
     assert targets.target_name({"target_prefix": "iqn.2010-10.org.openstack:"}, "lio", "v1", CONN) \
         .startswith("iqn.2010-10.org.openstack:volume-v1:")
     odd = targets.target_name(conf, "lio", "v1", "Host A/1")
-    assert odd.rpartition(":")[2].startswith("c") and " " not in odd and odd != targets.target_name(conf, "lio", "v1",
-                                                                                                  "Host A/2")
+    assert odd.rpartition(":")[2].startswith("c") and " " not in odd
+    assert odd != targets.target_name(conf, "lio", "v1", "Host A/2")
 
 
 def test_chap_user_names_its_connection_and_other_accounts_name_none():

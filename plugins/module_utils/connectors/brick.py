@@ -76,11 +76,33 @@ def _initiator(protocol: str, multipath: bool):
                                              device_scan_attempts=5)
 
 
+class _Errors(logging.Handler):
+    """The errors os-brick logs during one call (why each portal failed), secrets of the call's data taken out."""
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(logging.ERROR)
+        self.secrets = [str(v) for k, v in data.items() if "password" in k and v]
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        self.lines.append(" ".join(text.split()))
+
+    def told(self) -> str:
+        return f" (os-brick logged: {'; '.join(self.lines[-3:])})" if self.lines else ""
+
+
 def connect(protocol: str, data: dict, multipath: bool = False) -> dict:
+    errors = _Errors(data)
+    logging.getLogger("os_brick").addHandler(errors)
     try:
         return dict(_initiator(protocol, multipath).connect_volume(data))
     except Exception as exc:  # os-brick raises many unrelated types; report, never swallow
-        raise DriverError(f"attach: os-brick could not connect the {protocol} volume: {exc}") from None
+        raise DriverError(f"attach: os-brick could not connect the {protocol} volume: {exc}{errors.told()}") from None
+    finally:
+        logging.getLogger("os_brick").removeHandler(errors)
 
 
 def disconnect(protocol: str, data: dict, device_info: dict, multipath: bool = False) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 
@@ -228,3 +229,19 @@ def test_a_stale_userspace_device_bound_to_another_file_is_left_alone(monkeypatc
     device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
     userspace.UserspaceConnector().discard_volume(device, {})
     assert done == ["daemon"]
+
+
+def test_a_failed_kernel_connect_tells_what_os_brick_logged_without_the_chap_secret():
+    pytest.importorskip("os_brick")
+    data = {"target_portal": "192.0.2.1:3260", "target_iqn": "iqn.2010-10.org.blockstore:volume-x", "target_lun": 0,
+            "auth_method": "CHAP", "auth_username": "bsuser", "auth_password": "s3cret-pass"}
+    errors = brick._Errors(data)
+    logger = logging.getLogger("os_brick.initiator.connectors.iscsi")
+    logger.addHandler(errors)
+    try:
+        logger.error("Could not login to %s with password %s", data["target_portal"], "s3cret-pass")
+        logger.warning("a warning is not a reason")
+    finally:
+        logger.removeHandler(errors)
+    assert errors.told() == " (os-brick logged: Could not login to 192.0.2.1:3260 with password ********)"
+    assert brick._Errors({}).told() == ""  # nothing logged: nothing added

@@ -14,7 +14,7 @@ Three ways to make the device (`method`):
 `choose()` picks one from the connection type, the image format, the method
 the task asks for (auto, kernel, userspace) and what this kernel can do: a
 protocol module that is loaded, built in, or loadable (listed in modules.dep;
-iscsid and nvme-cli load theirs on first use).
+iscsid loads iscsi_tcp on first use, the kernel connector nvme_tcp).
 Secrets in the connection info arrive here in clear and leave only in files
 of mode 0600 that live while a daemon starts.
 """

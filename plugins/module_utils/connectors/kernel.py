@@ -10,8 +10,16 @@ single-path one only its own device.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+
+from ..commands import run
 from . import brick
 from .base import Connector
+
+# Modules a protocol's tools need loaded before they run: nvme-cli scans /sys/class/nvme-subsystem before it
+# connects and fails ("Failed to scan topology") where no NVMe module is loaded yet. iscsid and rbd load theirs.
+PRELOAD = {"nvmeof": "nvme_tcp"}
 
 
 class KernelConnector(Connector):
@@ -22,6 +30,9 @@ class KernelConnector(Connector):
 
     def connect_volume(self, connection_info: dict, directory: str, read_only: bool) -> dict:
         protocol = connection_info.get("driver_volume_type")
+        if protocol in PRELOAD:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # else os-brick's failure says why
+                run(["modprobe", PRELOAD[protocol]], timeout=60)
         info = brick.connect(protocol, dict(connection_info.get("data") or {}), self.multipath)
         return {"path": info.get("path"), "type": info.get("type", "block"), "method": self.method,
                 "protocol": protocol, "multipath": self.multipath, "device_info": info}

@@ -58,7 +58,7 @@ record_ansible_test_skips() {  # record_ansible_test_skips NAME OUTPUT_FILE
 # daemons, loop devices, FUSE mounts, and the multi-host lab's sshd and network namespaces.
 machine_state() {
   { pgrep -a -x tgtd; pgrep -a -x redis-server; pgrep -a '^qemu-storage-d'; losetup -l -n -O NAME,BACK-FILE; grep ' fuse' /proc/mounts;
-    pgrep -a -x sshd; ip netns list; } \
+    pgrep -a -x sshd; ip netns list; pgrep -a '^qemu-system'; } \
     2>/dev/null | sort
 }
 [ "$what" = all ] && machine_state >"${TMPDIR:-/tmp}/blockstore-machine-before.$$"
@@ -66,7 +66,9 @@ machine_state() {
 started_pg=""
 started_redis=""
 started_ceph=""
+guest_lab_pid=""
 cleanup() {
+  [ -n "$guest_lab_pid" ] && guest_lab_stop
   [ -n "$started_pg" ] && bash tests/utils/postgres.sh stop >/dev/null 2>&1
   [ -n "$started_redis" ] && bash tests/utils/redis.sh stop >/dev/null 2>&1
   [ -n "$started_ceph" ] && bash tests/utils/ceph.sh stop >/dev/null 2>&1
@@ -231,10 +233,28 @@ if [ "$what" = conformance ]; then
   rm -f "$junit"
 fi
 
+# The guest lab (tests/utils/guest_lab.sh) of storage_guest, booted in the background while the other targets run:
+# the target waits for it and uses it (or boots its own when this boot failed), and takes it down; whatever is
+# left of it (a failed run, an interrupted boot) is taken down when this script ends.
+guest_lab_start() {
+  export BLOCKSTORE_TEST_GUEST_LAB="$tree/guest-lab"
+  rm -f "$BLOCKSTORE_TEST_GUEST_LAB.rc"
+  echo "== guest lab: booting in the background for storage_guest ($BLOCKSTORE_TEST_GUEST_LAB.log)"
+  (BLOCKSTORE_GUEST_LAB_DIR=$BLOCKSTORE_TEST_GUEST_LAB bash tests/utils/guest_lab.sh up >"$BLOCKSTORE_TEST_GUEST_LAB.log" 2>&1
+   echo $? >"$BLOCKSTORE_TEST_GUEST_LAB.rc") &
+  guest_lab_pid=$!
+}
+guest_lab_stop() {
+  # An interrupted boot first: its subshell, then whatever it started (down stops qemu by its pid files).
+  pkill -P "$guest_lab_pid" 2>/dev/null
+  kill "$guest_lab_pid" 2>/dev/null
+  wait "$guest_lab_pid" 2>/dev/null
+  BLOCKSTORE_GUEST_LAB_DIR=$BLOCKSTORE_TEST_GUEST_LAB bash tests/utils/guest_lab.sh down >/dev/null 2>&1
+  guest_lab_pid=""
+}
+
 if [ "$what" = all ] || [ "$what" = integration ]; then
   sync_tree
-  # The settings become variables of every target (blockstore_test_ceph_conf, ...).
-  test_settings yaml >"$dest/tests/integration/integration_config.yml"
   targets=("$@")
   if [ ${#targets[@]} -eq 0 ]; then
     for dir in tests/integration/targets/*/; do
@@ -244,6 +264,13 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
       grep -qsx 'disabled\|unsupported\|hidden' "$dir/aliases" || targets+=("$name")
     done
   fi
+  # storage_guest last, with its guests booted in the background meanwhile (TCG boots take minutes).
+  if printf '%s\n' "${targets[@]}" | grep -qx storage_guest; then
+    mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -vx storage_guest; echo storage_guest)
+    guest_lab_start
+  fi
+  # The settings become variables of every target (blockstore_test_ceph_conf, ...).
+  test_settings yaml >"$dest/tests/integration/integration_config.yml"
   for target in "${targets[@]}"; do
     echo "== integration: $target"
     started=$SECONDS
@@ -256,6 +283,7 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     fi
     echo "== integration: $target $([ "$rc" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
   done
+  [ -n "$guest_lab_pid" ] && guest_lab_stop
 fi
 
 if [ "$what" = all ] || [ "$what" = molecule ]; then

@@ -11,6 +11,7 @@ single-path one only its own device.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 
 from ..commands import run
@@ -43,3 +44,10 @@ class KernelConnector(Connector):
 
     def extend_volume(self, device: dict, connection_info: dict, size_bytes: int) -> None:
         brick.extend(device.get("protocol"), dict(connection_info.get("data") or {}), bool(device.get("multipath")))
+
+    def size(self, device: dict) -> int | None:
+        """The size the host sees (sysfs, in 512-byte sectors): below the volume's after an extend on the backend,
+        so the next `state: attached` run here asks os-brick to re-read it."""
+        name = os.path.basename(os.path.realpath(device["path"]))
+        with open(f"/sys/class/block/{name}/size", encoding="ascii") as handle:
+            return int(handle.read()) * 512

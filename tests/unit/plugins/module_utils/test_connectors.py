@@ -245,3 +245,16 @@ def test_a_failed_kernel_connect_tells_what_os_brick_logged_without_the_chap_sec
         logger.removeHandler(errors)
     assert errors.told() == " (os-brick logged: Could not login to 192.0.2.1:3260 with password ********)"
     assert brick._Errors({}).told() == ""  # nothing logged: nothing added
+
+
+def test_kernel_device_size_is_what_the_host_sees(tmp_path):
+    # An attachment plans a grow only when the device looks smaller than the volume: with no size (None) an
+    # extend on the backend never reached the host (seen in the guest lab). Any block device of this host will do.
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors.kernel import KernelConnector
+    name = sorted(os.listdir("/sys/class/block"))[0]
+    link = tmp_path / "by-id-link"
+    link.symlink_to(f"/dev/{name}")  # os-brick may hand back a symlink (/dev/disk/by-path/..., /dev/mapper/...)
+    with open(f"/sys/class/block/{name}/size", encoding="ascii") as handle:
+        expected = int(handle.read()) * 512
+    assert KernelConnector().size({"path": str(link)}) == expected
+    assert KernelConnector().size({"path": f"/dev/{name}"}) == expected

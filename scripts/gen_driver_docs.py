@@ -138,6 +138,12 @@ options:
 '''
 
 
+def _source(module) -> str:
+    """The file a module is, from plugins/ on."""
+    source = "/".join(module.__name__.split(".")[module.__name__.split(".").index("plugins"):])
+    return source + ("/__init__.py" if module.__file__.endswith("__init__.py") else ".py")
+
+
 def render_driver_page(cls) -> str:
     from ansible_collections.blockstore.storage.plugins.module_utils.config import describe_type
 
@@ -152,12 +158,19 @@ def render_driver_page(cls) -> str:
     for key, value in sorted(cls.capabilities.items()):
         text = ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
         capabilities.append(f"| {key} | {text.replace('|', chr(92) + '|')} |")
-    body = textwrap.indent(intro, "    ")
     # A driver is a module (drivers/rbd.py before) or a package (drivers/rbd/): name the file the text is from.
-    source = "/".join(cls.__module__.split(".")[cls.__module__.split(".").index("plugins"):])
-    source += "/__init__.py" if module.__file__.endswith("__init__.py") else ".py"
+    texts = [f"From `{_source(module)}`:\n\n" + textwrap.indent(intro, "    ")]
+    # The modules of the driver's mixins (its export: drivers/file/export.py, targets/) say what they add.
+    seen = {cls.__module__, "ansible_collections.blockstore.storage.plugins.module_utils.drivers.base"}
+    for base in cls.__mro__[1:]:
+        if base.__module__.startswith("ansible_collections.blockstore.") and base.__module__ not in seen:
+            seen.add(base.__module__)
+            other = sys.modules[base.__module__]
+            text = inspect.cleandoc(other.__doc__ or "")
+            texts.append(f"From `{_source(other)}`:\n\n" + textwrap.indent(text, "    "))
+    body = "\n\n".join(texts)
     return (f"# Driver `{cls.name}`\n\n<!-- {GENERATED} -->\n\n"
-            f"From `{source}`:\n\n{body}\n\n"
+            f"{body}\n\n"
             f"## Options\n\nGiven in `backend` (`driver: {cls.name}`) or as keys of a backends-file section.\n\n"
             + "\n".join(rows) + "\n\n## Capabilities\n\n" + "\n".join(capabilities) + "\n")
 

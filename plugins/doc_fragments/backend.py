@@ -42,10 +42,12 @@ options:
       - "Driver C(file) (each option explained in docs/drivers/file.md of the collection): C(path) (an absolute
         path, required): Directory holding the volume files, on the host the module runs on. Created if missing;
         C(format) (one of raw, qcow2, default V(raw)); C(reflink) (one of auto, always, never, default V(auto));
-        C(target) (one of local, iscsi, default V(local)); C(iscsi_ip_address) (a string, default V(127.0.0.1));
-        C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
-        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0)); C(image_group) (a
-        string, default V())."
+        C(target) (one of local, iscsi, lio, nvmet, default V(local)); C(iscsi_ip_address) (a string, default
+        V(127.0.0.1)); C(iscsi_port) (an integer >= 1, default V(3260)); C(iscsi_target_prefix) (a string, default
+        V(iqn.2010-10.org.blockstore:)); C(tgt_control_port) (an integer >= 0, default V(0)); C(target_ip_address)
+        (a string, default V(127.0.0.1)); C(target_secondary_ip_addresses) (a string, default V()); C(target_port)
+        (an integer >= 0, default V(0)); C(target_prefix) (a string, default V()); C(image_group) (a string,
+        default V())."
       - "Driver C(lvm) (each option explained in docs/drivers/lvm.md of the collection): C(volume_group) (a string,
         default V(cinder-volumes)); C(lvm_type) (one of default, thin, auto, default V(default)); C(volume_clear)
         (one of zero, none, default V(zero)); C(volume_clear_size) (an integer >= 0, default V(0)); C(target) (one

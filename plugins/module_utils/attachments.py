@@ -59,7 +59,7 @@ CHOICE_DEFAULTS = (("state", "attached"), ("mode", "rw"), ("method", "auto"))
 # Steps, in the order they run.
 CONNECT, ATTACH, GROW, DETACH_DEVICE, DISCONNECT, VOLUME_STATUS, FORGET = (
     "connect", "attach", "grow_device", "detach_device", "disconnect", "volume_status", "forget_connection")
-DEVICE_FIELDS = ("path", "type", "method", "protocol")
+DEVICE_FIELDS = ("path", "type", "method", "protocol", "multipath")
 # Steps that make, change or remove a block device on this host: root only.
 DEVICE_ACTIONS = (ATTACH, GROW, DETACH_DEVICE)
 # The status of the record the controller writes before the module runs, by state.
@@ -120,7 +120,8 @@ def _attach(resource: AttachmentResource, step: Step, driver: Driver) -> None:
     info = copy.deepcopy(conn.connection_info)  # the initiator name is for this attach, not the record
     if conn.connector.get("initiator"):
         info.setdefault("data", {}).setdefault("initiator_name", conn.connector["initiator"])
-    conn.device = resource.host.attach(info, step.source.id, conn.mode == "ro", resource.params.get("method") or "auto")
+    conn.device = resource.host.attach(info, step.source.id, conn.mode == "ro", resource.params.get("method") or "auto",
+                                       multipath=bool(resource.params.get("multipath")))
     conn.status = ATTACHED
     resource._stored(conn)
 
@@ -159,10 +160,8 @@ class AttachmentResource(ForcedDetach):
     makes_secrets = True
     own_connections_only = True  # a host is sent its own connection whole, others' only in part (handler.py)
     ACTIONS: ClassVar[dict[str, Action]] = {
-        CONNECT: Action(_connect),
-        ATTACH: Action(_attach, host_only=True),
-        GROW: Action(_grow, host_only=True),
-        DETACH_DEVICE: Action(_detach_device, host_only=True),
+        CONNECT: Action(_connect), ATTACH: Action(_attach, host_only=True),
+        GROW: Action(_grow, host_only=True), DETACH_DEVICE: Action(_detach_device, host_only=True),
         DISCONNECT: Action(_disconnect, deletes=True),
         **ForcedDetach.FORCED_ACTIONS,
         VOLUME_STATUS: Action(_volume_status, host_only=True),
@@ -200,6 +199,8 @@ class AttachmentResource(ForcedDetach):
         for key, value, allowed in (("state", state, STATES), ("mode", mode, MODES), ("method", method, METHODS)):
             if value not in allowed:
                 raise InvalidParameter(f"{key}: {value!r} is not one of {', '.join(allowed)}", key)
+        if params.get("multipath") not in (None, True, False):
+            raise InvalidParameter(f"multipath: {params['multipath']!r} is not a boolean (true/false)", "multipath")
         connector = params.get("connector")
         if connector is not None:
             if not isinstance(connector, dict) or not connector.get("host") or not isinstance(connector["host"], str):
@@ -313,8 +314,7 @@ class AttachmentResource(ForcedDetach):
         steps.append(Step(CONNECT, target, volume, message=message))
         return target
 
-    def _plan_device(self, volume: Volume, existing: Connection | None, target: Connection,
-                     steps: list[Step]) -> None:
+    def _plan_device(self, volume: Volume, existing: Connection | None, target: Connection, steps: list[Step]) -> None:
         host = target.host
         if existing is not None and existing.device:
             if not self.host.present(existing.device):

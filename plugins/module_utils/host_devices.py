@@ -73,8 +73,9 @@ class LocalHost:
         return _connectors().run_dir()
 
     # devices a connection made (connectors/) -------------------------------
-    def attach(self, connection_info: dict, volume_id: str, read_only: bool, method: str) -> dict:
-        return _connectors().attach(connection_info, volume_id, read_only, method)
+    def attach(self, connection_info: dict, volume_id: str, read_only: bool, method: str,
+               multipath: bool = False) -> dict:
+        return _connectors().attach(connection_info, volume_id, read_only, method, multipath)
 
     def detach(self, device: dict | None, connection_info: dict, stale: bool = False) -> None:
         """Remove a device; `stale`: its export is gone (a forced detach), so nothing can be flushed to it."""

@@ -74,6 +74,15 @@ options:
     type: str
     choices: [auto, kernel, userspace]
     default: auto
+  multipath:
+    description:
+      - With the kernel method, attach over every portal the connection info lists (os-brick's C(use_multipath)).
+        iSCSI gives a device-mapper multipath device (needs multipath-tools, C(multipathd) running), NVMe-oF the
+        kernel's native NVMe multipath. The device keeps working while one path is down.
+      - Without it, the kernel method logs in to the first portal only. Ignored by the loop and userspace methods.
+      - Changing it for an attached volume takes a detach and an attach.
+    type: bool
+    default: false
   force:
     description:
       - With O(state=detached) and O(host), remove the connection of O(host), a host that is gone (down,
@@ -188,6 +197,8 @@ attachment:
         path: {description: "The device, for example C(/dev/loop3).", type: str}
         type: {description: C(block)., type: str}
         method: {description: "How it was made: loop, userspace or kernel.", type: str}
+        protocol: {description: "The connection's protocol (C(iscsi), C(nvmeof), C(rbd), C(local)).", type: str}
+        multipath: {description: "Whether the kernel method attached over every portal.", type: bool}
 actions:
   description: What the task did, or in check mode would do, in order.
   returned: always
@@ -206,6 +217,7 @@ ARGUMENT_SPEC = {
     "connector": {"type": "dict"},
     "mode": {"type": "str", "choices": list(MODES), "default": "rw"},
     "method": {"type": "str", "choices": list(METHODS), "default": "auto"},
+    "multipath": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "host": {"type": "str"},
 }

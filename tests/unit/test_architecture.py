@@ -34,7 +34,7 @@ LONG_FILES = {
 LAYERS = [
     ("errors", "commands", "probe"),
     ("units", "objects", "sealing", "config", "volume_types"),
-    ("serialization",),
+    ("serialization", "targets"),
     ("persistence", "drivers", "connectors"),
     ("backend_env", "backends_file", "host_devices", "transaction", "sources", "backend_identity", "backup_chunks"),
     ("handler",),

@@ -52,7 +52,8 @@ def test_ansible_doc_shows_one_short_paragraph_per_driver_with_only_its_options(
         assert len(paragraphs) == 1, cls.name
         paragraph = paragraphs[0]
         assert f"docs/drivers/{cls.name}.md" in paragraph
-        assert len(paragraph) < 700, (cls.name, len(paragraph))
+        # 900: the file driver lists three export targets' options (tgt, and lio/nvmet with Cinder's names).
+        assert len(paragraph) < 900, (cls.name, len(paragraph))
         own = {opt.name for opt in cls.options}  # drivers may share options (file's and lvm's iSCSI export)
         for other in classes:
             for opt in other.options:

@@ -23,10 +23,14 @@ SUITE=bookworm
 CONSTRAINTS="$REPO/constraints/guest.txt"
 # What a storage guest and a consumer guest need: the kernel (iSCSI, NVMe-oF, dm, LIO modules), systemd, sshd, the
 # initiators and targets (open-iscsi, nvme-cli, multipath, LIO through targetcli/rtslib, tgt), LVM, Python for
-# the modules, qemu-img for the drivers, ping for the path checks.
+# the modules, qemu-img for the drivers, ping for the path checks, python3-cryptography for secrets sealed with the
+# task key (CHAP of a kernel export; the guests' venv sees system site packages), with python3-cffi-backend named:
+# debootstrap does not resolve the virtual packages (python3-cffi-backend-api-*) python3-cryptography depends on;
+# lsscsi for os-brick's iSCSI extend.
 PACKAGES=(linux-image-amd64 systemd-sysv dbus openssh-server udev kmod iproute2 procps e2fsprogs xfsprogs python3
           python3-venv open-iscsi lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb nvme-cli multipath-tools
-          sg3-utils qemu-utils tgt iputils-ping)
+          sg3-utils qemu-utils tgt iputils-ping python3-cryptography
+          python3-cffi-backend lsscsi)
 # Kernel module folders no storage guest loads: deleted to keep the image and the initrd small.
 SLIM=(drivers/gpu drivers/media drivers/net/wireless drivers/net/ethernet drivers/staging drivers/bluetooth
       drivers/isdn drivers/iio drivers/comedi drivers/hid sound net/bluetooth net/wireless net/mac80211)

@@ -17,19 +17,10 @@ qcow2 snapshots and clones are backing-file overlays (constant time whatever the
 
 Every step is idempotent, so a re-run after a crash completes what was begun.
 
-iSCSI (`target: iscsi`, raw only): tgt on the backend's host serves each connection
-from a target of its own, `<prefix>volume-<volume id>:<connection id>`, LUN 1 on the
-volume's file, open to that host's initiator name alone (never to an address: tgt
-lets in a login that matches the name list or the address list) and with that
-connection's CHAP account alone. tgt binds accounts to targets, not initiators: with
-one target per volume, as older versions made, every host of a multiattach volume
-could log in with any other's account. A host trying another's target is answered
-"target not found", another's account on its own target fails CHAP. The targets share
-the file's data: tgt reads and writes the file itself, with no cache of its own.
-Removing a connection removes its target and account; the last leaves nothing in
-tgtd. A shared target an older version made keeps serving its connections (their
-hosts' sessions go on); each one's detach removes it from that target, and it is
-isolated once its host attaches again. An extend re-reads the size in every target.
+Exports (drivers/file/export.py, raw only but local): `iscsi` is tgt on the backend's host, `lio` and `nvmet`
+the kernel's iSCSI and NVMe-oF/TCP targets (targets/). Each connection gets a target of its own, open to its
+host alone (its initiator name or host NQN; iSCSI: with that connection's CHAP account alone), removed with
+it; an extend makes every target report the new size.
 
 Volume data is private: files are made under umask 077 (images 0600, a frozen qcow2
 image 0400) in a directory created 0700. With `image_group`, that group gets
@@ -46,6 +37,7 @@ import os
 import time
 from typing import Iterator
 
+from ... import targets
 from ...config import Opt
 from ...errors import DriverError, InvalidParameter
 from ...objects import Snapshot, Volume
@@ -74,11 +66,13 @@ class FileDriver(IscsiExport, Driver):
             help="Image format of new volumes. raw: sparse files; qcow2: snapshots and clones as overlays."),
         Opt("reflink", default="auto", choices=("auto", "always", "never"),
             help="raw copies by reflink: auto uses it where the filesystem can, always fails where it cannot."),
-        Opt("target", default="local", choices=("local", "iscsi"),
+        Opt("target", default="local", choices=("local", "iscsi", *targets.KINDS),
             help="How volumes are exported. local: the file path, attached on this host; iscsi: the userspace "
-                 "target tgt on this host, a target per connection with that host's initiator and CHAP account "
-                 "only (raw volumes only)."),
+                 "target tgt on this host; lio: the kernel's iSCSI target (LIO); nvmet: the kernel's NVMe-oF/TCP "
+                 "target. iscsi, lio and nvmet: a target per connection open to that host only (iscsi and lio: "
+                 "with its own CHAP account), raw volumes only."),
         *ISCSI_OPTIONS,
+        *targets.OPTIONS,
         Opt("image_group", default="",
             help="A group of the host given read-write access to the images (0660) and to a directory this "
                  "driver creates (2770, setgid). Empty: images 0600 and a new directory 0700, owner only."),
@@ -94,7 +88,9 @@ class FileDriver(IscsiExport, Driver):
         "multiattach": True,
         "connection_types": {"local": "file path (loop device, or qemu-storage-daemon FUSE for qcow2)",
                              "iscsi": "tgt target per connection (its host's initiator and CHAP account only) on the "
-                                      "volume's file; raw only"},
+                                      "volume's file; raw only",
+                             "lio": "LIO iSCSI target per connection (its host's initiator, CHAP account); raw only",
+                             "nvmet": "nvmet NVMe/TCP subsystem per connection (its host's NQN only); raw only"},
     }
 
     def __init__(self, backend_name: str, conf: dict) -> None:
@@ -103,9 +99,11 @@ class FileDriver(IscsiExport, Driver):
             raise InvalidParameter(f"backend.path: {conf['path']!r} must be an absolute directory path",
                                    "backend.path")
         self.path = os.path.normpath(conf["path"])
-        if conf["target"] == "iscsi" and conf["format"] == "qcow2":
-            raise InvalidParameter("backend.target: iscsi exports raw files only (tgt serves a file's bytes as "
-                                   "they are); use format raw, or target local for qcow2", "backend.target")
+        if conf["target"] != "local" and conf["format"] == "qcow2":
+            raise InvalidParameter(f"backend.target: {conf['target']} exports raw files only (it serves a file's "
+                                   "bytes as they are); use format raw, or target local for qcow2", "backend.target")
+        if conf["target"] in targets.KINDS:
+            targets.portals(conf, conf["target"])  # a bad address is refused here, before anything is made
 
     def locator(self) -> dict:
         return {"path": self.path, "format": self.conf["format"]}
@@ -254,6 +252,8 @@ class FileDriver(IscsiExport, Driver):
         fmt.extend(volume, path, new_size)
         if self.conf["target"] == "iscsi" and "iscsi" in fmt.targets:
             self._tgt().refresh(path)
+        elif self.conf["target"] in targets.KINDS and "iscsi" in fmt.targets:
+            self.kernel_refresh(volume)
         return volume.driver_data
 
     def delete_volume(self, volume: Volume) -> None:

@@ -1,13 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: blockstore.storage contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How the file driver exports a volume: its image's own path, or an iSCSI target.
+"""How the file driver exports a volume: its image's own path, an iSCSI target (tgt, LIO) or NVMe-oF/TCP (nvmet).
 
 `target: local` hands the host the image's path; `target: iscsi` makes a tgtd target
 (raw images only) for each connection: `<prefix>volume-<volume id>:<connection id>`,
 LUN 1 on the volume's image, open to that host's initiator name alone, with that
 connection's CHAP account alone. tgt binds accounts to targets, so one target shared by
-several hosts would let each log in with the others' accounts.
+several hosts would let each log in with the others' accounts. The ACL is an initiator name, never an
+address (tgt lets in a login that matches the name list or the address list). A host trying another's
+target is answered "target not found"; another's account on its own target fails CHAP. The targets share the
+file's data: tgt reads and writes the file itself, with no cache of its own. `target: lio` and
+`target: nvmet` are the kernel's targets (targets/: `KernelExport`), made the same way per connection.
 
 Older versions made one shared target per volume (`<prefix>volume-<volume id>`). Its
 connections keep working on it (the initiators of other hosts keep their sessions);
@@ -32,6 +36,8 @@ import uuid
 from ...config import Opt
 from ...errors import Conflict, DriverError, InvalidParameter, MissingDependency
 from ...objects import Connection, Volume
+from ...targets import KINDS as KERNEL_TARGETS
+from ...targets import PROTOCOL, KernelExport
 from ...volume_types import with_front_end_qos
 
 # What an iSCSI name may hold (RFC 3722): a connection id outside it is named by its digest instead.
@@ -48,8 +54,10 @@ ISCSI_OPTIONS = (
 )
 
 
-class IscsiExport:
-    """The connection half of FileDriver (a mixin: it uses the driver's conf, volume_path and format_of)."""
+class IscsiExport(KernelExport):
+    """The connection half of FileDriver (a mixin: it uses the driver's conf, volume_path and format_of).
+
+    `target: lio` and `target: nvmet` are the kernel targets (targets/), serving the raw image's file."""
 
     # QoS is enforced where the volume is attached, so a change applies at its next attach.
     qos_change = "attach"
@@ -87,12 +95,17 @@ class IscsiExport:
         except ValueError:
             return None
 
+    def export_source(self, volume: Volume) -> str:
+        return self.volume_path(volume)
+
     def export_expected(self, connection: Connection) -> bool:
-        return (connection.connection_info or {}).get("driver_volume_type") == "iscsi"
+        return (connection.connection_info or {}).get("driver_volume_type") in ("iscsi", "nvmeof")
 
     def list_exports(self) -> list[dict] | None:
         """Each connection's account on a tgt target serving one of this backend's images (found by the
         target's backing file, whatever the target is called); a target with no account is listed alone."""
+        if self.conf["target"] in KERNEL_TARGETS:
+            return self.kernel_exports({self.local_path(v): v for v in self.list_volume_ids()})
         if self.conf["target"] != "iscsi":
             return None
         from ..tgt import TgtdUnreachable
@@ -121,8 +134,10 @@ class IscsiExport:
                                        "data": {"device_path": path, "format": fmt.name, "volume_id": volume.id,
                                                 "access_mode": connection.mode}}, volume.volume_type)
         if "iscsi" not in fmt.targets:
-            raise Conflict(f"backend.target: volume {volume.name!r} is {fmt.name}; the iscsi target exports raw "
-                           "volumes only", "backend.target")
+            raise Conflict(f"backend.target: volume {volume.name!r} is {fmt.name}; the {self.conf['target']} target "
+                           "exports raw volumes only", "backend.target")
+        if self.conf["target"] in KERNEL_TARGETS:
+            return with_front_end_qos(self.kernel_initialize(volume, connection), volume.volume_type)
         initiator = connection.connector.get("initiator")
         if not initiator:
             raise InvalidParameter("connector.initiator: an iscsi export needs the host's initiator IQN "
@@ -157,6 +172,9 @@ class IscsiExport:
 
     def terminate_connection(self, volume: Volume, connection: Connection) -> None:
         info = connection.connection_info or {}
+        if self.conf["target"] in KERNEL_TARGETS and info.get("driver_volume_type") == PROTOCOL[self.conf["target"]]:
+            self.kernel_terminate(volume, connection)
+            return
         if info.get("driver_volume_type") != "iscsi":
             return
         user = self.chap_user(connection)

@@ -61,6 +61,10 @@ bash "$lab_sh" link gapp 1 down
 phase smoke-link1-down smoke.yml -e smoke_link_down=1
 bash "$lab_sh" link gapp 1 up
 phase smoke-link1-up smoke.yml -e smoke_paths_only=true
+# --- kernel exports on gstor, kernel attach on gapp (issue 14 items 3-4): lio (CHAP, multipath, link 1 down
+# during I/O), then nvmet; each ends with nothing left on either guest.
+phase kernel-lio kernel.yml -e kt=lio -e kernel_state="$work/kernel-lio.json" -e lab_sh="$lab_sh"
+phase kernel-nvmet kernel.yml -e kt=nvmet -e kernel_state="$work/kernel-nvmet.json" -e lab_sh="$lab_sh"
 
 # --- lvm (issue 14 item 2): the lvm driver thick and thin on gstor's data disk, checked by the data (lvm.yml).
 phase lvm lvm.yml -e lvm_state_path="$work/lvm-state.json"

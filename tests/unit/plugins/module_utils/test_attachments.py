@@ -14,7 +14,12 @@ import json
 import pytest
 from ansible_collections.blockstore.storage.plugins.module_utils.attachments import AttachmentResource
 from ansible_collections.blockstore.storage.plugins.module_utils.drivers.base import Driver
-from ansible_collections.blockstore.storage.plugins.module_utils.errors import BlockstoreError, Conflict, DriverError
+from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
+    BlockstoreError,
+    Conflict,
+    DriverError,
+    InvalidParameter,
+)
 from ansible_collections.blockstore.storage.plugins.module_utils.handler import Task, dispatch
 from ansible_collections.blockstore.storage.plugins.module_utils.host_devices import LocalHost
 from ansible_collections.blockstore.storage.plugins.module_utils.objects import RecordSet, Volume, to_record
@@ -68,6 +73,7 @@ class Host(LocalHost):
         self.loops: dict[str, str] = {}
         self.busy: list[str] = []
         self.seen_attach: list[tuple] = []  # (read_only, method) of each attach
+        self.seen_multipath: list[bool] = []  # multipath of each attach
         self.sizes: dict[str, int] = {}  # device path: size, when not 1 GiB
         self.grown: list[tuple] = []  # (device path, size) of each grow
         self.uid = 0  # the user the module runs as (LocalHost.euid)
@@ -90,13 +96,14 @@ class Host(LocalHost):
     def run_dir(self):
         return "/run/blockstore-test"
 
-    def attach(self, connection_info, volume_id, read_only, method):
+    def attach(self, connection_info, volume_id, read_only, method, multipath=False):
         if isinstance(self.fail, Exception):
             raise self.fail  # pylint: disable=raising-bad-type  # an exception instance, checked just above
         if self.fail:
             raise DriverError("attach: qemu-storage-daemon could not open the volume: login failed")
         self.seen_info.append(connection_info)
         self.seen_attach.append((read_only, method))
+        self.seen_multipath.append(multipath)
         device = {"path": f"/dev/loop{len(self.devices)}", "type": "block", "method": "userspace",
                   "protocol": "iscsi", "backing_file": "/run/x/export"}
         self.devices[device["path"]] = device
@@ -185,6 +192,15 @@ def test_attach_connects_attaches_and_marks_the_volume_in_use(lab):
     assert lab.host.seen_info[0]["data"]["auth_password"] == "pw-here"  # unsealed for the host only
     assert lab.host.seen_info[0]["data"]["initiator_name"] == HERE["initiator"]
     assert not lab.run(volume="v1")["changed"]
+
+
+def test_multipath_is_passed_to_the_hosts_attach_and_refused_when_not_a_boolean(lab):
+    with pytest.raises(InvalidParameter, match=r"^multipath: 'yes' is not a boolean") as caught:
+        lab.run(volume="v1", multipath="yes")
+    assert caught.value.option == "multipath" and not lab.connections()  # refused before anything was made
+    lab.run(volume="v1", multipath=True)
+    lab.run(volume="shared")
+    assert lab.host.seen_multipath == [True, False]
 
 
 def test_secrets_are_sealed_in_the_store_and_masked_in_results(lab):

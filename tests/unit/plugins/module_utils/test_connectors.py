@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 
@@ -41,7 +42,8 @@ def test_choose(protocol, fmt, method, kernel, expected):
 @pytest.mark.parametrize(("protocol", "fmt", "method", "kernel", "error", "words"), [
     ("local", "qcow2", "kernel", True, Conflict, "nbd"),
     ("iscsi", "raw", "kernel", False, Conflict, "iscsi_tcp"),
-    ("rbd", "raw", "kernel", False, Conflict, "/sys/bus/rbd"),
+    ("rbd", "raw", "kernel", False, Conflict, "module rbd"),
+    ("nvmeof", "raw", "kernel", False, Conflict, "module nvme_tcp"),
     ("nvmeof", "raw", "userspace", True, Conflict, "no userspace path"),
     ("local", "raw", "fast", True, InvalidParameter, "auto, kernel, userspace"),
 ])
@@ -110,6 +112,38 @@ def test_host_properties_reads_the_initiator_file(monkeypatch, tmp_path):
     initiator_file.write_text("## comment\nInitiatorName=iqn.1993-08.org.debian:01:abc\n")
     monkeypatch.setattr(connectors, "INITIATOR_FILE", str(initiator_file))
     assert connectors.host_properties()["initiator"] == "iqn.1993-08.org.debian:01:abc"
+
+
+def test_a_kernel_module_counts_when_loaded_built_in_or_loadable():
+    dep = ["kernel/drivers/scsi/iscsi_tcp.ko.xz: kernel/drivers/scsi/libiscsi_tcp.ko.xz\n",
+           "kernel/drivers/nvme/host/nvme-tcp.ko: kernel/drivers/nvme/host/nvme-fabrics.ko\n"]
+    assert connectors.module_available("iscsi_tcp", set(), dep)    # loadable: iscsid loads it on first login
+    assert connectors.module_available("nvme_tcp", set(), dep)     # file names use '-', module names '_'
+    assert connectors.module_available("rbd", {"rbd"}, [])         # loaded
+    assert not connectors.module_available("rbd", {"loop"}, dep)   # neither
+    assert not connectors.module_available("iscsi_tcp", set(), ["kernel/drivers/scsi/libiscsi_tcp.ko: \n"])
+
+
+def test_host_properties_give_the_nvme_host_nqn_without_os_brick(monkeypatch, tmp_path):
+    def missing(ip, multipath=False):
+        raise MissingDependency("no os-brick", "os-brick")
+    monkeypatch.setattr(brick, "properties", missing)
+    monkeypatch.setattr(connectors, "HOSTNQN_FILE", str(tmp_path / "absent"))
+    assert "nqn" not in connectors.host_properties()  # no nvme-cli: no NQN made up
+    hostnqn = tmp_path / "hostnqn"
+    hostnqn.write_text("nqn.2014-08.org.nvmexpress:uuid:0f6e3c1c-6b5e-4d2e-9a44-2c8f1f0b7e11\n")
+    monkeypatch.setattr(connectors, "HOSTNQN_FILE", str(hostnqn))
+    assert connectors.host_properties()["nqn"] == "nqn.2014-08.org.nvmexpress:uuid:0f6e3c1c-6b5e-4d2e-9a44-2c8f1f0b7e11"
+
+
+@pytest.mark.parametrize("multipath", [True, False])
+def test_the_kernel_connector_builds_os_brick_s_connector_as_asked(multipath):
+    pytest.importorskip("os_brick")
+    initiator = brick._initiator("ISCSI", multipath)  # os-brick's own factory, no system change
+    assert initiator.use_multipath is multipath
+    assert brick._initiator("NVMEOF", multipath).use_multipath is multipath
+    from oslo_config import cfg
+    assert cfg.CONF.os_brick.lock_path  # os_brick.setup ran with a lock_path: external locks work
 
 
 TGT_SHOW = """Target 1: iqn.2010-10.org.blockstore:volume-a
@@ -195,3 +229,32 @@ def test_a_stale_userspace_device_bound_to_another_file_is_left_alone(monkeypatc
     device = {"path": "/dev/loop3", "method": "userspace", "backing_file": "/run/x/export", "daemon": {"dir": "/run/x"}}
     userspace.UserspaceConnector().discard_volume(device, {})
     assert done == ["daemon"]
+
+
+def test_a_failed_kernel_connect_tells_what_os_brick_logged_without_the_chap_secret():
+    pytest.importorskip("os_brick")
+    data = {"target_portal": "192.0.2.1:3260", "target_iqn": "iqn.2010-10.org.blockstore:volume-x", "target_lun": 0,
+            "auth_method": "CHAP", "auth_username": "bsuser", "auth_password": "s3cret-pass"}
+    errors = brick._Errors(data)
+    logger = logging.getLogger("os_brick.initiator.connectors.iscsi")
+    logger.addHandler(errors)
+    try:
+        logger.error("Could not login to %s with password %s", data["target_portal"], "s3cret-pass")
+        logger.warning("a warning is not a reason")
+    finally:
+        logger.removeHandler(errors)
+    assert errors.told() == " (os-brick logged: Could not login to 192.0.2.1:3260 with password ********)"
+    assert brick._Errors({}).told() == ""  # nothing logged: nothing added
+
+
+def test_kernel_device_size_is_what_the_host_sees(tmp_path):
+    # An attachment plans a grow only when the device looks smaller than the volume: with no size (None) an
+    # extend on the backend never reached the host (seen in the guest lab). Any block device of this host will do.
+    from ansible_collections.blockstore.storage.plugins.module_utils.connectors.kernel import KernelConnector
+    name = sorted(os.listdir("/sys/class/block"))[0]
+    link = tmp_path / "by-id-link"
+    link.symlink_to(f"/dev/{name}")  # os-brick may hand back a symlink (/dev/disk/by-path/..., /dev/mapper/...)
+    with open(f"/sys/class/block/{name}/size", encoding="ascii") as handle:
+        expected = int(handle.read()) * 512
+    assert KernelConnector().size({"path": str(link)}) == expected
+    assert KernelConnector().size({"path": f"/dev/{name}"}) == expected

@@ -46,7 +46,9 @@ MUTATING_EVENTS = ("os.rename", "os.remove", "os.truncate", "os.chmod", "os.rmdi
 NOT_STEPS = ("host_properties",)  # reading the host's facts
 NORMALIZE = ((re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
              (re.compile(r"/dev/loop[0-9]+"), "/dev/loop<n>"),
-             (re.compile(r"\.(state|key)-[A-Za-z0-9_]+"), r".\1-<tmp>"))
+             (re.compile(r"\.(state|key)-[A-Za-z0-9_]+"), r".\1-<tmp>"),
+             # the dead-export watchdog's command line names its daemon's pid, another one every run
+             (re.compile(r"(blockstore-watchdog) [0-9]+"), r"\1 <pid>"))
 # librbd calls of drivers/rbd/ that change the cluster.
 RBD_MUTATIONS = re.compile(r"\.(create|clone|remove|rename|create_snap|remove_snap|protect_snap|unprotect_snap|"
                            r"resize|flatten|copy|rollback_to_snap)\(")

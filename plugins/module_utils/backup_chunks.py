@@ -162,14 +162,20 @@ class Repository:
         return removed
 
 
+def _well_formed(manifest: object) -> bool:
+    """The shape this collection writes: its format, sizes, checksum and one entry per chunk."""
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return False
+    chunk_size, size, chunks = manifest.get("chunk_size"), manifest.get("size"), manifest.get("chunks")
+    if not isinstance(chunk_size, int) or chunk_size <= 0 or not isinstance(size, int):
+        return False
+    if not isinstance(manifest.get("sha256"), str) or not isinstance(chunks, list):
+        return False
+    return len(chunks) == -(-size // chunk_size) and all(d is None or isinstance(d, str) for d in chunks)
+
+
 def check_manifest(manifest: object, where: str) -> None:
-    ok = (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
-          and isinstance(manifest.get("chunk_size"), int) and manifest["chunk_size"] > 0
-          and isinstance(manifest.get("size"), int) and isinstance(manifest.get("sha256"), str)
-          and isinstance(manifest.get("chunks"), list)
-          and len(manifest["chunks"]) == -(-manifest["size"] // manifest["chunk_size"])
-          and all(d is None or isinstance(d, str) for d in manifest["chunks"]))
-    if not ok:
+    if not _well_formed(manifest):
         raise BackupCorrupt(f"backup manifest {where} is not one this collection wrote (format "
                             f"{MANIFEST_FORMAT}), or it was altered")
 

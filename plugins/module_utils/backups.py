@@ -394,7 +394,7 @@ class BackupInfo(Handler):
         if ref is not None:
             volume = records.lookup(VOLUME, ref, "volume", required=False)
             # A deleted volume's backups are still found by its name or id.
-            backups = [b for b in backups if b.volume_id == (volume.id if volume else ref.lower())
-                       or (volume is None and b.volume_name == ref)]
+            wanted_id, by_name = (volume.id, False) if volume else (ref.lower(), True)
+            backups = [b for b in backups if b.volume_id == wanted_id or (by_name and b.volume_name == ref)]
         shown = [public_view(b) for b in sorted(backups, key=lambda b: (b.created_at, b.name, b.id))]
         return {"changed": False, cls.result_key: shown}, None

@@ -46,6 +46,9 @@ MUTATING_EVENTS = ("os.rename", "os.remove", "os.truncate", "os.chmod", "os.rmdi
 NOT_STEPS = ("host_properties",)  # reading the host's facts
 NORMALIZE = ((re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
              (re.compile(r"/dev/loop[0-9]+"), "/dev/loop<n>"),
+             # commands name a loop device by its basename (`losetup --detach loop2`): its number depends on what
+             # else holds loop devices, so it differs between the run that lists the steps and the one killed
+             (re.compile(r"\bloop[0-9]+\b"), "loop<n>"),
              (re.compile(r"\.(state|key)-[A-Za-z0-9_]+"), r".\1-<tmp>"),
              # the dead-export watchdog's command line names its daemon's pid, another one every run
              (re.compile(r"(blockstore-watchdog) [0-9]+"), r"\1 <pid>"))

@@ -40,11 +40,10 @@ class QemuImages:
     def qemu_filename(self, image: str, snapshot: str | None = None) -> str:
         conf = self.conf
         cluster = conf["rbd_cluster_name"]
-        # qemu names no cluster to librados (it reads ceph.conf when given none): another cluster's file is
-        # librados' first default for it, and `cluster` makes the keyring's default path that cluster's.
+        # qemu names no cluster to librados (it reads ceph.conf when given none, and refuses a `cluster` setting):
+        # another cluster's file is librados' first default for it.
         ceph_conf = conf["rbd_ceph_conf"] or (None if cluster == "ceph" else f"/etc/ceph/{cluster}.conf")
-        settings = [("conf", ceph_conf), ("id", conf["rbd_user"]), ("keyring", conf["rbd_keyring_conf"]),
-                    ("cluster", None if cluster == "ceph" else cluster)]
+        settings = [("conf", ceph_conf), ("id", conf["rbd_user"]), ("keyring", conf["rbd_keyring_conf"])]
         if conf["rados_connect_timeout"] >= 0:
             settings += [(name, str(conf["rados_connect_timeout"])) for name in TIMEOUT_SETTINGS]
         spec = f"{_escaped(self.pool, _NAME_SPECIALS)}/{_escaped(image, _NAME_SPECIALS)}"

@@ -123,9 +123,9 @@ def test_backups_read_the_snapshot_and_write_the_volume_as_the_driver_reaches_th
 
 
 def test_backup_filenames_escape_what_qemu_splits_at_and_leave_out_what_is_not_set():
-    driver = build_driver(rbd_backend(rbd_pool="a/b@c:d", rbd_keyring_conf="/k/x:y@z\\w.keyring"))
+    driver = build_driver(rbd_backend(rbd_pool="a/b@c:d", rbd_keyring_conf="/k/x:y\\w.keyring"))
     name, _fmt = driver.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))
-    assert name == f"rbd:a\\/b\\@c\\:d/volume-{VOLUME_ID}:keyring=/k/x\\:y@z\\\\w.keyring"
+    assert name == f"rbd:a\\/b\\@c\\:d/volume-{VOLUME_ID}:keyring=/k/x\\:y\\\\w.keyring"
     # librados' defaults (ceph.conf, client.admin, no timeout) when the backend sets nothing
     assert build_driver(rbd_backend()).image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))[0] == \
         f"rbd:rbd/volume-{VOLUME_ID}"
@@ -133,6 +133,15 @@ def test_backup_filenames_escape_what_qemu_splits_at_and_leave_out_what_is_not_s
     other = build_driver(rbd_backend(rbd_cluster_name="backup"))
     assert other.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))[0] == \
         f"rbd:rbd/volume-{VOLUME_ID}:conf=/etc/ceph/backup.conf"
+
+
+@pytest.mark.parametrize("option", ["rbd_keyring_conf", "rbd_ceph_conf", "rbd_user"])
+def test_a_backup_filename_value_with_an_at_sign_is_refused_naming_its_option(option):
+    # qemu takes the first '@' after the pool for a snapshot's, escaped or not (the image's name would be wrong)
+    driver = build_driver(rbd_backend(**{option: "/etc/ceph/a@b"}))
+    with pytest.raises(DriverError, match=rf"^{option}: '/etc/ceph/a@b' holds an '@': qemu-img cannot") as caught:
+        driver.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))
+    assert caught.value.option == option
 
 
 @pytest.mark.parametrize("name", ["lvm", "cinder"])

@@ -25,8 +25,12 @@ description:
     and the whole image's; a missing or altered chunk stops it with an error naming the chunk, before the
     volume is created or written."
   - Backups are records in the same state store as the volumes. Deleting a volume keeps its backups.
-  - "Drivers: the file driver (V(raw) and V(qcow2)); needs C(qemu-img) on the host. Other drivers refuse
-    with an error naming the driver (C(driver) in O(backend))."
+  - "Drivers: the file driver (V(raw) and V(qcow2)), needs C(qemu-img) on the host; the rbd driver, needs
+    C(qemu-img) with qemu's rbd block driver (Debian: C(qemu-utils) and C(qemu-block-extra)), which reaches
+    the cluster with the backend's C(rbd_ceph_conf), C(rbd_user) and C(rbd_keyring_conf) (the keyring's path,
+    never the key, is on its command line). An rbd incremental backup reads the whole snapshot and stores the
+    chunks that changed (no C(rbd export-diff) yet). Other drivers (V(lvm), V(cinder)) refuse with an error
+    naming the driver (C(driver) in O(backend)), before anything is made."
 author: blockstore.storage developers (@blockstore)
 extends_documentation_fragment:
   - blockstore.storage.backend

@@ -16,6 +16,7 @@ ops (labels name volumes and snapshots; ids are made here):
   ["extend", v, size]             ["revert", v, s]             ["connect", v]
   ["write", v, offset, byte]      ["read", v, offset, length]  (the distinct byte values read)
   ["depth", v]                    ["exists", v]                ["stats"] ["ids"] ["check"]
+  ["image_of", v or s]            (the qemu filename and format backups read or write)
   ["drop_image", v]               (removes v's image behind the driver's back)
   ["purge", [id, ...]]            (test clean-up: removes every image named with one of the ids)
 """
@@ -150,6 +151,9 @@ class Runner:
 
     def op_depth(self, label: str) -> int:
         return self.driver._depth(self.driver.volume_image(self.volumes[label].id))
+
+    def op_image_of(self, label: str) -> list:
+        return list(self.driver.image_of(self.snapshots.get(label) or self.volumes[label]))
 
     def op_exists(self, label: str) -> bool:
         return self.driver.volume_exists(self.volumes[label])

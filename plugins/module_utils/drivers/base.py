@@ -104,7 +104,8 @@ class Driver:
 
     def image_of(self, obj: Volume | Snapshot) -> tuple[str, str]:
         """Optional: (path, qemu-img format) of a volume's or snapshot's image on this host, for backups
-        (backups.py reads a snapshot's and writes a volume's through qemu-img)."""
+        (backups.py reads a snapshot's and writes a volume's through qemu-img): a file, or a filename of a
+        qemu block driver (rbd:...) that carries no secret, since it is on qemu-img's command line."""
         raise self._no_backups()
 
     def refuse_without_backups(self) -> None:
@@ -114,8 +115,8 @@ class Driver:
             raise self._no_backups()
 
     def _no_backups(self) -> DriverError:
-        return DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file driver can)",
-                           "backend.driver")
+        return DriverError(f"driver {self.name!r} cannot back up or restore volumes yet (the file and rbd drivers "
+                           "can)", "backend.driver")
 
     def refuse_snapshots_without_room(self, volumes: list[Volume], what: str) -> None:
         """Optional: refuse, before any is taken, snapshots of all `volumes` the backend has no room for

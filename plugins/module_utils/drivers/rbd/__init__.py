@@ -40,9 +40,10 @@ from ...volume_types import qos_of, with_front_end_qos
 from ..base import Driver
 from .cluster import LIBRADOS_MOUNT_TIMEOUT, ClusterConnection
 from .images import CLONE_BASE_PREFIX, HIDDEN_SUFFIX, USER_SNAP_PREFIX, ImageChains
+from .qemu_image import QemuImages
 
 
-class RbdDriver(ImageChains, ClusterConnection, Driver):
+class RbdDriver(QemuImages, ImageChains, ClusterConnection, Driver):
     name = "rbd"
     options = (
         Opt("rbd_pool", default="rbd", help="The RADOS pool where volumes are stored."),

@@ -267,6 +267,45 @@ def test_connection_info_is_in_os_bricks_shape():
     assert leftovers(ids) == []
 
 
+def qemu_img(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def first_bytes(tmp_path, name: str) -> set:
+    """The distinct byte values of the first 64 KiB of an image qemu-img opens as `name`."""
+    out = tmp_path / "read.raw"
+    proc = qemu_img("convert", "-f", "raw", "-O", "raw", name, str(out))
+    assert proc.returncode == 0, proc.stderr
+    with open(out, "rb") as data:
+        return set(data.read(65536))
+
+
+def test_backups_open_the_snapshot_and_the_volume_with_qemu_img(tmp_path):
+    # The keyring under a name with characters qemu splits an rbd: filename at: it must reach librados whole.
+    keyring = tmp_path / "client:cinder\\b.keyring"
+    keyring.write_bytes(open(KEYRING, "rb").read())
+    ops = [["volume", "a", 1], ["write", "a", 0, 0x11], ["snapshot", "s", "a"], ["write", "a", 0, 0x22],
+           ["image_of", "s"], ["image_of", "a"]]
+    results = ok(ops, rbd_keyring_conf=str(keyring))[1]
+    (snap_name, snap_format), (volume_name, volume_format) = results[4], results[5]
+    assert snap_format == volume_format == "raw"
+    key = open(KEYRING).read().split("key = ")[1].split()[0]
+    assert key not in snap_name and key not in volume_name  # the keyring's path only, never the key
+    # the snapshot holds the data of when it was taken (what a backup reads), the volume what was written after
+    assert first_bytes(tmp_path, snap_name) == {0x11} and first_bytes(tmp_path, volume_name) == {0x22}
+    # a restore writes into the volume through its name
+    source = tmp_path / "snapshot.raw"
+    assert qemu_img("convert", "-f", "raw", "-O", "raw", snap_name, str(source)).returncode == 0
+    proc = qemu_img("convert", "-n", "-f", "raw", "-O", "raw", str(source), volume_name)
+    assert proc.returncode == 0, proc.stderr
+    assert first_bytes(tmp_path, volume_name) == {0x11}
+    # the keyring named is the one used (the test conf would find the right key by itself): a wrong key there fails
+    keyring.write_text(f"[client.{USER}]\n\tkey = AQBjkPxkAAAAABAAn6j4OKjMQ9ZWGdEbhNRuyg==\n")
+    # (the same name opened above: only the key differs)
+    proc = qemu_img("info", snap_name)
+    assert proc.returncode != 0 and "error connecting" in proc.stderr, proc.stderr
+
+
 def test_stats_come_from_the_cluster():
     ids, results = ok([["volume", "a", 3], ["stats"], ["delete_volume", "a"]])
     stats = results[1]

@@ -20,7 +20,7 @@ from ansible_collections.blockstore.storage.plugins.module_utils.errors import (
     InvalidParameter,
     MissingDependency,
 )
-from ansible_collections.blockstore.storage.plugins.module_utils.objects import Volume
+from ansible_collections.blockstore.storage.plugins.module_utils.objects import Snapshot, Volume
 
 BINDINGS_PRESENT = all(importlib.util.find_spec(name) for name in ("rados", "rbd"))
 
@@ -101,3 +101,56 @@ def test_revert_is_optional_in_the_driver_interface():
 
     with pytest.raises(DriverError, match="driver 'bare' cannot revert a volume to a snapshot"):
         Bare("b", {}).revert_to_snapshot(None, None)
+
+
+VOLUME_ID = "6f0c6a3c-0b7e-4d0b-9d7e-3f1d1c2b4a5e"
+SNAPSHOT_ID = "0e6c7a63-8d4e-4b6e-9d55-0c0a56a1a001"
+
+
+def test_backups_read_the_snapshot_and_write_the_volume_as_the_driver_reaches_the_cluster():
+    driver = build_driver(rbd_backend(rbd_pool="volumes", rbd_ceph_conf="/etc/ceph/ceph.conf", rbd_user="cinder",
+                                      rbd_keyring_conf="/etc/ceph/ceph.client.cinder.keyring",
+                                      rados_connect_timeout=20))
+    settings = (":conf=/etc/ceph/ceph.conf:id=cinder:keyring=/etc/ceph/ceph.client.cinder.keyring"
+                ":client_mount_timeout=20:rados_mon_op_timeout=20:rados_osd_op_timeout=20")
+    volume = Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1)
+    snapshot = Snapshot(id=SNAPSHOT_ID, name="backup-x", backend="ceph1", volume_id=VOLUME_ID, volume_size=1)
+    assert driver.image_of(volume) == (f"rbd:volumes/volume-{VOLUME_ID}{settings}", "raw")
+    # the snapshot, never the volume it is of: a backup is one point in time
+    assert driver.image_of(snapshot) == (f"rbd:volumes/volume-{VOLUME_ID}@snapshot-{SNAPSHOT_ID}{settings}", "raw")
+    driver.refuse_without_backups()  # rbd backs up; no bindings are needed to say so
+    assert "rados" not in sys.modules and "rbd" not in sys.modules
+
+
+def test_backup_filenames_escape_what_qemu_splits_at_and_leave_out_what_is_not_set():
+    driver = build_driver(rbd_backend(rbd_pool="a/b@c:d", rbd_keyring_conf="/k/x:y\\w.keyring"))
+    name, _fmt = driver.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))
+    assert name == f"rbd:a\\/b\\@c\\:d/volume-{VOLUME_ID}:keyring=/k/x\\:y\\\\w.keyring"
+    # librados' defaults (ceph.conf, client.admin, no timeout) when the backend sets nothing
+    assert build_driver(rbd_backend()).image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))[0] == \
+        f"rbd:rbd/volume-{VOLUME_ID}"
+    # another cluster: its configuration file (qemu refuses a `cluster` setting)
+    other = build_driver(rbd_backend(rbd_cluster_name="backup"))
+    assert other.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))[0] == \
+        f"rbd:rbd/volume-{VOLUME_ID}:conf=/etc/ceph/backup.conf"
+
+
+@pytest.mark.parametrize("option", ["rbd_keyring_conf", "rbd_ceph_conf", "rbd_user"])
+def test_a_backup_filename_value_with_an_at_sign_is_refused_naming_its_option(option):
+    # qemu takes the first '@' after the pool for a snapshot's, escaped or not (the image's name would be wrong)
+    driver = build_driver(rbd_backend(**{option: "/etc/ceph/a@b"}))
+    with pytest.raises(DriverError, match=rf"^{option}: '/etc/ceph/a@b' holds an '@': qemu-img cannot") as caught:
+        driver.image_of(Volume(id=VOLUME_ID, name="db", backend="ceph1", size=1))
+    assert caught.value.option == option
+
+
+@pytest.mark.parametrize("name", ["lvm", "cinder"])
+def test_drivers_without_backups_still_refuse_them_naming_the_ones_that_can(name):
+    from ansible_collections.blockstore.storage.plugins.module_utils.drivers import driver_class
+
+    cls = driver_class(name)
+    assert cls.image_of is Driver.image_of
+    refusal = rf"driver '{name}' cannot back up or restore volumes yet \(the file and rbd drivers can\)"
+    with pytest.raises(DriverError, match=refusal) as caught:
+        Driver.refuse_without_backups(cls.__new__(cls))
+    assert caught.value.option == "backend.driver"

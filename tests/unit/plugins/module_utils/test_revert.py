@@ -118,7 +118,7 @@ def test_a_stale_device_is_no_writer(lab):
     ({"revert_to": "other-snap"}, Conflict, "revert_to", "belongs to volume 'other', not 'db'"),
     ({"revert_to": 5}, InvalidParameter, "revert_to", "must be the name or id"),
     ({"revert_to": "before", "state": "absent"}, InvalidParameter, "revert_to", "only with state: present"),
-    ({"revert_to": "before", "size": "512M"}, InvalidParameter, "size", ""),
+    ({"revert_to": "before", "size": "512M"}, InvalidParameter, "size", "not a whole number of GiB"),
 ])
 def test_bad_revert_is_refused_naming_the_option_and_changes_nothing(lab, params, error, option, text):
     lab.volume(name="other", size=1)

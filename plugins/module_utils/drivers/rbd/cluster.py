@@ -20,6 +20,8 @@ from ...units import GiB
 
 # librados' own limit when rados_connect_timeout is negative (client_mount_timeout).
 LIBRADOS_MOUNT_TIMEOUT = 300
+# librados' settings that rados_connect_timeout sets (here, and in qemu's rbd: filenames: qemu_image.py).
+TIMEOUT_SETTINGS = ("client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout")
 BINDINGS_HELP = (
     "the Ceph Python bindings (modules rados and rbd) on the host the module runs on: Debian/Ubuntu "
     "packages python3-rados and python3-rbd (RHEL/CentOS: python3-rados and python3-rbd from the Ceph "
@@ -97,7 +99,7 @@ class ClusterConnection:
             if conf["rbd_keyring_conf"]:
                 cluster.conf_set("keyring", conf["rbd_keyring_conf"])
             if conf["rados_connect_timeout"] >= 0:
-                for setting in ("client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"):
+                for setting in TIMEOUT_SETTINGS:
                     cluster.conf_set(setting, str(conf["rados_connect_timeout"]))
         except rados.Error as exc:
             raise DriverError(f"rbd driver: cannot configure librados: {exc}") from None

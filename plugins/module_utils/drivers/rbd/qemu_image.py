@@ -17,14 +17,11 @@ from __future__ import annotations
 
 from ...errors import DriverError
 from ...objects import Snapshot, Volume
+from .cluster import TIMEOUT_SETTINGS
 
 # qemu splits an rbd: filename at these characters unless a backslash stands before them.
 _NAME_SPECIALS = "\\/@:"  # pool, image and snapshot names
 _VALUE_SPECIALS = "\\:"  # the value of a setting (paths, user names)
-# The options whose values go in the filename as these settings.
-_OPTION_OF = {"conf": "rbd_ceph_conf", "id": "rbd_user", "keyring": "rbd_keyring_conf"}
-# librados' settings that rados_connect_timeout sets (drivers/rbd/cluster.py, _connect).
-TIMEOUT_SETTINGS = ("client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout")
 
 
 def _escaped(text: str, specials: str) -> str:
@@ -46,16 +43,16 @@ class QemuImages:
         # qemu names no cluster to librados (it reads ceph.conf when given none, and refuses a `cluster` setting):
         # another cluster's file is librados' first default for it.
         ceph_conf = conf["rbd_ceph_conf"] or (None if cluster == "ceph" else f"/etc/ceph/{cluster}.conf")
-        settings = [("conf", ceph_conf), ("id", conf["rbd_user"]), ("keyring", conf["rbd_keyring_conf"])]
-        if conf["rados_connect_timeout"] >= 0:
-            settings += [(name, str(conf["rados_connect_timeout"])) for name in TIMEOUT_SETTINGS]
-        for key, value in settings:
+        for option, value in (("rbd_ceph_conf", ceph_conf), ("rbd_user", conf["rbd_user"]),
+                              ("rbd_keyring_conf", conf["rbd_keyring_conf"])):
             # qemu looks for a snapshot's '@' in the whole rest of the filename, escaped or not: a value holding
             # one would be read as part of the image's name.
             if value is not None and "@" in value:
-                option = _OPTION_OF.get(key, "rados_connect_timeout")
                 raise DriverError(f"{option}: {value!r} holds an '@': qemu-img cannot open rbd images for "
                                   "backups with it", option)
+        settings = [("conf", ceph_conf), ("id", conf["rbd_user"]), ("keyring", conf["rbd_keyring_conf"])]
+        if conf["rados_connect_timeout"] >= 0:
+            settings += [(name, str(conf["rados_connect_timeout"])) for name in TIMEOUT_SETTINGS]
         spec = f"{_escaped(self.pool, _NAME_SPECIALS)}/{_escaped(image, _NAME_SPECIALS)}"
         if snapshot is not None:
             spec += f"@{_escaped(snapshot, _NAME_SPECIALS)}"
